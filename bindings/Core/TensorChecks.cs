@@ -1,0 +1,70 @@
+using System.Numerics.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+using RouteKit.Kernels.Common;
+
+namespace RouteKit;
+
+/// <summary>Argument checks shared by every op: device, shape, aliasing and finiteness, all before any launch.</summary>
+internal static class TensorChecks
+{
+    public static void NotNull(Tensor? t, string name)
+    {
+        if (t is null) throw new ArgumentNullException(name);
+        t.ThrowIfDisposed();
+    }
+
+    public static void SameDevice(Device device, Tensor t, string name)
+    {
+        if (!ReferenceEquals(t.Device, device))
+            throw new ArgumentException(
+                $"{name} lives on {t.Device} but the op runs on {device}; move it with FromArray(ToArray()) first.", name);
+    }
+
+    public static void Shape(Tensor t, int[] expected, string name)
+    {
+        if (!t.HasShape(expected))
+            throw new ArgumentException($"{name} has shape {Tensor.Format(t.Shape.ToArray())}; wanted {Tensor.Format(expected)}.", name);
+    }
+
+    /// <summary>An output must not share storage with an input: the op would read what it has already overwritten.</summary>
+    public static void NotAliased(Tensor output, string name, params Tensor[] inputs)
+    {
+        foreach (var input in inputs)
+            if (ReferenceEquals(output, input))
+                throw new ArgumentException($"{name} is also an input of this op; outputs must be distinct tensors.", name);
+    }
+
+    /// <summary>Throws when <paramref name="t"/> holds a NaN or an infinity, naming the first such element.</summary>
+    public static void Finite(Tensor t, string name)
+    {
+        int first;
+        if (t.Device.IsIlgpu)
+        {
+            var kernel = t.Device.GetKernel("FiniteCheck", static acc =>
+                acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<int, Stride1D.Dense>>(
+                    FiniteCheck.FirstNonFiniteKernel));
+            var acc = t.Device.Accelerator!;
+            using var flag = acc.Allocate1D(new[] { int.MaxValue });
+            kernel(t.Length, t.View, flag.View);
+            first = flag.GetAsArray1D()[0];
+        }
+        else
+        {
+            var span = t.Host.AsSpan();
+            if (float.IsFinite(TensorPrimitives.MaxMagnitude(span))) return;
+            first = FirstNonFinite(span);
+        }
+        if (first == int.MaxValue) return;
+        var value = t.Device.IsIlgpu ? t.View.SubView(first, 1).GetAsArray1D()[0] : t.Host[first];
+        throw new ArgumentException(
+            $"{name} {Tensor.Format(t.Shape.ToArray())} holds {value} at flat index {first}; inputs must be finite.", name);
+    }
+
+    private static int FirstNonFinite(ReadOnlySpan<float> span)
+    {
+        for (var i = 0; i < span.Length; i++)
+            if (!float.IsFinite(span[i])) return i;
+        return int.MaxValue;
+    }
+}

@@ -1,0 +1,144 @@
+namespace RouteKit;
+
+/// <summary>How an attention score is formed from a query and a key (DESIGN.md section 4).</summary>
+public enum Score
+{
+    /// <summary><c>z_ij = s q_i . k'_j</c>: ordinary dot-product attention.</summary>
+    Dot = 0,
+    /// <summary><c>z_ij = s q_i . k'_j - (s/2)|k'_j|^2</c>: softmax over negative squared Euclidean distance.</summary>
+    Distance = 1,
+}
+
+/// <summary>Options of <see cref="Attention"/>. Defaults give PyTorch SDPA's dot-product attention.</summary>
+public sealed record AttentionOptions
+{
+    /// <summary>Dot or Distance scores.</summary>
+    public Score Score { get; init; } = Score.Dot;
+
+    /// <summary>Score scale s; null means 1/sqrt(D).</summary>
+    public float? Scale { get; init; }
+
+    /// <summary>Replace each key by <c>rho k / max(|k|, eps)</c> before scoring (constant key norms).</summary>
+    public bool NormalizeKeys { get; init; }
+
+    /// <summary>rho, the norm of normalised keys; null means sqrt(D), which keeps the scale of unnormalised scores.</summary>
+    public float? KeyRadius { get; init; }
+
+    /// <summary>eps in <c>max(|k|, eps)</c>: below it a key is scaled by rho/eps instead of normalised.</summary>
+    public float KeyEpsilon { get; init; } = 1e-6f;
+
+    /// <summary>Keep only keys j &lt;= i + (M - N) (bottom-right aligned, as FlashAttention &gt;= 2.1).</summary>
+    public bool Causal { get; init; }
+
+    /// <summary>Keep only keys with |i + (M - N) - j| &lt;= Window; null means no window.</summary>
+    public int? Window { get; init; }
+
+    /// <summary>Per-head brake slopes m_h &gt;= 0 (length H): <c>z_ij -= m_h |i + (M - N) - j|</c>. Null means none.</summary>
+    public float[]? BrakeSlopes { get; init; }
+
+    /// <summary>Also compute Entropy, SinkMass and MaxProb per query row, fused into the same pass.</summary>
+    public bool Diagnostics { get; init; }
+
+    /// <summary>SinkMass sums the probability of keys j &lt; SinkTokens.</summary>
+    public int SinkTokens { get; init; } = 1;
+
+    /// <summary>Backward gives bitwise-identical results on every run (no floating-point atomics).</summary>
+    public bool Deterministic { get; init; } = true;
+
+    /// <summary>The ALiBi slopes 2^(-8(h+1)/H) for <paramref name="heads"/> heads.</summary>
+    public static float[] AlibiSlopes(int heads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(heads, 1);
+        var slopes = new float[heads];
+        for (var h = 0; h < heads; h++)
+            slopes[h] = (float)Math.Pow(2.0, -8.0 * (h + 1) / heads);
+        return slopes;
+    }
+}
+
+/// <summary>The fused per-row diagnostics of an attention forward pass, each <c>[B, H, N]</c>.</summary>
+public sealed class AttentionDiagnostics : IDisposable
+{
+    /// <summary>Creates the diagnostics from three tensors of shape [B, H, N].</summary>
+    public AttentionDiagnostics(Tensor entropy, Tensor sinkMass, Tensor maxProb)
+    {
+        Entropy = entropy;
+        SinkMass = sinkMass;
+        MaxProb = maxProb;
+    }
+
+    /// <summary><c>Lse_i - sum_j P_ij z_ij</c>, the entropy of row i's attention in nats (0 for a fully masked row).</summary>
+    public Tensor Entropy { get; } // [B, H, N]
+
+    /// <summary><c>sum_{j &lt; SinkTokens} P_ij</c>.</summary>
+    public Tensor SinkMass { get; } // [B, H, N]
+
+    /// <summary><c>max_j P_ij = exp(max_j z_ij - Lse_i)</c> (0 for a fully masked row).</summary>
+    public Tensor MaxProb { get; } // [B, H, N]
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Entropy.Dispose();
+        SinkMass.Dispose();
+        MaxProb.Dispose();
+    }
+}
+
+/// <summary>What <see cref="Attention.Forward"/> returns; the backward needs <see cref="Output"/> and <see cref="Lse"/>.</summary>
+public sealed class AttentionOutput : IDisposable
+{
+    /// <summary>Wraps preallocated or fresh output tensors.</summary>
+    public AttentionOutput(Tensor output, Tensor lse, AttentionDiagnostics? diagnostics = null)
+    {
+        Output = output;
+        Lse = lse;
+        Diagnostics = diagnostics;
+    }
+
+    /// <summary>O, <c>[B, H, N, D]</c>; zero for a fully masked row.</summary>
+    public Tensor Output { get; } // [B, H, N, D]
+
+    /// <summary><c>log sum_j exp(z_ij)</c>, <c>[B, H, N]</c>; -inf for a fully masked row.</summary>
+    public Tensor Lse { get; } // [B, H, N]
+
+    /// <summary>Present when <see cref="AttentionOptions.Diagnostics"/> was set.</summary>
+    public AttentionDiagnostics? Diagnostics { get; }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Output.Dispose();
+        Lse.Dispose();
+        Diagnostics?.Dispose();
+    }
+}
+
+/// <summary>What <see cref="Attention.Backward"/> returns.</summary>
+public sealed class AttentionGradients : IDisposable
+{
+    /// <summary>Wraps preallocated or fresh gradient tensors.</summary>
+    public AttentionGradients(Tensor dq, Tensor dk, Tensor dv)
+    {
+        DQ = dq;
+        DK = dk;
+        DV = dv;
+    }
+
+    /// <summary>dL/dq, <c>[B, H, N, D]</c>.</summary>
+    public Tensor DQ { get; }
+
+    /// <summary>dL/dk, <c>[B, Hkv, M, D]</c>, through key normalisation when it is on.</summary>
+    public Tensor DK { get; }
+
+    /// <summary>dL/dv, <c>[B, Hkv, M, D]</c>.</summary>
+    public Tensor DV { get; }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        DQ.Dispose();
+        DK.Dispose();
+        DV.Dispose();
+    }
+}

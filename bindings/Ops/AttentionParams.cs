@@ -1,0 +1,134 @@
+namespace RouteKit;
+
+/// <summary>
+/// One attention problem, resolved and validated once at the API edge (FlashAttention's <c>flash.h</c> params):
+/// B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim. Kernels and the reference read
+/// only this, never <see cref="AttentionOptions"/>.
+/// </summary>
+public sealed record AttentionParams
+{
+    /// <summary>Largest supported head dimension.</summary>
+    public const int MaxHeadDim = 256;
+
+    /// <summary>Batch size.</summary>
+    public required int B { get; init; }
+    /// <summary>Query heads.</summary>
+    public required int H { get; init; }
+    /// <summary>Key/value heads (H % Hkv == 0; query head h reads kv head h / (H / Hkv)).</summary>
+    public required int Hkv { get; init; }
+    /// <summary>Queries per head.</summary>
+    public required int N { get; init; }
+    /// <summary>Keys per head.</summary>
+    public required int M { get; init; }
+    /// <summary>Head dimension, 1..256.</summary>
+    public required int D { get; init; }
+    /// <summary>Score scale s.</summary>
+    public required float Scale { get; init; }
+    /// <summary>Dot or Distance.</summary>
+    public required Score Score { get; init; }
+    /// <summary>Keys normalised to <see cref="KeyRadius"/>.</summary>
+    public required bool NormalizeKeys { get; init; }
+    /// <summary>rho.</summary>
+    public required float KeyRadius { get; init; }
+    /// <summary>eps of <c>max(|k|, eps)</c>.</summary>
+    public required float KeyEpsilon { get; init; }
+    /// <summary>Causal mask (bottom-right aligned).</summary>
+    public required bool Causal { get; init; }
+    /// <summary>Window W, or -1 for none.</summary>
+    public required int Window { get; init; }
+    /// <summary>Brake slope per query head (length H, zeros when there is no brake).</summary>
+    public required float[] BrakeSlopes { get; init; }
+    /// <summary>True when any slope is non-zero.</summary>
+    public bool HasBrake => Array.Exists(BrakeSlopes, static m => m != 0f);
+    /// <summary>Compute the fused diagnostics.</summary>
+    public required bool Diagnostics { get; init; }
+    /// <summary>Keys j &lt; SinkTokens count as sinks.</summary>
+    public required int SinkTokens { get; init; }
+    /// <summary>Deterministic backward.</summary>
+    public required bool Deterministic { get; init; }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int Group => H / Hkv;
+    /// <summary>Offset of query i's position among the keys: i' = i + (M - N).</summary>
+    public int Offset => M - N;
+
+    /// <summary>Shape of q, O and dQ.</summary>
+    public int[] QueryShape => [B, H, N, D];
+    /// <summary>Shape of k, v, dK and dV.</summary>
+    public int[] KeyShape => [B, Hkv, M, D];
+    /// <summary>Shape of Lse and the diagnostics.</summary>
+    public int[] RowShape => [B, H, N];
+
+    /// <summary>True when key j is visible from query i (causal and window masks).</summary>
+    public bool Visible(int i, int j)
+    {
+        var ip = i + Offset;
+        if (Causal && j > ip) return false;
+        if (Window >= 0 && Math.Abs(ip - j) > Window) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Resolves options against shapes and validates both; every error is an <see cref="ArgumentException"/> naming
+    /// the argument, what was seen and what was wanted.
+    /// </summary>
+    public static AttentionParams Resolve(
+        ReadOnlySpan<int> qShape, ReadOnlySpan<int> kShape, ReadOnlySpan<int> vShape, AttentionOptions? options)
+    {
+        options ??= new AttentionOptions();
+        if (qShape.Length != 4)
+            throw new ArgumentException($"q must have rank 4 [B, H, N, D]; got shape {Tensor.Format(qShape)}.", "q");
+        if (kShape.Length != 4)
+            throw new ArgumentException($"k must have rank 4 [B, Hkv, M, D]; got shape {Tensor.Format(kShape)}.", "k");
+        if (vShape.Length != 4)
+            throw new ArgumentException($"v must have rank 4 [B, Hkv, M, D]; got shape {Tensor.Format(vShape)}.", "v");
+        int b = qShape[0], h = qShape[1], n = qShape[2], d = qShape[3];
+        int hkv = kShape[1], m = kShape[2];
+        if (d < 1 || d > MaxHeadDim)
+            throw new ArgumentException($"Head dimension D = {d} (q shape {Tensor.Format(qShape)}) is outside 1..{MaxHeadDim}.", "q");
+        if (kShape[0] != b || kShape[3] != d)
+            throw new ArgumentException(
+                $"k has shape {Tensor.Format(kShape)}; wanted [B={b}, Hkv, M, D={d}] to match q {Tensor.Format(qShape)}.", "k");
+        if (!vShape.SequenceEqual(kShape))
+            throw new ArgumentException($"v has shape {Tensor.Format(vShape)}; wanted k's shape {Tensor.Format(kShape)}.", "v");
+        if (h % hkv != 0)
+            throw new ArgumentException(
+                $"Query heads H = {h} must be a multiple of key/value heads Hkv = {hkv} (q {Tensor.Format(qShape)}, k {Tensor.Format(kShape)}).", "k");
+
+        var scale = options.Scale ?? (float)(1.0 / Math.Sqrt(d));
+        if (!float.IsFinite(scale) || scale <= 0f)
+            throw new ArgumentException($"Scale must be finite and positive; got {scale}.", nameof(options));
+        var radius = options.KeyRadius ?? (float)Math.Sqrt(d);
+        if (!float.IsFinite(radius) || radius <= 0f)
+            throw new ArgumentException($"KeyRadius must be finite and positive; got {radius}.", nameof(options));
+        if (!float.IsFinite(options.KeyEpsilon) || options.KeyEpsilon <= 0f)
+            throw new ArgumentException($"KeyEpsilon must be finite and positive; got {options.KeyEpsilon}.", nameof(options));
+        if (options.Window is { } w && w < 0)
+            throw new ArgumentException($"Window must be >= 0 (or null for none); got {w}.", nameof(options));
+        if (options.SinkTokens < 0)
+            throw new ArgumentException($"SinkTokens must be >= 0; got {options.SinkTokens}.", nameof(options));
+        var slopes = new float[h];
+        if (options.BrakeSlopes is { } given)
+        {
+            if (given.Length != h)
+                throw new ArgumentException(
+                    $"BrakeSlopes has length {given.Length}; wanted one slope per query head, length H = {h}.", nameof(options));
+            for (var i = 0; i < h; i++)
+                if (!float.IsFinite(given[i]) || given[i] < 0f)
+                    throw new ArgumentException($"BrakeSlopes[{i}] = {given[i]}; every slope must be finite and >= 0.", nameof(options));
+            Array.Copy(given, slopes, h);
+        }
+
+        return new AttentionParams
+        {
+            B = b, H = h, Hkv = hkv, N = n, M = m, D = d,
+            Scale = scale, Score = options.Score, NormalizeKeys = options.NormalizeKeys,
+            KeyRadius = radius, KeyEpsilon = options.KeyEpsilon,
+            Causal = options.Causal, Window = options.Window ?? -1, BrakeSlopes = slopes,
+            Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens, Deterministic = options.Deterministic,
+        };
+    }
+
+    /// <summary>Forward FLOPs counted as FlashAttention does: 4 B H N M D, halved when causal.</summary>
+    public double ForwardFlops => 4.0 * B * H * N * M * D * (Causal ? 0.5 : 1.0);
+}

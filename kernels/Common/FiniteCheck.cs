@@ -1,0 +1,21 @@
+// Finite check: finds the first NaN or +-Inf in a buffer so ops can refuse bad input before any real kernel runs.
+// Shapes: n elements, flat.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace RouteKit.Kernels.Common;
+
+/// <summary>Device code of the input check every op runs before its kernels.</summary>
+public static class FiniteCheck
+{
+    /// <summary>
+    /// One thread per element; <paramref name="firstBad"/>[0] starts at int.MaxValue and ends as the smallest index
+    /// of a non-finite element (atomic min, so the answer does not depend on thread order).
+    /// </summary>
+    public static void FirstNonFiniteKernel(Index1D i, ArrayView1D<float, Stride1D.Dense> data, ArrayView1D<int, Stride1D.Dense> firstBad)
+    {
+        var x = data[i];
+        if (float.IsNaN(x) || float.IsInfinity(x))
+            Atomic.Min(ref firstBad[0], i.X);
+    }
+}

@@ -1,0 +1,71 @@
+using NUnit.Framework;
+using RouteKit.Tests.Support;
+
+namespace RouteKit.Tests;
+
+/// <summary>
+/// The attention suite every backend runs (ILGPU's pattern: one abstract fixture, one subclass per backend). Each
+/// case is checked against the float64 reference with the 2x rule, forward (O, Lse, diagnostics) and backward.
+/// </summary>
+public abstract class AttentionBackendTests
+{
+    /// <summary>The backend under test.</summary>
+    protected abstract Backend Backend { get; }
+
+    /// <summary>The device, created once per fixture (kernel compilation is cached on it).</summary>
+    protected Device Device { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public void CreateDevice() => Device = Device.Create(Backend);
+
+    [OneTimeTearDown]
+    public void DisposeDevice() => Device?.Dispose();
+
+    /// <summary>Runs forward and backward on the backend and asserts the 2x rule on every output.</summary>
+    protected void CheckAgainstReference(AttentionCase c, bool backward = true)
+    {
+        var (q, k, v, dOut) = c.Inputs();
+        var (f64, f32, g64, g32) = c.References();
+        var options = c.Options;
+        using var tq = Device.FromArray(q, c.B, c.H, c.N, c.D);
+        using var tk = Device.FromArray(k, c.B, c.Hkv, c.M, c.D);
+        using var tv = Device.FromArray(v, c.B, c.Hkv, c.M, c.D);
+        using var fwd = Attention.Forward(tq, tk, tv, options);
+        ErrorRule.Assert2x($"{c} O", fwd.Output.ToArray(), f64.Output, f32.Output);
+        ErrorRule.Assert2x($"{c} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
+        if (c.Diagnostics)
+        {
+            // Entropy is a difference of two O(|z|) terms, so its float32 error scales with the logits' magnitude.
+            ErrorRule.Assert2x($"{c} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
+            ErrorRule.Assert2x($"{c} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
+            ErrorRule.Assert2x($"{c} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
+        }
+        if (!backward) return;
+        using var tdo = Device.FromArray(dOut, c.B, c.H, c.N, c.D);
+        using var grads = Attention.Backward(tdo, tq, tk, tv, fwd, options);
+        ErrorRule.Assert2x($"{c} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
+        ErrorRule.Assert2x($"{c} dK", grads.DK.ToArray(), g64.DK, g32.DK);
+        ErrorRule.Assert2x($"{c} dV", grads.DV.ToArray(), g64.DV, g32.DV);
+    }
+
+    /// <summary>Runs the backward <paramref name="repeats"/> times and asserts bitwise-equal gradients.</summary>
+    protected void CheckDeterministic(AttentionCase c, int repeats)
+    {
+        var (q, k, v, dOut) = c.Inputs();
+        var options = c.Options with { Deterministic = true };
+        using var tq = Device.FromArray(q, c.B, c.H, c.N, c.D);
+        using var tk = Device.FromArray(k, c.B, c.Hkv, c.M, c.D);
+        using var tv = Device.FromArray(v, c.B, c.Hkv, c.M, c.D);
+        using var tdo = Device.FromArray(dOut, c.B, c.H, c.N, c.D);
+        using var fwd = Attention.Forward(tq, tk, tv, options);
+        using var grads = Attention.Backward(tdo, tq, tk, tv, fwd, options);
+        var (dq0, dk0, dv0) = (grads.DQ.ToArray(), grads.DK.ToArray(), grads.DV.ToArray());
+        for (var r = 1; r < repeats; r++)
+        {
+            Attention.Backward(tdo, tq, tk, tv, fwd, options, grads);
+            Assert.That(grads.DQ.ToArray(), Is.EqualTo(dq0).AsCollection, $"dQ differs on repeat {r}");
+            Assert.That(grads.DK.ToArray(), Is.EqualTo(dk0).AsCollection, $"dK differs on repeat {r}");
+            Assert.That(grads.DV.ToArray(), Is.EqualTo(dv0).AsCollection, $"dV differs on repeat {r}");
+        }
+    }
+}
