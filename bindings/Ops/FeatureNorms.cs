@@ -1,0 +1,127 @@
+// FeatureNorms: launcher, validation and dispatcher. Shapes: R rows, F features; x [R, F], every output [R].
+// Implementations: Managed -> bindings/Managed/FeatureNormsManaged.cs; ILGPU -> kernels/FeatureNorms/FeatureNormsKernels.cs.
+// Time with `routekit-perf featurenorms`.
+using ILGPU;
+using ILGPU.Runtime;
+using RouteKit.Kernels.FeatureNorms;
+
+namespace RouteKit;
+
+/// <summary>Per-row norms of x <c>[R, F]</c>, each a tensor <c>[R]</c>.</summary>
+public sealed class FeatureNormOutput : IDisposable
+{
+    /// <summary>Wraps five tensors of shape [R].</summary>
+    public FeatureNormOutput(Tensor l1, Tensor l2, Tensor l0, Tensor max, Tensor nan)
+    {
+        (L1, L2, L0, Max, Nan) = (l1, l2, l0, max, nan);
+    }
+
+    /// <summary>sum |x|.</summary>
+    public Tensor L1 { get; }
+    /// <summary>sqrt(sum x^2).</summary>
+    public Tensor L2 { get; }
+    /// <summary>#{x &gt; 0} (the count of positive activations, as a float).</summary>
+    public Tensor L0 { get; }
+    /// <summary>max x.</summary>
+    public Tensor Max { get; }
+    /// <summary>The negative-aware norm L1 / L0 (0 where L0 = 0), ICCV 2023 eq. 10.</summary>
+    public Tensor Nan { get; }
+
+    internal IEnumerable<(Tensor Tensor, string Name)> All =>
+        [(L1, "outputs.L1"), (L2, "outputs.L2"), (L0, "outputs.L0"), (Max, "outputs.Max"), (Nan, "outputs.Nan")];
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var (t, _) in All) t.Dispose();
+    }
+}
+
+/// <summary>
+/// Fused feature norms per row (L1, L2, L0, Max and NAN in one pass), with Kahan-compensated float32 accumulation,
+/// and the backward of L1 and L2.
+/// </summary>
+public static class FeatureNorms
+{
+    /// <summary>Computes every norm of every row of <paramref name="x"/> <c>[R, F]</c> in one pass.</summary>
+    /// <exception cref="ArgumentException">x is not rank 2, holds NaN or infinity, or outputs have the wrong shape.</exception>
+    public static FeatureNormOutput Forward(Tensor x, FeatureNormOutput? outputs = null)
+    {
+        var (rows, features) = Validate(x);
+        var device = x.Device;
+        if (outputs is not null)
+            foreach (var (t, name) in outputs.All) CheckOutput(t, [rows], name, x);
+        TensorChecks.Finite(x, nameof(x));
+        var o = outputs ?? new FeatureNormOutput(device.Zeros(rows), device.Zeros(rows), device.Zeros(rows), device.Zeros(rows), device.Zeros(rows));
+        if (device.Backend == Backend.Managed)
+        {
+            FeatureNormsManaged.Forward(x.Host, rows, features, o.L1.Host, o.L2.Host, o.L0.Host, o.Max.Host, o.Nan.Host);
+            return o;
+        }
+        var kernel = device.GetKernel("FeatureNorms.Forward", static acc => acc.LoadStreamKernel<
+            ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>,
+            ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, int, int>(
+            FeatureNormsKernels.Forward));
+        kernel(new KernelConfig(GridSize(device, rows), FeatureNormsKernels.GroupSize),
+            x.View, o.L1.View, o.L2.View, o.L0.View, o.Max.View, o.Nan.View, rows, features);
+        return o;
+    }
+
+    /// <summary>
+    /// dx = dL1 sign(x) + dL2 x / L2 for a loss that depends on the rows' L1 and L2 norms (either gradient may be null,
+    /// meaning zero). At x = 0 the L1 subgradient used is 0; an all-zero row gets no L2 gradient.
+    /// </summary>
+    public static Tensor Backward(Tensor x, FeatureNormOutput forward, Tensor? dL1, Tensor? dL2, Tensor? dx = null)
+    {
+        var (rows, features) = Validate(x);
+        var device = x.Device;
+        ArgumentNullException.ThrowIfNull(forward);
+        CheckInput(forward.L2, [rows], "forward.L2", device);
+        if (dL1 is null && dL2 is null)
+            throw new ArgumentException("Both dL1 and dL2 are null: give the gradient of at least one norm.", nameof(dL1));
+        if (dL1 is not null) CheckInput(dL1, [rows], nameof(dL1), device);
+        if (dL2 is not null) CheckInput(dL2, [rows], nameof(dL2), device);
+        if (dx is not null) CheckOutput(dx, [rows, features], nameof(dx), x, forward.L2, dL1 ?? x, dL2 ?? x);
+        TensorChecks.Finite(x, nameof(x));
+        if (dL1 is not null) TensorChecks.Finite(dL1, nameof(dL1));
+        if (dL2 is not null) TensorChecks.Finite(dL2, nameof(dL2));
+        var result = dx ?? device.Zeros(rows, features);
+        if (device.Backend == Backend.Managed)
+        {
+            FeatureNormsManaged.Backward(x.Host, rows, features, forward.L2.Host, dL1?.Host, dL2?.Host, result.Host);
+            return result;
+        }
+        // A missing gradient is zero: launch with a zero vector from the same device rather than branching in the kernel.
+        using var zeros = dL1 is null || dL2 is null ? device.Zeros(rows) : null;
+        var kernel = device.GetKernel("FeatureNorms.Backward", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
+            ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>,
+            ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, int>(FeatureNormsKernels.Backward));
+        kernel(x.Length, x.View, forward.L2.View, (dL1 ?? zeros!).View, (dL2 ?? zeros!).View, result.View, features);
+        return result;
+    }
+
+    internal static (int Rows, int Features) Validate(Tensor x)
+    {
+        TensorChecks.NotNull(x, nameof(x));
+        x.Device.ThrowIfDisposed();
+        if (x.Rank != 2)
+            throw new ArgumentException($"x must have rank 2 [R, F]; got shape {Tensor.Format(x.Shape.ToArray())}.", nameof(x));
+        return (x.Shape[0], x.Shape[1]);
+    }
+
+    internal static int GridSize(Device device, int rows) =>
+        Math.Min(rows, Math.Max(1, device.Accelerator!.NumMultiprocessors) * 64);
+
+    private static void CheckInput(Tensor t, int[] shape, string name, Device device)
+    {
+        TensorChecks.NotNull(t, name);
+        TensorChecks.SameDevice(device, t, name);
+        TensorChecks.Shape(t, shape, name);
+    }
+
+    private static void CheckOutput(Tensor t, int[] shape, string name, params Tensor[] inputs)
+    {
+        CheckInput(t, shape, name, inputs[0].Device);
+        TensorChecks.NotAliased(t, name, inputs);
+    }
+}
