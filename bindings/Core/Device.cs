@@ -25,6 +25,7 @@ public sealed class Device : IDisposable
 
     private readonly Context? context;
     private readonly ConcurrentDictionary<string, object> kernels = new();
+    private readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> workspaces = new();
     private bool disposed;
 
     private Device(Backend backend, string name, Context? context, Accelerator? accelerator)
@@ -179,6 +180,40 @@ public sealed class Device : IDisposable
         return (T)kernels.GetOrAdd(key, _ => load(accelerator));
     }
 
+    /// <summary>
+    /// A scratch buffer of at least <paramref name="length"/> floats, named by its user (e.g. "attention.keys"), that
+    /// only grows: repeated calls of an op allocate nothing once the largest shape has been seen. Its contents are
+    /// undefined on return; an op must not expect them to survive another op's call.
+    /// </summary>
+    internal ArrayView1D<float, Stride1D.Dense> Workspace(string name, long length)
+    {
+        ThrowIfDisposed();
+        var accelerator = Accelerator ?? throw new InvalidOperationException("The Managed backend has no device workspace.");
+        length = Math.Max(1, length);
+        lock (workspaces)
+        {
+            if (workspaces.TryGetValue(name, out var buffer) && buffer.Length >= length)
+                return buffer.View.SubView(0, length);
+            if (buffer is not null)
+            {
+                // Kernels queued earlier may still read the old buffer.
+                accelerator.Synchronize();
+                buffer.Dispose();
+                workspaces.Remove(name);
+            }
+            try
+            {
+                buffer = accelerator.Allocate1D<float>(length);
+            }
+            catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or InvalidOperationException)
+            {
+                throw new DeviceOutOfMemoryException(Name, length * sizeof(float), FreeBytes(), e);
+            }
+            workspaces[name] = buffer;
+            return buffer.View.SubView(0, length);
+        }
+    }
+
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
 
     /// <summary>Releases the accelerator and its compiled kernels. Tensors of this device must be disposed first.</summary>
@@ -187,6 +222,11 @@ public sealed class Device : IDisposable
         if (disposed) return;
         disposed = true;
         kernels.Clear();
+        lock (workspaces)
+        {
+            foreach (var buffer in workspaces.Values) buffer.Dispose();
+            workspaces.Clear();
+        }
         Accelerator?.Dispose();
         context?.Dispose();
     }

@@ -1,11 +1,235 @@
+// Attention on ILGPU accelerators (Cuda, OpenCL, IlgpuCpu): the launcher and the one dispatcher from a resolved
+// AttentionParams to the compile-time kernel variants of kernels/Attention/.
+// Kernels: AttentionKeys.PrepareKernel, AttentionForward.TiledKernel, AttentionBackward.QueryKernel + KeyKernel.
+// Time them with `routekit-perf attention --variant N`.
+//
+// Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim.
+//
+// Launch configuration (one place, FlashAttention's launch templates):
+//   T lanes per row = smallest power of two with 8 T >= D (D <= 8 -> 1, ..., D <= 256 -> 32), must be <= warp size;
+//   group = min(rows T, 128) threads rounded up to the warp size (small problems keep the simulator's groups small);
+//   stream tile = min(64, 4096 / 8T) rows, so the two shared tiles take 2 * 4 * 8T * tile bytes:
+//   8T = 8, 16, 32 -> 4, 8, 16 KB; 8T = 64, 128, 256 -> 32 KB (all under the 48 KB that needs no driver opt-in).
+using System.Reflection;
+using ILGPU;
+using ILGPU.Runtime;
+using RouteKit.Kernels.Attention;
+using View = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
+
 namespace RouteKit;
 
-// Placeholder until the ILGPU launcher lands (this file is replaced wholesale).
 internal static class AttentionIlgpu
 {
+    /// <summary>Largest group the launcher asks for (4 warps of 32).</summary>
+    internal const int MaxGroupThreads = 128;
+
+    /// <summary>Floats in one shared-memory tile (16 KB); two tiles per group.</summary>
+    private const int TileFloats = 4096;
+
+    private const int MaxStreamTile = 64;
+
+    private static readonly Type[] LaneTypes =
+        [typeof(Lanes1), typeof(Lanes2), typeof(Lanes4), typeof(Lanes8), typeof(Lanes16), typeof(Lanes32)];
+
+    private static readonly Type[] ScoreTypes = [typeof(DotScore), typeof(DistanceScore)];
+
+    /// <summary>Lanes per row for head dimension <paramref name="d"/>: each lane owns at most 8 dimensions.</summary>
+    internal static int LanesFor(int d)
+    {
+        var lanes = 1;
+        while (8 * lanes < d) lanes *= 2;
+        return lanes;
+    }
+
+    /// <summary>Rows of q/dO or k'/v streamed through shared memory per step.</summary>
+    internal static int StreamTileFor(int lanes) => Math.Min(MaxStreamTile, TileFloats / (8 * lanes));
+
+    /// <summary>Dynamic shared memory of one group in floats: two [tile, 8T] tiles.</summary>
+    internal static int SharedFloatsFor(int lanes) => 2 * StreamTileFor(lanes) * 8 * lanes;
+
+    // The dispatcher: every runtime flag becomes a type argument here and nowhere else.
+    internal static MethodInfo PrepareMethod(int lanes) =>
+        Generic(typeof(AttentionKeys), nameof(AttentionKeys.PrepareKernel), LaneType(lanes));
+
+    internal static MethodInfo ForwardMethod(int lanes, Score score, bool diagnostics) =>
+        Generic(typeof(AttentionForward), nameof(AttentionForward.TiledKernel),
+            LaneType(lanes), ScoreType(score), diagnostics ? typeof(WithDiagnostics) : typeof(NoDiagnostics));
+
+    internal static MethodInfo BackwardQueryMethod(int lanes, Score score) =>
+        Generic(typeof(AttentionBackward), nameof(AttentionBackward.QueryKernel), LaneType(lanes), ScoreType(score));
+
+    internal static MethodInfo BackwardKeyMethod(int lanes, Score score) =>
+        Generic(typeof(AttentionBackward), nameof(AttentionBackward.KeyKernel), LaneType(lanes), ScoreType(score));
+
+    /// <summary>Every kernel instantiation the dispatcher can pick, named, for the codegen tests and the perf harness.</summary>
+    internal static IEnumerable<(string Name, MethodInfo Kernel)> AllKernels()
+    {
+        foreach (var lanes in new[] { 1, 2, 4, 8, 16, 32 })
+        {
+            yield return ($"PrepareKernel<T{lanes}>", PrepareMethod(lanes));
+            foreach (var score in new[] { Score.Dot, Score.Distance })
+            {
+                foreach (var diagnostics in new[] { false, true })
+                    yield return ($"Forward.TiledKernel<T{lanes},{score},{(diagnostics ? "diag" : "nodiag")}>",
+                        ForwardMethod(lanes, score, diagnostics));
+                yield return ($"Backward.QueryKernel<T{lanes},{score}>", BackwardQueryMethod(lanes, score));
+                yield return ($"Backward.KeyKernel<T{lanes},{score}>", BackwardKeyMethod(lanes, score));
+            }
+        }
+    }
+
+    /// <summary>The specialisation every attention kernel is compiled with: at most this many threads per group,
+    /// which lets the PTX assembler budget registers for 128 threads instead of 1024.</summary>
+    internal static KernelSpecialization Specialization(int warpSize) => new(Math.Max(MaxGroupThreads, warpSize), null);
+
     internal static void Forward(Device device, AttentionParams p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
-        AttentionDiagnostics? diagnostics) => throw new NotSupportedException("pending");
+        AttentionDiagnostics? diagnostics)
+    {
+        var acc = device.Accelerator!;
+        var lanes = CheckLanes(acc, p);
+        var (keys, _, bias) = PrepareKeys(device, p, k, lanes);
+        var slopes = Slopes(device, p);
+        var withDiagnostics = p.Diagnostics && diagnostics is not null;
+
+        var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+            device, ForwardMethod(lanes, p.Score, withDiagnostics),
+            static (a, m, s) => a.LoadStreamKernel(
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+        var (config, kp) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
+        kernel(config, q.View, keys, v.View, bias, slopes, o.View, lse.View,
+            withDiagnostics ? diagnostics!.Entropy.View : lse.View,
+            withDiagnostics ? diagnostics!.SinkMass.View : lse.View,
+            withDiagnostics ? diagnostics!.MaxProb.View : lse.View, kp);
+    }
 
     internal static void Backward(Device device, AttentionParams p, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor o,
-        Tensor lse, Tensor dq, Tensor dk, Tensor dv) => throw new NotSupportedException("pending");
+        Tensor lse, Tensor dq, Tensor dk, Tensor dv)
+    {
+        var acc = device.Accelerator!;
+        var lanes = CheckLanes(acc, p);
+        var (keys, norms, bias) = PrepareKeys(device, p, k, lanes);
+        var slopes = Slopes(device, p);
+        var delta = device.Workspace("attention.delta", (long)p.B * p.H * p.N); // [B, H, N]
+
+        var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+            device, BackwardQueryMethod(lanes, p.Score),
+            static (a, m, s) => a.LoadStreamKernel(
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+        var (queryConfig, queryParams) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
+        queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, lse.View, delta, dq.View, queryParams);
+
+        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+            device, BackwardKeyMethod(lanes, p.Score),
+            static (a, m, s) => a.LoadStreamKernel(
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+        var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
+        keyKernel(keyConfig, q.View, keys, v.View, bias, norms, slopes, dOut.View, lse.View, delta, dk.View, dv.View, keyParams);
+    }
+
+    // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.
+    private static (View Keys, View Norms, View Bias) PrepareKeys(Device device, AttentionParams p, Tensor k, int lanes)
+    {
+        var rows = (long)p.B * p.Hkv * p.M;
+        var norms = device.Workspace("attention.keyNorm", rows); // [B, Hkv, M]
+        var bias = device.Workspace("attention.keyBias", rows);  // [B, Hkv, M]
+        if (!p.NormalizeKeys && p.Score == Score.Dot)
+            return (k.View, norms, bias); // neither is read
+        var keys = p.NormalizeKeys ? device.Workspace("attention.keys", rows * p.D) : bias; // [B, Hkv, M, D]
+        var acc = device.Accelerator!;
+        var kernel = Load<Action<KernelConfig, View, View, View, View, int, AttentionKernelParams>>(
+            device, PrepareMethod(lanes),
+            static (a, m, s) => a.LoadStreamKernel(m.CreateDelegate<Action<View, View, View, View, int, AttentionKernelParams>>(), s));
+        var (threads, rowsPerGroup) = GroupShape(acc, lanes, rows);
+        var groups = CheckGrid(acc, (rows + rowsPerGroup - 1) / rowsPerGroup);
+        kernel(new KernelConfig(groups, threads), k.View, keys, norms, bias, p.Score == Score.Distance ? 1 : 0, KernelParams(p, 0, 0));
+        return (p.NormalizeKeys ? keys : k.View, norms, bias);
+    }
+
+    private static View Slopes(Device device, AttentionParams p)
+    {
+        var slopes = device.Workspace("attention.slopes", p.H); // [H]
+        slopes.BaseView.CopyFromCPU(p.BrakeSlopes.AsSpan());
+        return slopes;
+    }
+
+    // One group per R rows of one (batch, head); R = threads / T.
+    private static (KernelConfig Config, AttentionKernelParams Params) RowLaunch(
+        Accelerator acc, AttentionParams p, int lanes, int heads, int rows)
+    {
+        var (threads, rowsPerGroup) = GroupShape(acc, lanes, rows);
+        var rowTiles = (rows + rowsPerGroup - 1) / rowsPerGroup;
+        var groups = CheckGrid(acc, (long)heads * rowTiles);
+        var sharedFloats = SharedFloatsFor(lanes);
+        if (sharedFloats * sizeof(float) > acc.MaxSharedMemoryPerGroup)
+            throw new NotSupportedException(
+                $"Attention with D = {p.D} needs {sharedFloats * sizeof(float)} bytes of shared memory per group; " +
+                $"{acc.Name} offers {acc.MaxSharedMemoryPerGroup}.");
+        var config = new KernelConfig(groups, threads, SharedMemoryConfig.RequestDynamic<float>(sharedFloats));
+        return (config, KernelParams(p, rowTiles, StreamTileFor(lanes)));
+    }
+
+    private static (int Threads, int RowsPerGroup) GroupShape(Accelerator acc, int lanes, long rows)
+    {
+        var warp = acc.WarpSize;
+        var wanted = (int)Math.Min(rows * lanes, MaxGroupThreads);
+        var threads = Math.Max(warp, (wanted + warp - 1) / warp * warp);
+        if (threads > acc.MaxNumThreadsPerGroup)
+            throw new NotSupportedException(
+                $"Attention needs groups of {threads} threads (warp size {warp}); {acc.Name} allows {acc.MaxNumThreadsPerGroup}.");
+        return (threads, threads / lanes);
+    }
+
+    private static int CheckGrid(Accelerator acc, long groups)
+    {
+        if (groups > acc.MaxGridSize.X)
+            throw new NotSupportedException(
+                $"Attention needs {groups:N0} groups in one grid dimension; {acc.Name} allows {acc.MaxGridSize.X:N0}.");
+        return (int)groups;
+    }
+
+    // Row segments must sit inside one warp for the shuffle reductions.
+    private static int CheckLanes(Accelerator acc, AttentionParams p)
+    {
+        var lanes = LanesFor(p.D);
+        var warp = acc.WarpSize;
+        if (warp < 1 || (warp & (warp - 1)) != 0 || lanes > warp)
+            throw new NotSupportedException(
+                $"Attention with head dimension D = {p.D} serves each row with {lanes} lanes of one warp, but {acc.Name} " +
+                $"has warp (sub-group) size {warp}; it needs a power-of-two warp size of at least {lanes}.");
+        return lanes;
+    }
+
+    private static AttentionKernelParams KernelParams(AttentionParams p, int rowTiles, int streamTile) => new()
+    {
+        B = p.B, H = p.H, Hkv = p.Hkv, N = p.N, M = p.M, D = p.D,
+        Group = p.Group, Offset = p.Offset, Causal = p.Causal ? 1 : 0, Window = p.Window,
+        SinkTokens = p.SinkTokens, NormalizeKeys = p.NormalizeKeys ? 1 : 0,
+        RowTiles = rowTiles, StreamTile = streamTile,
+        Scale = p.Scale, KeyRadius = p.KeyRadius, KeyEpsilon = p.KeyEpsilon,
+    };
+
+    private static T Load<T>(Device device, MethodInfo method, Func<Accelerator, MethodInfo, KernelSpecialization, T> load)
+        where T : class =>
+        device.GetKernel($"attention:{method.DeclaringType!.Name}.{method}", acc => load(acc, method, Specialization(acc.WarpSize)));
+
+    private static Type LaneType(int lanes) => lanes switch
+    {
+        1 => LaneTypes[0],
+        2 => LaneTypes[1],
+        4 => LaneTypes[2],
+        8 => LaneTypes[3],
+        16 => LaneTypes[4],
+        32 => LaneTypes[5],
+        _ => throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "Lanes per row must be a power of two from 1 to 32."),
+    };
+
+    private static Type ScoreType(Score score) => score switch
+    {
+        Score.Dot => ScoreTypes[0],
+        Score.Distance => ScoreTypes[1],
+        _ => throw new ArgumentOutOfRangeException(nameof(score), score, "Unknown score."),
+    };
+
+    private static MethodInfo Generic(Type owner, string name, params Type[] typeArguments) =>
+        owner.GetMethod(name, BindingFlags.Public | BindingFlags.Static)!.MakeGenericMethod(typeArguments);
 }

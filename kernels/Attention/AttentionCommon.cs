@@ -1,0 +1,178 @@
+// Attention, shared device pieces: the compile-time variant functors, the plain params struct every attention kernel
+// takes (FlashAttention's flash.h), and the lane-segment reduction.
+//
+// Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; g = H / Hkv.
+//
+// Layout shared by every attention kernel: one row (a query row, or a key row in the dK/dV kernel) is served by
+// T = Lanes.Count consecutive threads of a warp, T a power of two. Lane l of a row owns the eight dimensions
+// d = l + c T, c = 0..7, so a row covers Dp = 8 T padded dimensions; dimensions at or beyond D are held as zeros.
+// The strided ownership makes the T lanes of a row read consecutive addresses, in global memory (coalesced) and in
+// shared memory (no bank conflicts); the zero padding makes the hot loops guard-free for every D (D = 59 runs the
+// same loop as D = 64), so only the row loads and stores outside the hot loop check d < D.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace RouteKit.Kernels.Attention;
+
+/// <summary>Lanes per row, a compile-time power of two (1..32); each lane owns 8 of the row's dimensions.</summary>
+public interface ILanes
+{
+    /// <summary>Threads that serve one row.</summary>
+    int Count { get; }
+}
+
+/// <summary>One lane per row: D &lt;= 8.</summary>
+public struct Lanes1 : ILanes
+{
+    /// <inheritdoc />
+    public readonly int Count => 1;
+}
+
+/// <summary>Two lanes per row: D &lt;= 16.</summary>
+public struct Lanes2 : ILanes
+{
+    /// <inheritdoc />
+    public readonly int Count => 2;
+}
+
+/// <summary>Four lanes per row: D &lt;= 32.</summary>
+public struct Lanes4 : ILanes
+{
+    /// <inheritdoc />
+    public readonly int Count => 4;
+}
+
+/// <summary>Eight lanes per row: D &lt;= 64.</summary>
+public struct Lanes8 : ILanes
+{
+    /// <inheritdoc />
+    public readonly int Count => 8;
+}
+
+/// <summary>Sixteen lanes per row: D &lt;= 128.</summary>
+public struct Lanes16 : ILanes
+{
+    /// <inheritdoc />
+    public readonly int Count => 16;
+}
+
+/// <summary>A full warp per row: D &lt;= 256.</summary>
+public struct Lanes32 : ILanes
+{
+    /// <inheritdoc />
+    public readonly int Count => 32;
+}
+
+/// <summary>The score variant: whether the per-key bias <c>-(s/2)|k'_j|^2</c> enters the score.</summary>
+public interface IScoreKind
+{
+    /// <summary>True for Distance (adds the key bias, and its gradient in the backward).</summary>
+    bool HasKeyBias { get; }
+}
+
+/// <summary><c>z = s q . k'</c>.</summary>
+public struct DotScore : IScoreKind
+{
+    /// <inheritdoc />
+    public readonly bool HasKeyBias => false;
+}
+
+/// <summary><c>z = s q . k' - (s/2)|k'|^2</c>.</summary>
+public struct DistanceScore : IScoreKind
+{
+    /// <inheritdoc />
+    public readonly bool HasKeyBias => true;
+}
+
+/// <summary>Whether the forward also accumulates Entropy, SinkMass and MaxProb.</summary>
+public interface IDiagnosticsKind
+{
+    /// <summary>True when the diagnostics are computed.</summary>
+    bool Enabled { get; }
+}
+
+/// <summary>Forward without diagnostics.</summary>
+public struct NoDiagnostics : IDiagnosticsKind
+{
+    /// <inheritdoc />
+    public readonly bool Enabled => false;
+}
+
+/// <summary>Forward with the fused diagnostics.</summary>
+public struct WithDiagnostics : IDiagnosticsKind
+{
+    /// <inheritdoc />
+    public readonly bool Enabled => true;
+}
+
+/// <summary>
+/// The scalars of one attention launch (FlashAttention's flash.h params): sizes, scales, masks and tiling. Built once
+/// by the launcher from the validated problem; kernels read nothing else.
+/// </summary>
+public struct AttentionKernelParams
+{
+    /// <summary>Batch.</summary>
+    public int B;
+    /// <summary>Query heads.</summary>
+    public int H;
+    /// <summary>Key/value heads.</summary>
+    public int Hkv;
+    /// <summary>Queries per head.</summary>
+    public int N;
+    /// <summary>Keys per head.</summary>
+    public int M;
+    /// <summary>Head dimension.</summary>
+    public int D;
+    /// <summary>Query heads per key/value head, H / Hkv.</summary>
+    public int Group;
+    /// <summary>M - N: query i sits at key position i + Offset.</summary>
+    public int Offset;
+    /// <summary>1 when the causal mask is on.</summary>
+    public int Causal;
+    /// <summary>Window W, or -1 for none.</summary>
+    public int Window;
+    /// <summary>Keys j &lt; SinkTokens count towards SinkMass.</summary>
+    public int SinkTokens;
+    /// <summary>1 when keys are normalised to <see cref="KeyRadius"/>.</summary>
+    public int NormalizeKeys;
+    /// <summary>Rows per group tile in the row-parallel kernels: ceil(rows / RowsPerGroup) groups per (batch, head).</summary>
+    public int RowTiles;
+    /// <summary>Rows streamed through shared memory per step (keys in the forward and dQ, queries in dK/dV).</summary>
+    public int StreamTile;
+    /// <summary>Score scale s.</summary>
+    public float Scale;
+    /// <summary>rho.</summary>
+    public float KeyRadius;
+    /// <summary>eps of max(|k|, eps).</summary>
+    public float KeyEpsilon;
+}
+
+/// <summary>Device helpers shared by the attention kernels.</summary>
+public static class AttentionLanes
+{
+    /// <summary>
+    /// Sums <paramref name="x"/> over the T lanes of this thread's row segment (a butterfly of warp shuffles); every
+    /// lane of the segment gets the total. Every lane of the warp must call it (shuffles are warp-wide).
+    /// </summary>
+    public static float SegmentSum<TLanes>(float x) where TLanes : struct, ILanes
+    {
+        var lanes = default(TLanes).Count;
+        // Hand-unrolled: the branches fold away once Count is a constant, leaving log2(T) shuffles.
+        if (lanes > 16) x += Warp.ShuffleXor(x, 16);
+        if (lanes > 8) x += Warp.ShuffleXor(x, 8);
+        if (lanes > 4) x += Warp.ShuffleXor(x, 4);
+        if (lanes > 2) x += Warp.ShuffleXor(x, 2);
+        if (lanes > 1) x += Warp.ShuffleXor(x, 1);
+        return x;
+    }
+
+    /// <summary><paramref name="data"/>[offset + d] when d &lt; D, else 0 (the padding of a row).</summary>
+    public static float LoadPadded(ArrayView1D<float, Stride1D.Dense> data, int offset, int d, int headDim) =>
+        d < headDim ? data[offset + d] : 0f;
+
+    /// <summary>Writes <paramref name="value"/> to <paramref name="data"/>[offset + d] when d &lt; D.</summary>
+    public static void StorePadded(ArrayView1D<float, Stride1D.Dense> data, int offset, int d, int headDim, float value)
+    {
+        if (d < headDim) data[offset + d] = value;
+    }
+}

@@ -1,0 +1,75 @@
+// Attention key preparation: the keys as the score sees them, once per call, so the fused kernels read k' and a
+// per-key bias instead of renormalising every key in every query tile.
+//
+// Versions:
+//   1. AttentionKeys.PrepareKernel: T lanes per key row (the attention layout), |k| by a lane-segment shuffle sum;
+//      writes k' = rho k / max(|k|, eps) (NormalizeKeys only), |k| and the Distance bias -(s/2)|k'|^2.
+// Timed as part of every forward: `routekit-perf attention --variant N`.
+//
+// Shapes: B batch, Hkv key/value heads, M keys, D head dim.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace RouteKit.Kernels.Attention;
+
+/// <summary>Device code of the key preparation shared by the attention forward and backward.</summary>
+public static class AttentionKeys
+{
+    /// <summary>
+    /// One key row per T-lane segment, <c>Group.DimX / T</c> rows per group, over all B Hkv M rows. Writes
+    /// <paramref name="scoredKeys"/> only when <c>p.NormalizeKeys</c> is set (otherwise the score reads k itself) and
+    /// <paramref name="keyBias"/> as 0 for Dot.
+    /// </summary>
+    public static void PrepareKernel<TLanes>(
+        ArrayView1D<float, Stride1D.Dense> k,          // [B, Hkv, M, D]
+        ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
+        ArrayView1D<float, Stride1D.Dense> keyNorm,    // [B, Hkv, M] |k|
+        ArrayView1D<float, Stride1D.Dense> keyBias,    // [B, Hkv, M] -(s/2)|k'|^2, or 0
+        int distance,
+        AttentionKernelParams p)
+        where TLanes : struct, ILanes
+    {
+        var lanes = default(TLanes).Count;
+        var lane = Group.IdxX & (lanes - 1);
+        var row = Grid.IdxX * (Group.DimX / lanes) + Group.IdxX / lanes;
+        var rows = p.B * p.Hkv * p.M;
+        var valid = row < rows;
+        var dims = valid ? p.D : 0; // an invalid row loads zeros but still joins the shuffles
+        var off = valid ? row * p.D : 0;
+
+        var k0 = AttentionLanes.LoadPadded(k, off, lane, dims);
+        var k1 = AttentionLanes.LoadPadded(k, off, lane + lanes, dims);
+        var k2 = AttentionLanes.LoadPadded(k, off, lane + 2 * lanes, dims);
+        var k3 = AttentionLanes.LoadPadded(k, off, lane + 3 * lanes, dims);
+        var k4 = AttentionLanes.LoadPadded(k, off, lane + 4 * lanes, dims);
+        var k5 = AttentionLanes.LoadPadded(k, off, lane + 5 * lanes, dims);
+        var k6 = AttentionLanes.LoadPadded(k, off, lane + 6 * lanes, dims);
+        var k7 = AttentionLanes.LoadPadded(k, off, lane + 7 * lanes, dims);
+        var sq = AttentionLanes.SegmentSum<TLanes>(
+            k0 * k0 + k1 * k1 + k2 * k2 + k3 * k3 + k4 * k4 + k5 * k5 + k6 * k6 + k7 * k7);
+        var norm = Sqrt(sq);
+
+        var f = 1f;
+        if (p.NormalizeKeys != 0)
+        {
+            f = p.KeyRadius / Max(norm, p.KeyEpsilon);
+            AttentionLanes.StorePadded(scoredKeys, off, lane, dims, f * k0);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + lanes, dims, f * k1);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + 2 * lanes, dims, f * k2);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + 3 * lanes, dims, f * k3);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + 4 * lanes, dims, f * k4);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + 5 * lanes, dims, f * k5);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + 6 * lanes, dims, f * k6);
+            AttentionLanes.StorePadded(scoredKeys, off, lane + 7 * lanes, dims, f * k7);
+        }
+        if (valid && lane == 0)
+        {
+            keyNorm[row] = norm;
+            keyBias[row] = distance != 0 ? -0.5f * p.Scale * (f * f * sq) : 0f;
+        }
+    }
+
+    private static float Sqrt(float x) => ILGPU.Algorithms.XMath.Sqrt(x);
+
+    private static float Max(float a, float b) => a > b ? a : b;
+}
