@@ -52,15 +52,12 @@ internal static class FeatureNormsManaged
             cnt -= Vector512.GreaterThan(vb, Vector512<float>.Zero).AsInt32();
             mx = Vector512.Max(mx, Vector512.Max(va, vb));
         }
-        double l1 = 0, l2 = 0;
-        for (var lane = 0; lane < w; lane++)
-        {
-            l1 += (double)s1a[lane] - c1a[lane] + ((double)s1b[lane] - c1b[lane]);
-            l2 += (double)s2a[lane] - c2a[lane] + ((double)s2b[lane] - c2b[lane]);
-        }
+        // Lanes are combined in float64: each lane's compensated value s - c widened, so nothing is lost in the fold.
+        var l1 = Fold(s1a, c1a) + Fold(s1b, c1b);
+        var l2 = Fold(s2a, c2a) + Fold(s2b, c2b);
         var count = Vector512.Sum(cnt);
-        var m = float.NegativeInfinity;
-        for (var lane = 0; lane < w; lane++) m = Math.Max(m, mx[lane]);
+        var mx128 = Vector128.Max(Vector256.Max(mx.GetLower(), mx.GetUpper()).GetLower(), Vector256.Max(mx.GetLower(), mx.GetUpper()).GetUpper());
+        var m = Math.Max(Math.Max(mx128[0], mx128[1]), Math.Max(mx128[2], mx128[3]));
         for (; f < row.Length; f++)
         {
             var v = row[f];
@@ -70,6 +67,14 @@ internal static class FeatureNormsManaged
             m = Math.Max(m, v);
         }
         return (l1, l2, count, m);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static double Fold(Vector512<float> sum, Vector512<float> compensation)
+    {
+        var (sLo, sHi) = Vector512.Widen(sum);
+        var (cLo, cHi) = Vector512.Widen(compensation);
+        return Vector512.Sum(sLo - cLo + (sHi - cHi));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
