@@ -29,6 +29,11 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
             // Logits around 1e3: the online softmax and the entropy's re-centred sum must not lose precision.
             new(1, 2, 1, 17, 33, 64, Score.Distance, InputScale: 31f, SinkTokens: 3),
             new(1, 1, 1, 17, 33, 16, InputScale: 31f, Causal: true),
+            // Several key tiles (64 keys per tile at D <= 64) and several row groups per head, with the causal/window
+            // band skipping whole tiles in the forward, dQ and dK/dV kernels.
+            new(1, 1, 1, 97, 140, 16, Causal: true, Window: 40, Brake: true, SinkTokens: 4),
+            new(1, 2, 1, 140, 97, 8, Score.Distance, Causal: true),
+            new(1, 1, 1, 40, 70, 128, Score.Distance, NormalizeKeys: true, Window: 20),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetName($"IlgpuCpu {c}");
@@ -36,6 +41,20 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
 
     [TestCaseSource(nameof(Cases))]
     public void MatchesReference(AttentionCase c) => CheckAgainstReference(c);
+
+    [TestCase(float.NaN)]
+    [TestCase(float.PositiveInfinity)]
+    public void NonFiniteInputIsRejectedBeforeAnyKernel(float bad)
+    {
+        var data = new float[1 * 1 * 3 * 16];
+        data[21] = bad;
+        using var q = Device.FromArray(data, 1, 1, 3, 16);
+        using var k = Device.Zeros(1, 1, 5, 16);
+        using var v = Device.Zeros(1, 1, 5, 16);
+        var e = Assert.Throws<ArgumentException>(() => Attention.Forward(q, k, v));
+        Assert.That(e!.ParamName, Is.EqualTo("q"));
+        Assert.That(e.Message, Does.Contain("flat index 21"));
+    }
 
     [Test]
     public void BackwardIsDeterministic() =>
