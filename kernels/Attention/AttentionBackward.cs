@@ -9,7 +9,7 @@
 //      query heads of the key's kv head, in a fixed order, and each head's query band:
 //      dv_j = sum_i P_ij dO_i, dk'_j = s sum_i dz_ij q_i (minus s (sum_i dz_ij) k'_j for Distance), then through the
 //      normalisation dk_j = (rho/|k_j|)(I - u u^T) dk'_j, u = k_j/|k_j| (rho/eps dk'_j at or below eps), fused.
-//      Deterministic and non-deterministic requests share it.
+//      Deterministic and non-deterministic requests share it. Specialised on T, Dot/Distance and the row reduction.
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; query head h reads kv head
 // h / (H / Hkv). Scores as in AttentionForward.cs.
@@ -34,9 +34,9 @@ public static class AttentionBackward
 
     /// <summary>
     /// Version 1, dQ half. Grid: B H ceil(N / R) groups of R = Group.DimX / T query rows; dynamic shared memory
-    /// 2 StreamTile 8T floats (k' and v tiles). Writes Delta for <see cref="KeyKernel{TLanes, TScore}"/> and dq.
+    /// 2 StreamTile 8T floats (k' and v tiles). Writes Delta for <see cref="KeyKernel{TLanes, TScore, TReduction}"/> and dq.
     /// </summary>
-    public static void QueryKernel<TLanes, TScore>(
+    public static void QueryKernel<TLanes, TScore, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
@@ -50,6 +50,7 @@ public static class AttentionBackward
         AttentionKernelParams p)
         where TLanes : struct, ILanes
         where TScore : struct, IScoreKind
+        where TReduction : struct, ISegmentReduction
     {
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
@@ -116,7 +117,7 @@ public static class AttentionBackward
             + g5 * AttentionLanes.LoadPadded(o, off, lane + 5 * lanes, dims)
             + g6 * AttentionLanes.LoadPadded(o, off, lane + 6 * lanes, dims)
             + g7 * AttentionLanes.LoadPadded(o, off, lane + 7 * lanes, dims);
-        var rowDelta = AttentionLanes.SegmentSum<TLanes>(deltaPartial);
+        var rowDelta = default(TReduction).Sum<TLanes>(deltaPartial);
         var rowLse = valid ? lse[row] : float.NegativeInfinity;
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f; // sum_j dz_ij k'_j
 
@@ -157,9 +158,9 @@ public static class AttentionBackward
                 var k5 = keyTile[t + 5 * lanes];
                 var k6 = keyTile[t + 6 * lanes];
                 var k7 = keyTile[t + 7 * lanes];
-                var dot = AttentionLanes.SegmentSum<TLanes>(
+                var dot = default(TReduction).Sum<TLanes>(
                     q0 * k0 + q1 * k1 + q2 * k2 + q3 * k3 + q4 * k4 + q5 * k5 + q6 * k6 + q7 * k7);
-                var dOv = AttentionLanes.SegmentSum<TLanes>(
+                var dOv = default(TReduction).Sum<TLanes>(
                     g0 * valueTile[t] + g1 * valueTile[t + lanes] + g2 * valueTile[t + 2 * lanes]
                     + g3 * valueTile[t + 3 * lanes] + g4 * valueTile[t + 4 * lanes] + g5 * valueTile[t + 5 * lanes]
                     + g6 * valueTile[t + 6 * lanes] + g7 * valueTile[t + 7 * lanes]);
@@ -194,12 +195,12 @@ public static class AttentionBackward
     }
 
     /// <summary>
-    /// Version 1, dK/dV half (after <see cref="QueryKernel{TLanes, TScore}"/>, which writes Delta). Grid:
+    /// Version 1, dK/dV half (after <see cref="QueryKernel{TLanes, TScore, TReduction}"/>, which writes Delta). Grid:
     /// B Hkv ceil(M / R) groups of R = Group.DimX / T key rows; dynamic shared memory 2 StreamTile 8T floats
     /// (q and dO tiles). Each key row sums over its kv head's g query heads in order h = 0..g-1, then queries in
     /// ascending order, so the sums are the same on every run.
     /// </summary>
-    public static void KeyKernel<TLanes, TScore>(
+    public static void KeyKernel<TLanes, TScore, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
@@ -214,6 +215,7 @@ public static class AttentionBackward
         AttentionKernelParams p)
         where TLanes : struct, ILanes
         where TScore : struct, IScoreKind
+        where TReduction : struct, ISegmentReduction
     {
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
@@ -324,9 +326,9 @@ public static class AttentionBackward
                     var y5 = gradTile[t + 5 * lanes];
                     var y6 = gradTile[t + 6 * lanes];
                     var y7 = gradTile[t + 7 * lanes];
-                    var dot = AttentionLanes.SegmentSum<TLanes>(
+                    var dot = default(TReduction).Sum<TLanes>(
                         x0 * k0 + x1 * k1 + x2 * k2 + x3 * k3 + x4 * k4 + x5 * k5 + x6 * k6 + x7 * k7);
-                    var dOv = AttentionLanes.SegmentSum<TLanes>(
+                    var dOv = default(TReduction).Sum<TLanes>(
                         y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3 + y4 * v4 + y5 * v5 + y6 * v6 + y7 * v7);
                     var i = i0 + ii;
                     if (i < iLo || i > iHi) continue;
@@ -370,7 +372,7 @@ public static class AttentionBackward
         if (p.NormalizeKeys != 0)
         {
             // Uniform over the group, so the shuffle below is reached by every lane.
-            var keyDotGrad = AttentionLanes.SegmentSum<TLanes>(
+            var keyDotGrad = default(TReduction).Sum<TLanes>(
                 k0 * a0 + k1 * a1 + k2 * a2 + k3 * a3 + k4 * a4 + k5 * a5 + k6 * a6 + k7 * a7);
             var norm = valid ? keyNorm[keyRow] : 0f;
             // Above eps, k' = rho u exactly, so (I - u u^T) dk' = dk' - k' (k' . dk') / rho^2.

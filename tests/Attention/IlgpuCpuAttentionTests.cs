@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using RouteKit.Tests.Support;
 
 namespace RouteKit.Tests;
 
@@ -41,6 +42,45 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
 
     [TestCaseSource(nameof(Cases))]
     public void MatchesReference(AttentionCase c) => CheckAgainstReference(c);
+
+    private static IEnumerable<TestCaseData> GroupSharedCases()
+    {
+        AttentionCase[] cases =
+        [
+            new(1, 2, 1, 17, 33, 24, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true),
+            new(1, 1, 1, 17, 70, 64, Window: 9),
+            new(1, 1, 1, 9, 17, 256, Score.Distance, InputScale: 31f),
+        ];
+        foreach (var c in cases)
+            yield return new TestCaseData(c).SetName($"IlgpuCpu GroupShared {c}");
+    }
+
+    /// <summary>The OpenCL dispatch path (row sums through shared memory), run here on the simulator.</summary>
+    [TestCaseSource(nameof(GroupSharedCases))]
+    public void GroupSharedReductionMatchesReference(AttentionCase c)
+    {
+        var (q, k, v, dOut) = c.Inputs();
+        var (f64, f32, g64, g32) = c.References();
+        var p = c.Params;
+        using var tq = Device.FromArray(q, p.QueryShape);
+        using var tk = Device.FromArray(k, p.KeyShape);
+        using var tv = Device.FromArray(v, p.KeyShape);
+        using var tdo = Device.FromArray(dOut, p.QueryShape);
+        using var fwd = new AttentionOutput(Device.Zeros(p.QueryShape), Device.Zeros(p.RowShape),
+            new AttentionDiagnostics(Device.Zeros(p.RowShape), Device.Zeros(p.RowShape), Device.Zeros(p.RowShape)));
+        AttentionIlgpu.Forward(Device, p, tq, tk, tv, fwd.Output, fwd.Lse, fwd.Diagnostics, SegmentReduction.GroupShared);
+        ErrorRule.Assert2x($"{c} O", fwd.Output.ToArray(), f64.Output, f32.Output);
+        ErrorRule.Assert2x($"{c} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
+        ErrorRule.Assert2x($"{c} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
+        ErrorRule.Assert2x($"{c} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
+        ErrorRule.Assert2x($"{c} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
+        using var grads = new AttentionGradients(Device.Zeros(p.QueryShape), Device.Zeros(p.KeyShape), Device.Zeros(p.KeyShape));
+        AttentionIlgpu.Backward(Device, p, tdo, tq, tk, tv, fwd.Output, fwd.Lse, grads.DQ, grads.DK, grads.DV,
+            SegmentReduction.GroupShared);
+        ErrorRule.Assert2x($"{c} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
+        ErrorRule.Assert2x($"{c} dK", grads.DK.ToArray(), g64.DK, g32.DK);
+        ErrorRule.Assert2x($"{c} dV", grads.DV.ToArray(), g64.DV, g32.DV);
+    }
 
     [TestCase(float.NaN)]
     [TestCase(float.PositiveInfinity)]
