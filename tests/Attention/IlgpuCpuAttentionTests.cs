@@ -60,26 +60,46 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
     public void GroupSharedReductionMatchesReference(AttentionCase c)
     {
         var (q, k, v, dOut) = c.Inputs();
-        var (f64, f32, g64, g32) = c.References();
-        var p = c.Params;
+        CheckLauncher(c.ToString(), c.Params, q, k, v, dOut, SegmentReduction.GroupShared);
+    }
+
+    /// <summary>Keys at or below KeyEpsilon take the rho/eps branch of the normalisation and its gradient.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void ZeroKeysTakeTheEpsilonBranch(bool groupShared)
+    {
+        var reduction = groupShared ? SegmentReduction.GroupShared : SegmentReduction.WarpShuffle;
+        var c = new AttentionCase(1, 2, 1, 9, 12, 24, Score.Distance, NormalizeKeys: true, Causal: true);
+        var (q, k, v, dOut) = c.Inputs();
+        foreach (var j in new[] { 0, 5, 11 })
+            Array.Clear(k, j * c.D, c.D);
+        Array.Fill(k, 1e-8f, 7 * c.D, c.D); // |k| = 4.9e-8 < eps = 1e-6
+        CheckLauncher($"{c} with zero keys", c.Params, q, k, v, dOut, reduction);
+    }
+
+    // Forward and backward through the launcher with an explicit reduction, against the references, with the 2x rule.
+    private void CheckLauncher(string what, AttentionParams p, float[] q, float[] k, float[] v, float[] dOut, SegmentReduction reduction)
+    {
+        var (qd, kd, vd, dd) = (TestData.ToDouble(q), TestData.ToDouble(k), TestData.ToDouble(v), TestData.ToDouble(dOut));
+        var (f64, f32) = (Reference.AttentionReference.Forward(p, qd, kd, vd), Reference.AttentionReference.Forward(p, q, k, v));
+        var (g64, g32) = (Reference.AttentionReference.Backward(p, dd, qd, kd, vd), Reference.AttentionReference.Backward(p, dOut, q, k, v));
         using var tq = Device.FromArray(q, p.QueryShape);
         using var tk = Device.FromArray(k, p.KeyShape);
         using var tv = Device.FromArray(v, p.KeyShape);
         using var tdo = Device.FromArray(dOut, p.QueryShape);
         using var fwd = new AttentionOutput(Device.Zeros(p.QueryShape), Device.Zeros(p.RowShape),
             new AttentionDiagnostics(Device.Zeros(p.RowShape), Device.Zeros(p.RowShape), Device.Zeros(p.RowShape)));
-        AttentionIlgpu.Forward(Device, p, tq, tk, tv, fwd.Output, fwd.Lse, fwd.Diagnostics, SegmentReduction.GroupShared);
-        ErrorRule.Assert2x($"{c} O", fwd.Output.ToArray(), f64.Output, f32.Output);
-        ErrorRule.Assert2x($"{c} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
-        ErrorRule.Assert2x($"{c} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
-        ErrorRule.Assert2x($"{c} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
-        ErrorRule.Assert2x($"{c} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
+        AttentionIlgpu.Forward(Device, p, tq, tk, tv, fwd.Output, fwd.Lse, fwd.Diagnostics, reduction);
+        ErrorRule.Assert2x($"{what} O", fwd.Output.ToArray(), f64.Output, f32.Output);
+        ErrorRule.Assert2x($"{what} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
+        ErrorRule.Assert2x($"{what} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
+        ErrorRule.Assert2x($"{what} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
+        ErrorRule.Assert2x($"{what} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
         using var grads = new AttentionGradients(Device.Zeros(p.QueryShape), Device.Zeros(p.KeyShape), Device.Zeros(p.KeyShape));
-        AttentionIlgpu.Backward(Device, p, tdo, tq, tk, tv, fwd.Output, fwd.Lse, grads.DQ, grads.DK, grads.DV,
-            SegmentReduction.GroupShared);
-        ErrorRule.Assert2x($"{c} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
-        ErrorRule.Assert2x($"{c} dK", grads.DK.ToArray(), g64.DK, g32.DK);
-        ErrorRule.Assert2x($"{c} dV", grads.DV.ToArray(), g64.DV, g32.DV);
+        AttentionIlgpu.Backward(Device, p, tdo, tq, tk, tv, fwd.Output, fwd.Lse, grads.DQ, grads.DK, grads.DV, reduction);
+        ErrorRule.Assert2x($"{what} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
+        ErrorRule.Assert2x($"{what} dK", grads.DK.ToArray(), g64.DK, g32.DK);
+        ErrorRule.Assert2x($"{what} dV", grads.DV.ToArray(), g64.DV, g32.DV);
     }
 
     [TestCase(float.NaN)]
