@@ -149,12 +149,12 @@ internal static class AttentionIlgpu
         var (queryConfig, queryParams) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
         queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, lse.View, delta, dq.View, queryParams);
 
-        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, BackwardKeyMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
-                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
-        keyKernel(keyConfig, q.View, keys, v.View, bias, norms, slopes, dOut.View, lse.View, delta, dk.View, dv.View, keyParams);
+        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, dOut.View, lse.View, delta, dk.View, dv.View, keyParams);
     }
 
     // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.

@@ -202,6 +202,7 @@ public static class AttentionBackward
     /// </summary>
     public static void KeyKernel<TLanes, TScore, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
+        ArrayView1D<float, Stride1D.Dense> k,          // [B, Hkv, M, D] raw keys, read only with NormalizeKeys
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
         ArrayView1D<float, Stride1D.Dense> keyBias,    // [B, Hkv, M], read only for Distance
@@ -371,22 +372,32 @@ public static class AttentionBackward
         a7 = s * (a7 - biasGrad * k7);
         if (p.NormalizeKeys != 0)
         {
-            // Uniform over the group, so the shuffle below is reached by every lane.
-            var keyDotGrad = default(TReduction).Sum<TLanes>(
-                k0 * a0 + k1 * a1 + k2 * a2 + k3 * a3 + k4 * a4 + k5 * a5 + k6 * a6 + k7 * a7);
+            // dk = (rho/|k|)(dk' - u (u . dk')), u = k/|k| divided as the maths writes it: u from the rounded k' = f k
+            // or from k times 1/|k| would leave an O(eps |dk'|) residue where the exact projection is 0 (D = 1).
             var norm = valid ? keyNorm[keyRow] : 0f;
-            // Above eps, k' = rho u exactly, so (I - u u^T) dk' = dk' - k' (k' . dk') / rho^2.
             var above = norm > p.KeyEpsilon;
+            var unit = above ? norm : float.PositiveInfinity; // x / inf = 0: no projection at or below eps
+            var u0 = AttentionLanes.LoadPadded(k, off, lane, dims) / unit;
+            var u1 = AttentionLanes.LoadPadded(k, off, lane + lanes, dims) / unit;
+            var u2 = AttentionLanes.LoadPadded(k, off, lane + 2 * lanes, dims) / unit;
+            var u3 = AttentionLanes.LoadPadded(k, off, lane + 3 * lanes, dims) / unit;
+            var u4 = AttentionLanes.LoadPadded(k, off, lane + 4 * lanes, dims) / unit;
+            var u5 = AttentionLanes.LoadPadded(k, off, lane + 5 * lanes, dims) / unit;
+            var u6 = AttentionLanes.LoadPadded(k, off, lane + 6 * lanes, dims) / unit;
+            var u7 = AttentionLanes.LoadPadded(k, off, lane + 7 * lanes, dims) / unit;
+            // Uniform over the group (NormalizeKeys is), so every lane reaches the reduction.
+            var project = default(TReduction).Sum<TLanes>(
+                u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3 + u4 * a4 + u5 * a5 + u6 * a6 + u7 * a7);
+            // At or below eps, k' = (rho/eps) k and u = 0 here, so dk = (rho/eps) dk'.
             var factor = above ? p.KeyRadius / norm : p.KeyRadius / p.KeyEpsilon;
-            var project = above ? keyDotGrad / (p.KeyRadius * p.KeyRadius) : 0f;
-            a0 = factor * (a0 - project * k0);
-            a1 = factor * (a1 - project * k1);
-            a2 = factor * (a2 - project * k2);
-            a3 = factor * (a3 - project * k3);
-            a4 = factor * (a4 - project * k4);
-            a5 = factor * (a5 - project * k5);
-            a6 = factor * (a6 - project * k6);
-            a7 = factor * (a7 - project * k7);
+            a0 = factor * (a0 - project * u0);
+            a1 = factor * (a1 - project * u1);
+            a2 = factor * (a2 - project * u2);
+            a3 = factor * (a3 - project * u3);
+            a4 = factor * (a4 - project * u4);
+            a5 = factor * (a5 - project * u5);
+            a6 = factor * (a6 - project * u6);
+            a7 = factor * (a7 - project * u7);
         }
 
         if (!valid) return;

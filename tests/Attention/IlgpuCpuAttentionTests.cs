@@ -35,6 +35,10 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
             new(1, 1, 1, 97, 140, 16, Causal: true, Window: 40, Brake: true, SinkTokens: 4),
             new(1, 2, 1, 140, 97, 8, Score.Distance, Causal: true),
             new(1, 1, 1, 40, 70, 128, Score.Distance, NormalizeKeys: true, Window: 20),
+            // D = 1: u = +-1, so the normalisation's projection must cancel dk' exactly (a rounded u left 4e-6).
+            new(2, 4, 2, 16, 20, 1, Score.Distance, NormalizeKeys: true, Window: 2),
+            new(1, 2, 2, 19, 29, 7, NormalizeKeys: true, Causal: true, Brake: true, InputScale: 31f),
+            new(1, 1, 1, 5, 20, 200, Score.Distance, Causal: true, SinkTokens: 0),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetName($"IlgpuCpu {c}");
