@@ -118,7 +118,8 @@ internal static class AttentionIlgpu
         var withDiagnostics = p.Diagnostics && diagnostics is not null;
 
         var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
+            device, $"attention.forward/{lanes}/{p.Score}/{withDiagnostics}/{reduction}",
+            () => ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (config, kp) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
@@ -143,14 +144,16 @@ internal static class AttentionIlgpu
         var delta = device.Workspace("attention.delta", (long)p.B * p.H * p.N); // [B, H, N]
 
         var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, BackwardQueryMethod(lanes, p.Score, reduction),
+            device, $"attention.backward.query/{lanes}/{p.Score}/{reduction}",
+            () => BackwardQueryMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (queryConfig, queryParams) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
         queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, lse.View, delta, dq.View, queryParams);
 
         var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, BackwardKeyMethod(lanes, p.Score, reduction),
+            device, $"attention.backward.key/{lanes}/{p.Score}/{reduction}",
+            () => BackwardKeyMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
@@ -169,7 +172,7 @@ internal static class AttentionIlgpu
         var keys = p.NormalizeKeys ? device.Workspace("attention.keys", rows * p.D) : bias; // [B, Hkv, M, D]
         var acc = device.Accelerator!;
         var kernel = Load<Action<KernelConfig, View, View, View, View, int, AttentionKernelParams>>(
-            device, PrepareMethod(lanes, reduction),
+            device, $"attention.keys/{lanes}/{reduction}", () => PrepareMethod(lanes, reduction),
             static (a, m, s) => a.LoadStreamKernel(m.CreateDelegate<Action<View, View, View, View, int, AttentionKernelParams>>(), s));
         var (threads, rowsPerGroup) = GroupShape(acc, lanes, rows);
         var groups = CheckGrid(acc, (rows + rowsPerGroup - 1) / rowsPerGroup);
@@ -249,9 +252,10 @@ internal static class AttentionIlgpu
         Scale = p.Scale, KeyRadius = p.KeyRadius, KeyEpsilon = p.KeyEpsilon,
     };
 
-    private static T Load<T>(Device device, MethodInfo method, Func<Accelerator, MethodInfo, KernelSpecialization, T> load)
-        where T : class =>
-        device.GetKernel($"attention:{method.DeclaringType!.Name}.{method}", acc => load(acc, method, Specialization(acc.WarpSize)));
+    // Compiles on first use per device; the key names the variant so later calls skip the reflection.
+    private static T Load<T>(Device device, string key, Func<MethodInfo> method,
+        Func<Accelerator, MethodInfo, KernelSpecialization, T> load) where T : class =>
+        device.GetKernel(key, acc => load(acc, method(), Specialization(acc.WarpSize)));
 
     private static Type LaneType(int lanes) => lanes switch
     {
