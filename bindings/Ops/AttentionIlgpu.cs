@@ -246,7 +246,8 @@ internal static class AttentionIlgpu
     private static AttentionKernelParams KernelParams(AttentionParams p, int rowTiles, int streamTile) => new()
     {
         B = p.B, H = p.H, Hkv = p.Hkv, N = p.N, M = p.M, D = p.D,
-        Group = p.Group, Offset = p.Offset, Causal = p.Causal ? 1 : 0, Window = p.Window,
+        // |i' - j| < N + M always, so a wider window is no window; clamping keeps i' + W from overflowing.
+        Group = p.Group, Offset = p.Offset, Causal = p.Causal ? 1 : 0, Window = p.Window < 0 ? -1 : Math.Min(p.Window, p.N + p.M),
         SinkTokens = p.SinkTokens, NormalizeKeys = p.NormalizeKeys ? 1 : 0,
         RowTiles = rowTiles, StreamTile = streamTile,
         Scale = p.Scale, KeyRadius = p.KeyRadius, KeyEpsilon = p.KeyEpsilon,

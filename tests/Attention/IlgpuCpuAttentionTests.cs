@@ -39,6 +39,8 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
             new(2, 4, 2, 16, 20, 1, Score.Distance, NormalizeKeys: true, Window: 2),
             new(1, 2, 2, 19, 29, 7, NormalizeKeys: true, Causal: true, Brake: true, InputScale: 31f),
             new(1, 1, 1, 5, 20, 200, Score.Distance, Causal: true, SinkTokens: 0),
+            // A window wider than any distance is no window (and i' + W must not overflow).
+            new(1, 1, 1, 17, 33, 16, Window: int.MaxValue),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetName($"IlgpuCpu {c}");
