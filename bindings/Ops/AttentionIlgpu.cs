@@ -6,7 +6,7 @@
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim.
 //
 // Launch configuration (one place, FlashAttention's launch templates):
-//   T lanes per row = smallest power of two with 8 T >= D (D <= 8 -> 1, ..., D <= 256 -> 32), must be <= warp size;
+//   T lanes per row = smallest power of two with 8 T >= D (D <= 8 -> 1, ..., D <= 256 -> 32), <= warp size for shuffles;
 //   group = min(rows T, 128) threads rounded up to the warp size (small problems keep the simulator's groups small);
 //   row reduction = warp shuffles on Cuda and the CPU simulator, a shared-memory sum on OpenCL (see
 //   GroupSharedReduction: ILGPU 1.5.3 has no portable sub-group shuffle there);
