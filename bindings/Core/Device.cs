@@ -183,7 +183,8 @@ public sealed class Device : IDisposable
     /// <summary>
     /// A scratch buffer of at least <paramref name="length"/> floats, named by its user (e.g. "attention.keys"), that
     /// only grows: repeated calls of an op allocate nothing once the largest shape has been seen. Its contents are
-    /// undefined on return; an op must not expect them to survive another op's call.
+    /// undefined on return; an op must not expect them to survive another op's call. The view stays valid until the
+    /// next request for the same name (which may replace the buffer), so an op asks for each name once per call.
     /// </summary>
     internal ArrayView1D<float, Stride1D.Dense> Workspace(string name, long length)
     {
@@ -194,8 +195,11 @@ public sealed class Device : IDisposable
         {
             if (workspaces.TryGetValue(name, out var buffer) && buffer.Length >= length)
                 return buffer.View.SubView(0, length);
+            var size = length;
             if (buffer is not null)
             {
+                // Grow by at least half again, so a slowly growing shape reallocates O(log) times.
+                size = Math.Max(length, buffer.Length + buffer.Length / 2);
                 // Kernels queued earlier may still read the old buffer.
                 accelerator.Synchronize();
                 buffer.Dispose();
@@ -203,11 +207,11 @@ public sealed class Device : IDisposable
             }
             try
             {
-                buffer = accelerator.Allocate1D<float>(length);
+                buffer = accelerator.Allocate1D<float>(size);
             }
             catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or InvalidOperationException)
             {
-                throw new DeviceOutOfMemoryException(Name, length * sizeof(float), FreeBytes(), e);
+                throw new DeviceOutOfMemoryException(Name, size * sizeof(float), FreeBytes(), e);
             }
             workspaces[name] = buffer;
             return buffer.View.SubView(0, length);

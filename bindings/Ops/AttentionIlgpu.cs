@@ -6,8 +6,10 @@
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim.
 //
 // Launch configuration (one place, FlashAttention's launch templates):
-//   T lanes per row = smallest power of two with 8 T >= D (D <= 8 -> 1, ..., D <= 256 -> 32), must be <= warp size;
+//   T lanes per row = smallest power of two with 8 T >= D (D <= 8 -> 1, ..., D <= 256 -> 32), <= warp size for shuffles;
 //   group = min(rows T, 128) threads rounded up to the warp size (small problems keep the simulator's groups small);
+//   row reduction = warp shuffles on Cuda and the CPU simulator, a shared-memory sum on OpenCL (see
+//   GroupSharedReduction: ILGPU 1.5.3 has no portable sub-group shuffle there);
 //   stream tile = min(64, 4096 / 8T) rows, so the two shared tiles take 2 * 4 * 8T * tile bytes:
 //   8T = 8, 16, 32 -> 4, 8, 16 KB; 8T = 64, 128, 256 -> 32 KB (all under the 48 KB that needs no driver opt-in).
 using System.Reflection;
@@ -17,6 +19,15 @@ using RouteKit.Kernels.Attention;
 using View = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
 
 namespace RouteKit;
+
+/// <summary>How a row's lanes sum their partial products (kernels/Attention/AttentionCommon.cs).</summary>
+internal enum SegmentReduction
+{
+    /// <summary>Warp shuffles; needs T &lt;= warp size.</summary>
+    WarpShuffle,
+    /// <summary>Shared memory between group barriers; any warp or sub-group size.</summary>
+    GroupShared,
+}
 
 internal static class AttentionIlgpu
 {
@@ -47,33 +58,43 @@ internal static class AttentionIlgpu
     /// <summary>Dynamic shared memory of one group in floats: two [tile, 8T] tiles.</summary>
     internal static int SharedFloatsFor(int lanes) => 2 * StreamTileFor(lanes) * 8 * lanes;
 
+    /// <summary>The row reduction the dispatcher uses on <paramref name="acc"/>.</summary>
+    internal static SegmentReduction ReductionFor(Accelerator acc) =>
+        acc.AcceleratorType == AcceleratorType.OpenCL ? SegmentReduction.GroupShared : SegmentReduction.WarpShuffle;
+
     // The dispatcher: every runtime flag becomes a type argument here and nowhere else.
-    internal static MethodInfo PrepareMethod(int lanes) =>
-        Generic(typeof(AttentionKeys), nameof(AttentionKeys.PrepareKernel), LaneType(lanes));
+    internal static MethodInfo PrepareMethod(int lanes, SegmentReduction reduction) =>
+        Generic(typeof(AttentionKeys), nameof(AttentionKeys.PrepareKernel), LaneType(lanes), ReductionType(reduction));
 
-    internal static MethodInfo ForwardMethod(int lanes, Score score, bool diagnostics) =>
+    internal static MethodInfo ForwardMethod(int lanes, Score score, bool diagnostics, SegmentReduction reduction) =>
         Generic(typeof(AttentionForward), nameof(AttentionForward.TiledKernel),
-            LaneType(lanes), ScoreType(score), diagnostics ? typeof(WithDiagnostics) : typeof(NoDiagnostics));
+            LaneType(lanes), ScoreType(score), diagnostics ? typeof(WithDiagnostics) : typeof(NoDiagnostics),
+            ReductionType(reduction));
 
-    internal static MethodInfo BackwardQueryMethod(int lanes, Score score) =>
-        Generic(typeof(AttentionBackward), nameof(AttentionBackward.QueryKernel), LaneType(lanes), ScoreType(score));
+    internal static MethodInfo BackwardQueryMethod(int lanes, Score score, SegmentReduction reduction) =>
+        Generic(typeof(AttentionBackward), nameof(AttentionBackward.QueryKernel),
+            LaneType(lanes), ScoreType(score), ReductionType(reduction));
 
-    internal static MethodInfo BackwardKeyMethod(int lanes, Score score) =>
-        Generic(typeof(AttentionBackward), nameof(AttentionBackward.KeyKernel), LaneType(lanes), ScoreType(score));
+    internal static MethodInfo BackwardKeyMethod(int lanes, Score score, SegmentReduction reduction) =>
+        Generic(typeof(AttentionBackward), nameof(AttentionBackward.KeyKernel),
+            LaneType(lanes), ScoreType(score), ReductionType(reduction));
 
-    /// <summary>Every kernel instantiation the dispatcher can pick, named, for the codegen tests and the perf harness.</summary>
-    internal static IEnumerable<(string Name, MethodInfo Kernel)> AllKernels()
+    /// <summary>
+    /// Every kernel instantiation the dispatcher can pick with <paramref name="reduction"/>, named, for the codegen
+    /// tests and the perf harness.
+    /// </summary>
+    internal static IEnumerable<(string Name, MethodInfo Kernel)> AllKernels(SegmentReduction reduction)
     {
         foreach (var lanes in new[] { 1, 2, 4, 8, 16, 32 })
         {
-            yield return ($"PrepareKernel<T{lanes}>", PrepareMethod(lanes));
+            yield return ($"PrepareKernel<T{lanes},{reduction}>", PrepareMethod(lanes, reduction));
             foreach (var score in new[] { Score.Dot, Score.Distance })
             {
                 foreach (var diagnostics in new[] { false, true })
-                    yield return ($"Forward.TiledKernel<T{lanes},{score},{(diagnostics ? "diag" : "nodiag")}>",
-                        ForwardMethod(lanes, score, diagnostics));
-                yield return ($"Backward.QueryKernel<T{lanes},{score}>", BackwardQueryMethod(lanes, score));
-                yield return ($"Backward.KeyKernel<T{lanes},{score}>", BackwardKeyMethod(lanes, score));
+                    yield return ($"Forward.TiledKernel<T{lanes},{score},{(diagnostics ? "diag" : "nodiag")},{reduction}>",
+                        ForwardMethod(lanes, score, diagnostics, reduction));
+                yield return ($"Backward.QueryKernel<T{lanes},{score},{reduction}>", BackwardQueryMethod(lanes, score, reduction));
+                yield return ($"Backward.KeyKernel<T{lanes},{score},{reduction}>", BackwardKeyMethod(lanes, score, reduction));
             }
         }
     }
@@ -83,16 +104,22 @@ internal static class AttentionIlgpu
     internal static KernelSpecialization Specialization(int warpSize) => new(Math.Max(MaxGroupThreads, warpSize), null);
 
     internal static void Forward(Device device, AttentionParams p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
-        AttentionDiagnostics? diagnostics)
+        AttentionDiagnostics? diagnostics) =>
+        Forward(device, p, q, k, v, o, lse, diagnostics, ReductionFor(device.Accelerator!));
+
+    /// <summary>The forward with an explicit row reduction (tests run the OpenCL path on the CPU simulator).</summary>
+    internal static void Forward(Device device, AttentionParams p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
+        AttentionDiagnostics? diagnostics, SegmentReduction reduction)
     {
         var acc = device.Accelerator!;
-        var lanes = CheckLanes(acc, p);
-        var (keys, _, bias) = PrepareKeys(device, p, k, lanes);
+        var lanes = CheckLanes(acc, p, reduction);
+        var (keys, _, bias) = PrepareKeys(device, p, k, lanes, reduction);
         var slopes = Slopes(device, p);
         var withDiagnostics = p.Diagnostics && diagnostics is not null;
 
         var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, ForwardMethod(lanes, p.Score, withDiagnostics),
+            device, $"attention.forward/{lanes}/{p.Score}/{withDiagnostics}/{reduction}",
+            () => ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (config, kp) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
@@ -103,31 +130,39 @@ internal static class AttentionIlgpu
     }
 
     internal static void Backward(Device device, AttentionParams p, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor o,
-        Tensor lse, Tensor dq, Tensor dk, Tensor dv)
+        Tensor lse, Tensor dq, Tensor dk, Tensor dv) =>
+        Backward(device, p, dOut, q, k, v, o, lse, dq, dk, dv, ReductionFor(device.Accelerator!));
+
+    /// <summary>The backward with an explicit row reduction.</summary>
+    internal static void Backward(Device device, AttentionParams p, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor o,
+        Tensor lse, Tensor dq, Tensor dk, Tensor dv, SegmentReduction reduction)
     {
         var acc = device.Accelerator!;
-        var lanes = CheckLanes(acc, p);
-        var (keys, norms, bias) = PrepareKeys(device, p, k, lanes);
+        var lanes = CheckLanes(acc, p, reduction);
+        var (keys, norms, bias) = PrepareKeys(device, p, k, lanes, reduction);
         var slopes = Slopes(device, p);
         var delta = device.Workspace("attention.delta", (long)p.B * p.H * p.N); // [B, H, N]
 
         var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, BackwardQueryMethod(lanes, p.Score),
+            device, $"attention.backward.query/{lanes}/{p.Score}/{reduction}",
+            () => BackwardQueryMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (queryConfig, queryParams) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
         queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, lse.View, delta, dq.View, queryParams);
 
-        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, BackwardKeyMethod(lanes, p.Score),
+        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+            device, $"attention.backward.key/{lanes}/{p.Score}/{reduction}",
+            () => BackwardKeyMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
-                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
-        keyKernel(keyConfig, q.View, keys, v.View, bias, norms, slopes, dOut.View, lse.View, delta, dk.View, dv.View, keyParams);
+        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, dOut.View, lse.View, delta, dk.View, dv.View, keyParams);
     }
 
     // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.
-    private static (View Keys, View Norms, View Bias) PrepareKeys(Device device, AttentionParams p, Tensor k, int lanes)
+    private static (View Keys, View Norms, View Bias) PrepareKeys(
+        Device device, AttentionParams p, Tensor k, int lanes, SegmentReduction reduction)
     {
         var rows = (long)p.B * p.Hkv * p.M;
         var norms = device.Workspace("attention.keyNorm", rows); // [B, Hkv, M]
@@ -137,7 +172,7 @@ internal static class AttentionIlgpu
         var keys = p.NormalizeKeys ? device.Workspace("attention.keys", rows * p.D) : bias; // [B, Hkv, M, D]
         var acc = device.Accelerator!;
         var kernel = Load<Action<KernelConfig, View, View, View, View, int, AttentionKernelParams>>(
-            device, PrepareMethod(lanes),
+            device, $"attention.keys/{lanes}/{reduction}", () => PrepareMethod(lanes, reduction),
             static (a, m, s) => a.LoadStreamKernel(m.CreateDelegate<Action<View, View, View, View, int, AttentionKernelParams>>(), s));
         var (threads, rowsPerGroup) = GroupShape(acc, lanes, rows);
         var groups = CheckGrid(acc, (rows + rowsPerGroup - 1) / rowsPerGroup);
@@ -187,11 +222,20 @@ internal static class AttentionIlgpu
         return (int)groups;
     }
 
-    // Row segments must sit inside one warp for the shuffle reductions.
-    private static int CheckLanes(Accelerator acc, AttentionParams p)
+    // Row segments must sit inside one warp for the shuffle reductions; the shared-memory one only needs the
+    // warp-rounded group to fit its scratch.
+    private static int CheckLanes(Accelerator acc, AttentionParams p, SegmentReduction reduction)
     {
         var lanes = LanesFor(p.D);
         var warp = acc.WarpSize;
+        if (reduction == SegmentReduction.GroupShared)
+        {
+            if (warp < 1 || (warp & (warp - 1)) != 0 || Math.Max(warp, MaxGroupThreads) > GroupSharedReduction.MaxGroupThreads)
+                throw new NotSupportedException(
+                    $"Attention on {acc.Name} needs a power-of-two warp (sub-group) size of at most " +
+                    $"{GroupSharedReduction.MaxGroupThreads}; the device reports {warp}.");
+            return lanes;
+        }
         if (warp < 1 || (warp & (warp - 1)) != 0 || lanes > warp)
             throw new NotSupportedException(
                 $"Attention with head dimension D = {p.D} serves each row with {lanes} lanes of one warp, but {acc.Name} " +
@@ -202,15 +246,17 @@ internal static class AttentionIlgpu
     private static AttentionKernelParams KernelParams(AttentionParams p, int rowTiles, int streamTile) => new()
     {
         B = p.B, H = p.H, Hkv = p.Hkv, N = p.N, M = p.M, D = p.D,
-        Group = p.Group, Offset = p.Offset, Causal = p.Causal ? 1 : 0, Window = p.Window,
+        // |i' - j| < N + M always, so a wider window is no window; clamping keeps i' + W from overflowing.
+        Group = p.Group, Offset = p.Offset, Causal = p.Causal ? 1 : 0, Window = p.Window < 0 ? -1 : Math.Min(p.Window, p.N + p.M),
         SinkTokens = p.SinkTokens, NormalizeKeys = p.NormalizeKeys ? 1 : 0,
         RowTiles = rowTiles, StreamTile = streamTile,
         Scale = p.Scale, KeyRadius = p.KeyRadius, KeyEpsilon = p.KeyEpsilon,
     };
 
-    private static T Load<T>(Device device, MethodInfo method, Func<Accelerator, MethodInfo, KernelSpecialization, T> load)
-        where T : class =>
-        device.GetKernel($"attention:{method.DeclaringType!.Name}.{method}", acc => load(acc, method, Specialization(acc.WarpSize)));
+    // Compiles on first use per device; the key names the variant so later calls skip the reflection.
+    private static T Load<T>(Device device, string key, Func<MethodInfo> method,
+        Func<Accelerator, MethodInfo, KernelSpecialization, T> load) where T : class =>
+        device.GetKernel(key, acc => load(acc, method(), Specialization(acc.WarpSize)));
 
     private static Type LaneType(int lanes) => lanes switch
     {
@@ -221,6 +267,13 @@ internal static class AttentionIlgpu
         16 => LaneTypes[4],
         32 => LaneTypes[5],
         _ => throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "Lanes per row must be a power of two from 1 to 32."),
+    };
+
+    private static Type ReductionType(SegmentReduction reduction) => reduction switch
+    {
+        SegmentReduction.WarpShuffle => typeof(WarpShuffleReduction),
+        SegmentReduction.GroupShared => typeof(GroupSharedReduction),
+        _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "Unknown reduction."),
     };
 
     private static Type ScoreType(Score score) => score switch

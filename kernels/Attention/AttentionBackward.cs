@@ -9,7 +9,7 @@
 //      query heads of the key's kv head, in a fixed order, and each head's query band:
 //      dv_j = sum_i P_ij dO_i, dk'_j = s sum_i dz_ij q_i (minus s (sum_i dz_ij) k'_j for Distance), then through the
 //      normalisation dk_j = (rho/|k_j|)(I - u u^T) dk'_j, u = k_j/|k_j| (rho/eps dk'_j at or below eps), fused.
-//      Deterministic and non-deterministic requests share it.
+//      Deterministic and non-deterministic requests share it. Specialised on T, Dot/Distance and the row reduction.
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; query head h reads kv head
 // h / (H / Hkv). Scores as in AttentionForward.cs.
@@ -34,9 +34,9 @@ public static class AttentionBackward
 
     /// <summary>
     /// Version 1, dQ half. Grid: B H ceil(N / R) groups of R = Group.DimX / T query rows; dynamic shared memory
-    /// 2 StreamTile 8T floats (k' and v tiles). Writes Delta for <see cref="KeyKernel{TLanes, TScore}"/> and dq.
+    /// 2 StreamTile 8T floats (k' and v tiles). Writes Delta for <see cref="KeyKernel{TLanes, TScore, TReduction}"/> and dq.
     /// </summary>
-    public static void QueryKernel<TLanes, TScore>(
+    public static void QueryKernel<TLanes, TScore, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
@@ -50,6 +50,7 @@ public static class AttentionBackward
         AttentionKernelParams p)
         where TLanes : struct, ILanes
         where TScore : struct, IScoreKind
+        where TReduction : struct, ISegmentReduction
     {
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
@@ -116,7 +117,7 @@ public static class AttentionBackward
             + g5 * AttentionLanes.LoadPadded(o, off, lane + 5 * lanes, dims)
             + g6 * AttentionLanes.LoadPadded(o, off, lane + 6 * lanes, dims)
             + g7 * AttentionLanes.LoadPadded(o, off, lane + 7 * lanes, dims);
-        var rowDelta = AttentionLanes.SegmentSum<TLanes>(deltaPartial);
+        var rowDelta = default(TReduction).Sum<TLanes>(deltaPartial);
         var rowLse = valid ? lse[row] : float.NegativeInfinity;
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f; // sum_j dz_ij k'_j
 
@@ -157,9 +158,9 @@ public static class AttentionBackward
                 var k5 = keyTile[t + 5 * lanes];
                 var k6 = keyTile[t + 6 * lanes];
                 var k7 = keyTile[t + 7 * lanes];
-                var dot = AttentionLanes.SegmentSum<TLanes>(
+                var dot = default(TReduction).Sum<TLanes>(
                     q0 * k0 + q1 * k1 + q2 * k2 + q3 * k3 + q4 * k4 + q5 * k5 + q6 * k6 + q7 * k7);
-                var dOv = AttentionLanes.SegmentSum<TLanes>(
+                var dOv = default(TReduction).Sum<TLanes>(
                     g0 * valueTile[t] + g1 * valueTile[t + lanes] + g2 * valueTile[t + 2 * lanes]
                     + g3 * valueTile[t + 3 * lanes] + g4 * valueTile[t + 4 * lanes] + g5 * valueTile[t + 5 * lanes]
                     + g6 * valueTile[t + 6 * lanes] + g7 * valueTile[t + 7 * lanes]);
@@ -194,13 +195,14 @@ public static class AttentionBackward
     }
 
     /// <summary>
-    /// Version 1, dK/dV half (after <see cref="QueryKernel{TLanes, TScore}"/>, which writes Delta). Grid:
+    /// Version 1, dK/dV half (after <see cref="QueryKernel{TLanes, TScore, TReduction}"/>, which writes Delta). Grid:
     /// B Hkv ceil(M / R) groups of R = Group.DimX / T key rows; dynamic shared memory 2 StreamTile 8T floats
     /// (q and dO tiles). Each key row sums over its kv head's g query heads in order h = 0..g-1, then queries in
     /// ascending order, so the sums are the same on every run.
     /// </summary>
-    public static void KeyKernel<TLanes, TScore>(
+    public static void KeyKernel<TLanes, TScore, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
+        ArrayView1D<float, Stride1D.Dense> k,          // [B, Hkv, M, D] raw keys, read only with NormalizeKeys
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
         ArrayView1D<float, Stride1D.Dense> keyBias,    // [B, Hkv, M], read only for Distance
@@ -214,6 +216,7 @@ public static class AttentionBackward
         AttentionKernelParams p)
         where TLanes : struct, ILanes
         where TScore : struct, IScoreKind
+        where TReduction : struct, ISegmentReduction
     {
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
@@ -324,9 +327,9 @@ public static class AttentionBackward
                     var y5 = gradTile[t + 5 * lanes];
                     var y6 = gradTile[t + 6 * lanes];
                     var y7 = gradTile[t + 7 * lanes];
-                    var dot = AttentionLanes.SegmentSum<TLanes>(
+                    var dot = default(TReduction).Sum<TLanes>(
                         x0 * k0 + x1 * k1 + x2 * k2 + x3 * k3 + x4 * k4 + x5 * k5 + x6 * k6 + x7 * k7);
-                    var dOv = AttentionLanes.SegmentSum<TLanes>(
+                    var dOv = default(TReduction).Sum<TLanes>(
                         y0 * v0 + y1 * v1 + y2 * v2 + y3 * v3 + y4 * v4 + y5 * v5 + y6 * v6 + y7 * v7);
                     var i = i0 + ii;
                     if (i < iLo || i > iHi) continue;
@@ -369,22 +372,32 @@ public static class AttentionBackward
         a7 = s * (a7 - biasGrad * k7);
         if (p.NormalizeKeys != 0)
         {
-            // Uniform over the group, so the shuffle below is reached by every lane.
-            var keyDotGrad = AttentionLanes.SegmentSum<TLanes>(
-                k0 * a0 + k1 * a1 + k2 * a2 + k3 * a3 + k4 * a4 + k5 * a5 + k6 * a6 + k7 * a7);
+            // dk = (rho/|k|)(dk' - u (u . dk')), u = k/|k| divided as the maths writes it: u from the rounded k' = f k
+            // or from k times 1/|k| would leave an O(eps |dk'|) residue where the exact projection is 0 (D = 1).
             var norm = valid ? keyNorm[keyRow] : 0f;
-            // Above eps, k' = rho u exactly, so (I - u u^T) dk' = dk' - k' (k' . dk') / rho^2.
             var above = norm > p.KeyEpsilon;
+            var unit = above ? norm : float.PositiveInfinity; // x / inf = 0: no projection at or below eps
+            var u0 = AttentionLanes.LoadPadded(k, off, lane, dims) / unit;
+            var u1 = AttentionLanes.LoadPadded(k, off, lane + lanes, dims) / unit;
+            var u2 = AttentionLanes.LoadPadded(k, off, lane + 2 * lanes, dims) / unit;
+            var u3 = AttentionLanes.LoadPadded(k, off, lane + 3 * lanes, dims) / unit;
+            var u4 = AttentionLanes.LoadPadded(k, off, lane + 4 * lanes, dims) / unit;
+            var u5 = AttentionLanes.LoadPadded(k, off, lane + 5 * lanes, dims) / unit;
+            var u6 = AttentionLanes.LoadPadded(k, off, lane + 6 * lanes, dims) / unit;
+            var u7 = AttentionLanes.LoadPadded(k, off, lane + 7 * lanes, dims) / unit;
+            // Uniform over the group (NormalizeKeys is), so every lane reaches the reduction.
+            var project = default(TReduction).Sum<TLanes>(
+                u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3 + u4 * a4 + u5 * a5 + u6 * a6 + u7 * a7);
+            // At or below eps, k' = (rho/eps) k and u = 0 here, so dk = (rho/eps) dk'.
             var factor = above ? p.KeyRadius / norm : p.KeyRadius / p.KeyEpsilon;
-            var project = above ? keyDotGrad / (p.KeyRadius * p.KeyRadius) : 0f;
-            a0 = factor * (a0 - project * k0);
-            a1 = factor * (a1 - project * k1);
-            a2 = factor * (a2 - project * k2);
-            a3 = factor * (a3 - project * k3);
-            a4 = factor * (a4 - project * k4);
-            a5 = factor * (a5 - project * k5);
-            a6 = factor * (a6 - project * k6);
-            a7 = factor * (a7 - project * k7);
+            a0 = factor * (a0 - project * u0);
+            a1 = factor * (a1 - project * u1);
+            a2 = factor * (a2 - project * u2);
+            a3 = factor * (a3 - project * u3);
+            a4 = factor * (a4 - project * u4);
+            a5 = factor * (a5 - project * u5);
+            a6 = factor * (a6 - project * u6);
+            a7 = factor * (a7 - project * u7);
         }
 
         if (!valid) return;

@@ -8,7 +8,9 @@
 // d = l + c T, c = 0..7, so a row covers Dp = 8 T padded dimensions; dimensions at or beyond D are held as zeros.
 // The strided ownership makes the T lanes of a row read consecutive addresses, in global memory (coalesced) and in
 // shared memory (no bank conflicts); the zero padding makes the hot loops guard-free for every D (D = 59 runs the
-// same loop as D = 64), so only the row loads and stores outside the hot loop check d < D.
+// same loop as D = 64): only the global-memory side (row loads, tile fills, stores) checks d < D. That is why there is
+// no separate "D is an exact multiple of 8T" specialisation: the padded path costs the exact one nothing in the
+// per-key loop, only idle lanes (D = 72 runs with T = 16, 128 padded dims) and a d < D test per global access.
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -103,6 +105,52 @@ public struct WithDiagnostics : IDiagnosticsKind
 {
     /// <inheritdoc />
     public readonly bool Enabled => true;
+}
+
+/// <summary>
+/// How the T lanes of a row sum their partial dot products. Every lane of the group must call
+/// <see cref="Sum{TLanes}"/> the same number of times (it may synchronise the warp or the whole group).
+/// </summary>
+public interface ISegmentReduction
+{
+    /// <summary>The sum of <paramref name="x"/> over this thread's T-lane row segment, the same on every lane of it.</summary>
+    float Sum<TLanes>(float x) where TLanes : struct, ILanes;
+}
+
+/// <summary>Warp shuffles (Cuda, the CPU simulator): log2(T) butterfly steps, no shared memory, no barrier.</summary>
+public struct WarpShuffleReduction : ISegmentReduction
+{
+    /// <inheritdoc />
+    public readonly float Sum<TLanes>(float x) where TLanes : struct, ILanes => AttentionLanes.SegmentSum<TLanes>(x);
+}
+
+/// <summary>
+/// Through shared memory between two group barriers, for OpenCL: ILGPU 1.5.3 emits sub-group shuffles only for Intel,
+/// and cannot pin the sub-group size the device compiler picks to the warp size it reports, so a shuffle there could
+/// cross a row segment. Slower (two barriers per sum) but correct for any sub-group size. Groups of at most
+/// <see cref="MaxGroupThreads"/> threads.
+/// </summary>
+public struct GroupSharedReduction : ISegmentReduction
+{
+    /// <summary>Largest group this reduction supports (its shared scratch has one float per thread).</summary>
+    public const int MaxGroupThreads = 256;
+
+    /// <inheritdoc />
+    public readonly float Sum<TLanes>(float x) where TLanes : struct, ILanes
+    {
+        var lanes = default(TLanes).Count;
+        if (lanes == 1) return x;
+        var scratch = SharedMemory.Allocate<float>(MaxGroupThreads);
+        var tid = Group.IdxX;
+        scratch[tid] = x;
+        Group.Barrier();
+        // Every lane sums its segment in the same order, so all T lanes agree bit for bit.
+        var first = tid & ~(lanes - 1);
+        var sum = 0f;
+        for (var c = 0; c < lanes; c++) sum += scratch[first + c];
+        Group.Barrier(); // the scratch may be overwritten by the next sum
+        return sum;
+    }
 }
 
 /// <summary>

@@ -6,6 +6,8 @@
 //      key tiles of StreamTile rows of k' and v in dynamic shared memory, one key at a time per row: a lane-partial
 //      dot reduced by warp shuffles, then an online-softmax update that rescales only when the running max grows.
 //      Key tiles wholly outside the group's causal/window band are never visited.
+//      Specialised at compile time on T (ILanes), Dot/Distance (IScoreKind), diagnostics (IDiagnosticsKind) and the
+//      row reduction (ISegmentReduction: warp shuffles on Cuda, shared memory on OpenCL).
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; query head h reads kv head
 // h / (H / Hkv). Scores z_ij = s q_i . k'_j + bias_j - m_h |i + (M - N) - j|, masked to the causal/window band.
@@ -38,7 +40,7 @@ public static class AttentionForward
     /// <typeparamref name="TDiagnostics"/> enabled, Entropy, SinkMass and MaxProb. A row with every key masked gets
     /// O = 0, Lse = -inf and zero diagnostics.
     /// </summary>
-    public static void TiledKernel<TLanes, TScore, TDiagnostics>(
+    public static void TiledKernel<TLanes, TScore, TDiagnostics, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
@@ -53,6 +55,7 @@ public static class AttentionForward
         where TLanes : struct, ILanes
         where TScore : struct, IScoreKind
         where TDiagnostics : struct, IDiagnosticsKind
+        where TReduction : struct, ISegmentReduction
     {
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
@@ -142,7 +145,7 @@ public static class AttentionForward
                 var partial = q0 * keyTile[t] + q1 * keyTile[t + lanes] + q2 * keyTile[t + 2 * lanes]
                     + q3 * keyTile[t + 3 * lanes] + q4 * keyTile[t + 4 * lanes] + q5 * keyTile[t + 5 * lanes]
                     + q6 * keyTile[t + 6 * lanes] + q7 * keyTile[t + 7 * lanes];
-                var dot = AttentionLanes.SegmentSum<TLanes>(partial);
+                var dot = default(TReduction).Sum<TLanes>(partial);
                 var j = j0 + jj;
                 if (j < jLo || j > jHi) continue;
 

@@ -20,7 +20,7 @@ public static class AttentionKeys
     /// <paramref name="scoredKeys"/> only when <c>p.NormalizeKeys</c> is set (otherwise the score reads k itself) and
     /// <paramref name="keyBias"/> as 0 for Dot.
     /// </summary>
-    public static void PrepareKernel<TLanes>(
+    public static void PrepareKernel<TLanes, TReduction>(
         ArrayView1D<float, Stride1D.Dense> k,          // [B, Hkv, M, D]
         ArrayView1D<float, Stride1D.Dense> scoredKeys, // [B, Hkv, M, D] k'
         ArrayView1D<float, Stride1D.Dense> keyNorm,    // [B, Hkv, M] |k|
@@ -28,6 +28,7 @@ public static class AttentionKeys
         int distance,
         AttentionKernelParams p)
         where TLanes : struct, ILanes
+        where TReduction : struct, ISegmentReduction
     {
         var lanes = default(TLanes).Count;
         var lane = Group.IdxX & (lanes - 1);
@@ -45,7 +46,7 @@ public static class AttentionKeys
         var k5 = AttentionLanes.LoadPadded(k, off, lane + 5 * lanes, dims);
         var k6 = AttentionLanes.LoadPadded(k, off, lane + 6 * lanes, dims);
         var k7 = AttentionLanes.LoadPadded(k, off, lane + 7 * lanes, dims);
-        var sq = AttentionLanes.SegmentSum<TLanes>(
+        var sq = default(TReduction).Sum<TLanes>(
             k0 * k0 + k1 * k1 + k2 * k2 + k3 * k3 + k4 * k4 + k5 * k5 + k6 * k6 + k7 * k7);
         var norm = Sqrt(sq);
 

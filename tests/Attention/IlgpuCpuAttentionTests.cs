@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using RouteKit.Tests.Support;
 
 namespace RouteKit.Tests;
 
@@ -29,6 +30,17 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
             // Logits around 1e3: the online softmax and the entropy's re-centred sum must not lose precision.
             new(1, 2, 1, 17, 33, 64, Score.Distance, InputScale: 31f, SinkTokens: 3),
             new(1, 1, 1, 17, 33, 16, InputScale: 31f, Causal: true),
+            // Several key tiles (64 keys per tile at D <= 64) and several row groups per head, with the causal/window
+            // band skipping whole tiles in the forward, dQ and dK/dV kernels.
+            new(1, 1, 1, 97, 140, 16, Causal: true, Window: 40, Brake: true, SinkTokens: 4),
+            new(1, 2, 1, 140, 97, 8, Score.Distance, Causal: true),
+            new(1, 1, 1, 40, 70, 128, Score.Distance, NormalizeKeys: true, Window: 20),
+            // D = 1: u = +-1, so the normalisation's projection must cancel dk' exactly (a rounded u left 4e-6).
+            new(2, 4, 2, 16, 20, 1, Score.Distance, NormalizeKeys: true, Window: 2),
+            new(1, 2, 2, 19, 29, 7, NormalizeKeys: true, Causal: true, Brake: true, InputScale: 31f),
+            new(1, 1, 1, 5, 20, 200, Score.Distance, Causal: true, SinkTokens: 0),
+            // A window wider than any distance is no window (and i' + W must not overflow).
+            new(1, 1, 1, 17, 33, 16, Window: int.MaxValue),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetName($"IlgpuCpu {c}");
@@ -36,6 +48,79 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
 
     [TestCaseSource(nameof(Cases))]
     public void MatchesReference(AttentionCase c) => CheckAgainstReference(c);
+
+    private static IEnumerable<TestCaseData> GroupSharedCases()
+    {
+        AttentionCase[] cases =
+        [
+            new(1, 2, 1, 17, 33, 24, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true),
+            new(1, 1, 1, 17, 70, 64, Window: 9),
+            new(1, 1, 1, 9, 17, 256, Score.Distance, InputScale: 31f),
+        ];
+        foreach (var c in cases)
+            yield return new TestCaseData(c).SetName($"IlgpuCpu GroupShared {c}");
+    }
+
+    /// <summary>The OpenCL dispatch path (row sums through shared memory), run here on the simulator.</summary>
+    [TestCaseSource(nameof(GroupSharedCases))]
+    public void GroupSharedReductionMatchesReference(AttentionCase c)
+    {
+        var (q, k, v, dOut) = c.Inputs();
+        CheckLauncher(c.ToString(), c.Params, q, k, v, dOut, SegmentReduction.GroupShared);
+    }
+
+    /// <summary>Keys at or below KeyEpsilon take the rho/eps branch of the normalisation and its gradient.</summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void ZeroKeysTakeTheEpsilonBranch(bool groupShared)
+    {
+        var reduction = groupShared ? SegmentReduction.GroupShared : SegmentReduction.WarpShuffle;
+        var c = new AttentionCase(1, 2, 1, 9, 12, 24, Score.Distance, NormalizeKeys: true, Causal: true);
+        var (q, k, v, dOut) = c.Inputs();
+        foreach (var j in new[] { 0, 5, 11 })
+            Array.Clear(k, j * c.D, c.D);
+        Array.Fill(k, 1e-8f, 7 * c.D, c.D); // |k| = 4.9e-8 < eps = 1e-6
+        CheckLauncher($"{c} with zero keys", c.Params, q, k, v, dOut, reduction);
+    }
+
+    // Forward and backward through the launcher with an explicit reduction, against the references, with the 2x rule.
+    private void CheckLauncher(string what, AttentionParams p, float[] q, float[] k, float[] v, float[] dOut, SegmentReduction reduction)
+    {
+        var (qd, kd, vd, dd) = (TestData.ToDouble(q), TestData.ToDouble(k), TestData.ToDouble(v), TestData.ToDouble(dOut));
+        var (f64, f32) = (Reference.AttentionReference.Forward(p, qd, kd, vd), Reference.AttentionReference.Forward(p, q, k, v));
+        var (g64, g32) = (Reference.AttentionReference.Backward(p, dd, qd, kd, vd), Reference.AttentionReference.Backward(p, dOut, q, k, v));
+        using var tq = Device.FromArray(q, p.QueryShape);
+        using var tk = Device.FromArray(k, p.KeyShape);
+        using var tv = Device.FromArray(v, p.KeyShape);
+        using var tdo = Device.FromArray(dOut, p.QueryShape);
+        using var fwd = new AttentionOutput(Device.Zeros(p.QueryShape), Device.Zeros(p.RowShape),
+            new AttentionDiagnostics(Device.Zeros(p.RowShape), Device.Zeros(p.RowShape), Device.Zeros(p.RowShape)));
+        AttentionIlgpu.Forward(Device, p, tq, tk, tv, fwd.Output, fwd.Lse, fwd.Diagnostics, reduction);
+        ErrorRule.Assert2x($"{what} O", fwd.Output.ToArray(), f64.Output, f32.Output);
+        ErrorRule.Assert2x($"{what} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
+        ErrorRule.Assert2x($"{what} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
+        ErrorRule.Assert2x($"{what} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
+        ErrorRule.Assert2x($"{what} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
+        using var grads = new AttentionGradients(Device.Zeros(p.QueryShape), Device.Zeros(p.KeyShape), Device.Zeros(p.KeyShape));
+        AttentionIlgpu.Backward(Device, p, tdo, tq, tk, tv, fwd.Output, fwd.Lse, grads.DQ, grads.DK, grads.DV, reduction);
+        ErrorRule.Assert2x($"{what} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
+        ErrorRule.Assert2x($"{what} dK", grads.DK.ToArray(), g64.DK, g32.DK);
+        ErrorRule.Assert2x($"{what} dV", grads.DV.ToArray(), g64.DV, g32.DV);
+    }
+
+    [TestCase(float.NaN)]
+    [TestCase(float.PositiveInfinity)]
+    public void NonFiniteInputIsRejectedBeforeAnyKernel(float bad)
+    {
+        var data = new float[1 * 1 * 3 * 16];
+        data[21] = bad;
+        using var q = Device.FromArray(data, 1, 1, 3, 16);
+        using var k = Device.Zeros(1, 1, 5, 16);
+        using var v = Device.Zeros(1, 1, 5, 16);
+        var e = Assert.Throws<ArgumentException>(() => Attention.Forward(q, k, v));
+        Assert.That(e!.ParamName, Is.EqualTo("q"));
+        Assert.That(e.Message, Does.Contain("flat index 21"));
+    }
 
     [Test]
     public void BackwardIsDeterministic() =>
