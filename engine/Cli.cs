@@ -15,6 +15,8 @@ internal static class Cli
         {
             Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors,
         });
+        // Tables written to a file or a pipe keep full rows instead of wrapping at a guessed 80 columns.
+        if (output is not null || Console.IsOutputRedirected) console.Profile.Width = 240;
         var backend = new Option<string>("--backend")
         {
             Description = "Backend to run on: auto, cuda, opencl, ilgpu-cpu, managed.",
