@@ -1,0 +1,274 @@
+// Scans, shared device pieces: the combine functor of a first-order linear recurrence, the warp-level inclusive
+// scans (forward and reverse in time) every scan kernel is built from, the delta activation variants and the plain
+// params struct the selective-scan kernels take.
+//
+// Shapes: B batch, Dc channels, L time steps, Nst states per channel, G groups of B and C; Chunks = ceil(L / 32).
+//
+// The chunked scan (Mamba's): h_l = a_l h_{l-1} + b_l is the composition of affine maps x -> a_l x + b_l, and
+// composition is associative: applying (a0, b0) then (a1, b1) is (a1 a0, a1 b0 + b1). One warp owns one row (one
+// (batch, channel)); a chunk is 32 consecutive time steps, one per lane. The lanes' pairs are combined by five
+// shuffle steps (Hillis-Steele), the chunk's incoming state is applied with the same combine, and lane 31's result
+// is the next chunk's incoming state. Lanes past the end of the sequence hold the identity (1, 0), so any L works.
+// The backward runs the same scan in reverse time on (a_{l+1}, dL/dh_l from the output), as Mamba's does.
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Algorithms;
+
+namespace RouteKit.Kernels.Scan;
+
+/// <summary>
+/// An associative combine of scan elements (a, b): <c>Combine(earlier, later)</c> returns the element equivalent
+/// to applying the earlier element first.
+/// </summary>
+public interface IScanOp
+{
+    /// <summary>Replaces (a, b) by the combination of (aEarlier, bEarlier) followed by (a, b).</summary>
+    void Combine(float aEarlier, float bEarlier, ref float a, ref float b);
+}
+
+/// <summary>The first-order linear recurrence <c>h = a h_prev + b</c>: <c>(a1 a0, a1 b0 + b1)</c>.</summary>
+public struct AffineScanOp : IScanOp
+{
+    /// <inheritdoc />
+    public readonly void Combine(float aEarlier, float bEarlier, ref float a, ref float b)
+    {
+        b = a * bEarlier + b;
+        a *= aEarlier;
+    }
+}
+
+/// <summary>How the raw <c>delta + deltaBias</c> becomes the step dt.</summary>
+public interface IDeltaActivation
+{
+    /// <summary>dt from the raw value x.</summary>
+    float Apply(float x);
+
+    /// <summary>d dt / dx at the raw value x.</summary>
+    float Derivative(float x);
+}
+
+/// <summary>dt = x.</summary>
+public struct DeltaIdentity : IDeltaActivation
+{
+    /// <inheritdoc />
+    public readonly float Apply(float x) => x;
+
+    /// <inheritdoc />
+    public readonly float Derivative(float x) => 1f;
+}
+
+/// <summary>dt = softplus(x) = log(1 + e^x), with PyTorch's threshold: x itself above 20.</summary>
+public struct DeltaSoftplus : IDeltaActivation
+{
+    /// <inheritdoc />
+    public readonly float Apply(float x) => ScanMath.Softplus(x);
+
+    /// <inheritdoc />
+    public readonly float Derivative(float x) => x > ScanMath.SoftplusThreshold ? 1f : ScanMath.Sigmoid(x);
+}
+
+/// <summary>
+/// Where the backward puts one row's contributions to dB and dC, which sum over the channels of a group: the target
+/// is either a partial buffer <c>[B, Dc, Nst, L]</c> (one slot per row) or dB/dC <c>[B, G, Nst, L]</c> themselves.
+/// </summary>
+public interface IGradientSink
+{
+    /// <summary>Stores or adds <paramref name="value"/> for time step l of state n of this row.</summary>
+    void Add(ArrayView1D<float, Stride1D.Dense> target, long partialIndex, long directIndex, float value);
+}
+
+/// <summary>Deterministic: every row writes its own partials, a second kernel sums them in channel order.</summary>
+public struct PartialSink : IGradientSink
+{
+    /// <inheritdoc />
+    public readonly void Add(ArrayView1D<float, Stride1D.Dense> target, long partialIndex, long directIndex, float value) =>
+        target[partialIndex] = value;
+}
+
+/// <summary>Fast and not bitwise repeatable: float atomics straight into dB and dC (Mamba's choice).</summary>
+public struct AtomicSink : IGradientSink
+{
+    /// <inheritdoc />
+    public readonly void Add(ArrayView1D<float, Stride1D.Dense> target, long partialIndex, long directIndex, float value) =>
+        Atomic.Add(ref target[directIndex], value);
+}
+
+/// <summary>Scalar maths shared by the scan kernels (and mirrored by the Managed path and the reference).</summary>
+public static class ScanMath
+{
+    /// <summary>Above this, softplus(x) is x (PyTorch's default threshold).</summary>
+    public const float SoftplusThreshold = 20f;
+
+    /// <summary>Below this, softplus(x) is e^x to float32 precision (log(1 + e^x) would round 1 + e^x first).</summary>
+    public const float SoftplusSmall = -15f;
+
+    /// <summary>log(1 + e^x), accurate at both ends.</summary>
+    public static float Softplus(float x) =>
+        x > SoftplusThreshold ? x : x < SoftplusSmall ? XMath.Exp(x) : XMath.Log(1f + XMath.Exp(x));
+
+    /// <summary>1 / (1 + e^-x).</summary>
+    public static float Sigmoid(float x) => 1f / (1f + XMath.Exp(-x));
+
+    /// <summary>x sigmoid(x).</summary>
+    public static float Silu(float x) => x * Sigmoid(x);
+
+    /// <summary>d silu / dx = sigmoid(x) (1 + x (1 - sigmoid(x))).</summary>
+    public static float SiluDerivative(float x)
+    {
+        var s = Sigmoid(x);
+        return s * (1f + x * (1f - s));
+    }
+}
+
+/// <summary>Warp-level scans over the 32 lanes of a warp (lane 0 is the earliest time step of a chunk).</summary>
+public static class WarpScan
+{
+    /// <summary>Time steps per chunk: one per lane of a 32-wide warp.</summary>
+    public const int ChunkLength = 32;
+
+    /// <summary>
+    /// Inclusive scan in time order: lane i ends with the combination of lanes 0..i. Every lane of the warp must call
+    /// it. Hand-unrolled (ILGPU 1.5.3 does not unroll loops): five shuffle-up steps.
+    /// </summary>
+    public static void Forward<TOp>(ref float a, ref float b) where TOp : struct, IScanOp
+    {
+        var lane = Warp.LaneIdx;
+        ForwardStep<TOp>(ref a, ref b, lane, 1);
+        ForwardStep<TOp>(ref a, ref b, lane, 2);
+        ForwardStep<TOp>(ref a, ref b, lane, 4);
+        ForwardStep<TOp>(ref a, ref b, lane, 8);
+        ForwardStep<TOp>(ref a, ref b, lane, 16);
+    }
+
+    /// <summary>
+    /// Inclusive scan in reverse time: lane i ends with the combination of lanes 31..i (lane 31 applied first).
+    /// Every lane of the warp must call it.
+    /// </summary>
+    public static void Reverse<TOp>(ref float a, ref float b) where TOp : struct, IScanOp
+    {
+        var lane = Warp.LaneIdx;
+        ReverseStep<TOp>(ref a, ref b, lane, 1);
+        ReverseStep<TOp>(ref a, ref b, lane, 2);
+        ReverseStep<TOp>(ref a, ref b, lane, 4);
+        ReverseStep<TOp>(ref a, ref b, lane, 8);
+        ReverseStep<TOp>(ref a, ref b, lane, 16);
+    }
+
+    /// <summary>Sum over the warp by a butterfly of shuffles (a fixed order, so bitwise repeatable); every lane gets it.</summary>
+    public static float Sum(float x)
+    {
+        x += Warp.ShuffleXor(x, 16);
+        x += Warp.ShuffleXor(x, 8);
+        x += Warp.ShuffleXor(x, 4);
+        x += Warp.ShuffleXor(x, 2);
+        x += Warp.ShuffleXor(x, 1);
+        return x;
+    }
+
+    private static void ForwardStep<TOp>(ref float a, ref float b, int lane, int offset) where TOp : struct, IScanOp
+    {
+        var aEarlier = Warp.ShuffleUp(a, offset);
+        var bEarlier = Warp.ShuffleUp(b, offset);
+        if (lane >= offset) default(TOp).Combine(aEarlier, bEarlier, ref a, ref b);
+    }
+
+    private static void ReverseStep<TOp>(ref float a, ref float b, int lane, int offset) where TOp : struct, IScanOp
+    {
+        var aLater = Warp.ShuffleDown(a, offset);
+        var bLater = Warp.ShuffleDown(b, offset);
+        if (lane + offset < ChunkLength) default(TOp).Combine(aLater, bLater, ref a, ref b);
+    }
+}
+
+/// <summary>
+/// The scalars of one selective-scan launch, built once by the launcher from the validated problem; kernels read
+/// nothing else.
+/// </summary>
+public struct ScanKernelParams
+{
+    /// <summary>Batch.</summary>
+    public int B;
+    /// <summary>Channels.</summary>
+    public int Dc;
+    /// <summary>Time steps.</summary>
+    public int L;
+    /// <summary>States per channel.</summary>
+    public int Nst;
+    /// <summary>Groups of B and C (1 when ungrouped).</summary>
+    public int G;
+    /// <summary>Channels per group, Dc / G.</summary>
+    public int ChannelsPerGroup;
+    /// <summary>ceil(L / ChunkLength).</summary>
+    public int Chunks;
+    /// <summary>B Dc: rows, one per warp.</summary>
+    public int Rows;
+    /// <summary>1 when D is given.</summary>
+    public int HasD;
+    /// <summary>1 when z is given.</summary>
+    public int HasZ;
+    /// <summary>1 when deltaBias is given.</summary>
+    public int HasDeltaBias;
+    /// <summary>1 when an initial state is given.</summary>
+    public int HasInitialState;
+}
+
+/// <summary>The inputs of one selective scan, as device views (optional ones point at any buffer when absent).</summary>
+public struct SelectiveScanViews
+{
+    /// <summary>u <c>[B, Dc, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> U;
+    /// <summary>delta <c>[B, Dc, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> Delta;
+    /// <summary>A <c>[Dc, Nst]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> A;
+    /// <summary>B <c>[B, G, Nst, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> B;
+    /// <summary>C <c>[B, G, Nst, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> C;
+    /// <summary>D <c>[Dc]</c>, read only with HasD.</summary>
+    public ArrayView1D<float, Stride1D.Dense> D;
+    /// <summary>z <c>[B, Dc, L]</c>, read only with HasZ.</summary>
+    public ArrayView1D<float, Stride1D.Dense> Z;
+    /// <summary>deltaBias <c>[Dc]</c>, read only with HasDeltaBias.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DeltaBias;
+    /// <summary>Initial state <c>[B, Dc, Nst]</c>, read only with HasInitialState.</summary>
+    public ArrayView1D<float, Stride1D.Dense> InitialState;
+}
+
+/// <summary>What the selective-scan forward writes.</summary>
+public struct SelectiveScanForwardViews
+{
+    /// <summary>out <c>[B, Dc, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> Output;
+    /// <summary>y + D u before the gate <c>[B, Dc, L]</c>, written only with HasZ (the backward's dz needs it).</summary>
+    public ArrayView1D<float, Stride1D.Dense> PreGate;
+    /// <summary>h_{L-1} <c>[B, Dc, Nst]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> LastState;
+    /// <summary>The state entering each chunk <c>[B, Dc, Chunks, Nst]</c>, for the backward.</summary>
+    public ArrayView1D<float, Stride1D.Dense> ChunkStates;
+}
+
+/// <summary>What the selective-scan backward kernel reads from the forward and writes.</summary>
+public struct SelectiveScanBackwardViews
+{
+    /// <summary>dL/dout <c>[B, Dc, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DOut;
+    /// <summary>The forward's pre-gate y <c>[B, Dc, L]</c>, read only with HasZ.</summary>
+    public ArrayView1D<float, Stride1D.Dense> PreGate;
+    /// <summary>The forward's chunk states <c>[B, Dc, Chunks, Nst]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> ChunkStates;
+    /// <summary>du <c>[B, Dc, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DU;
+    /// <summary>ddelta <c>[B, Dc, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DDelta;
+    /// <summary>dz <c>[B, Dc, L]</c>, written only with HasZ.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DZ;
+    /// <summary>dB partials <c>[B, Dc, Nst, L]</c> or dB <c>[B, G, Nst, L]</c> (see <see cref="IGradientSink"/>).</summary>
+    public ArrayView1D<float, Stride1D.Dense> DBTarget;
+    /// <summary>dC partials <c>[B, Dc, Nst, L]</c> or dC <c>[B, G, Nst, L]</c>.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DCTarget;
+    /// <summary>Per-row sums over time <c>[B, Dc, Nst + 2]</c>: dA (Nst), dD, ddeltaBias; summed over B afterwards.</summary>
+    public ArrayView1D<float, Stride1D.Dense> RowPartials;
+    /// <summary>dL/dh0 <c>[B, Dc, Nst]</c>, written only with HasInitialState.</summary>
+    public ArrayView1D<float, Stride1D.Dense> DInitialState;
+}
