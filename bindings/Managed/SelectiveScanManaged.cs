@@ -1,13 +1,22 @@
 // Selective scan on the Managed backend: Vector256 SIMD across 8 channels of one group (they share B and C, so each
 // step broadcasts one B and one C value), Parallel.For across (batch, group, channel block). Time runs in tiles of
-// SelectiveScan.ChunkLength steps: a tile's u, dt (and in the backward the gate) are transposed into time-major
-// vectors once, then each state n runs the recurrence over the tile. The state entering each tile is the saved
-// chunk state, so the forward's ChunkStates mean the same thing on every backend.
+// SelectiveScan.ChunkLength steps: a tile of each [B, Dc, L] input is transposed once into time-major vectors (8
+// channels each), dt, the gate and their derivatives are computed on those vectors, then each state n runs the
+// recurrence over the tile. The state entering each tile is the saved chunk state, so the forward's ChunkStates mean
+// the same thing on every backend.
 //
-// Shapes: B batch, Dc channels, L time steps, Nst states, G groups; a block is up to 8 channels of one group.
+// Shapes: B batch, Dc channels, L time steps, Nst states, G groups; a block is up to 8 channels of one group
+// (padding lanes hold zeros: A = 0, u = 0 and a zero gate keep them inert).
 // The backward walks tiles last to first, recomputes the tile's states from the saved chunk state, then runs the
 // reverse recurrence. dB and dC sum over a group's channels: lanes by Vector256.Sum, blocks in block order after the
-// parallel loop, so results are bitwise repeatable for any thread count.
+// parallel loop; sums over time go float within a tile, float64 across tiles; so results are bitwise repeatable for
+// any thread count and their error does not grow with L. The hot methods skip tiered compilation
+// (AggressiveOptimization): tier-0 code of Vector256 loops is an order of magnitude slower, and a training step
+// calls each block once, so on-stack replacement would not rescue the first calls.
+//
+// Performance notes (2026-11-28, shared 2-core AVX-512 machine, B = 1, Dc = 256, Nst = 16, softplus, D, z): the
+// per-element scalar softplus/silu and strided per-step gathers of the first version cost as much as the recurrence
+// itself (ratio 2.5 against the sequential loop); tile transposes and vector softplus/silu removed them.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -32,26 +41,97 @@ internal static class SelectiveScanManaged
         return new Block(bg / p.G, g, d0, Math.Min(Lanes, p.ChannelsPerGroup - k * Lanes));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Softplus(float x) =>
-        x > 20f ? x : x < -15f ? MathF.Exp(x) : MathF.Log(1f + MathF.Exp(x));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
-
-    // exp in float64 lanes, rounded once to float32: Vector256.Exp on float lanes is off by an ulp for most arguments
-    // (77% of A dt in [-5e5, -1e-4], measured 2026-11-28), and the decay's rounding is what a long scan accumulates
-    // (L steps of a 1-ulp-biased decay drift by L ulps). Correctly rounded here, like MathF.Exp, for 1.3x the cost.
+    // exp of eight float lanes, evaluated in float64 and rounded once to float32, so the decays are correctly rounded
+    // (like MathF.Exp) almost always. Vector256.Exp on float lanes is off by an ulp for 77% of A dt in [-5e5, -1e-4]
+    // (measured 2026-11-28), and a long scan accumulates the decay's rounding: L steps of a biased decay drift by L
+    // ulps, which broke the 2x rule at L = 4099. Vector256.Exp on double lanes is accurate but 3x slower than this:
+    // Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, Taylor to r^9 (truncation 7e-12 relative, far below float32's
+    // 6e-8 ulp), then 2^k added to the exponent bits. Clamping to [-160, 100] keeps 2^k a normal double; the
+    // narrowing then gives float32's 0, subnormals and infinity exactly where MathF.Exp does.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Exp(Vector256<float> x)
     {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var e = Exp(Vector512.Create(Vector256.WidenLower(x), Vector256.WidenUpper(x)));
+            return Vector256.Narrow(e.GetLower(), e.GetUpper());
+        }
         var (lower, upper) = Vector256.Widen(x);
-        return Vector256.Narrow(Vector256.Exp(lower), Vector256.Exp(upper));
+        return Vector256.Narrow(Exp(lower), Exp(upper));
     }
 
-    private static float Dt(SelectiveScanParams p, float raw) => p.DeltaSoftplus ? Softplus(raw) : raw;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<double> Exp(Vector512<double> x)
+    {
+        x = Vector512.Max(Vector512.Min(x, Vector512.Create(ExpHigh)), Vector512.Create(ExpLow));
+        var k = Vector512.Round(x * Vector512.Create(Log2E));
+        var r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2High), x);
+        r = Vector512.FusedMultiplyAdd(k, Vector512.Create(-Ln2Low), r);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(1.0 / 362880), r, Vector512.Create(1.0 / 40320));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0 / 5040));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0 / 720));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0 / 120));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0 / 24));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.0 / 6));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<double>.One);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<double>.One);
+        return (p.AsInt64() + (Vector512.ConvertToInt64(k) << 52)).AsDouble();
+    }
 
-    // One value per channel of the block (zeros in padding lanes).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<double> Exp(Vector256<double> x)
+    {
+        x = Vector256.Max(Vector256.Min(x, Vector256.Create(ExpHigh)), Vector256.Create(ExpLow));
+        var k = Vector256.Round(x * Vector256.Create(Log2E));
+        var r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2High), x);
+        r = Vector256.FusedMultiplyAdd(k, Vector256.Create(-Ln2Low), r);
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(1.0 / 362880), r, Vector256.Create(1.0 / 40320));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.0 / 5040));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.0 / 720));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.0 / 120));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.0 / 24));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.0 / 6));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(0.5));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<double>.One);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<double>.One);
+        return (p.AsInt64() + (Vector256.ConvertToInt64(k) << 52)).AsDouble();
+    }
+
+    private const double ExpHigh = 100, ExpLow = -160;
+    private const double Log2E = 1.4426950408889634;
+    private const double Ln2High = 0.6931471805599453, Ln2Low = 2.3190468138462996e-17;
+
+    // 1 / (1 + e^-x), lane-wise.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Sigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Exp(-x));
+
+    // softplus(x) = log(1 + e^x) with PyTorch's threshold (x above 20) and e^x below -15 (where 1 + e^x rounds to 1),
+    // evaluated in float64 lanes and rounded once.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Softplus(Vector256<float> x)
+    {
+        var (lower, upper) = Vector256.Widen(x);
+        return Vector256.Narrow(Softplus(lower), Softplus(upper));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<double> Softplus(Vector256<double> x)
+    {
+        var e = Exp(x);
+        var mid = Vector256.Log(Vector256<double>.One + e);
+        var result = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(-15.0)), e, mid);
+        return Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(20.0)), x, result);
+    }
+
+    // d dt / d raw: sigmoid for softplus (1 above the threshold), 1 for the identity.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> DtDerivative(bool softplus, Vector256<float> raw) =>
+        softplus
+            ? Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), Vector256<float>.One, Sigmoid(raw))
+            : Vector256<float>.One;
+
+    // One value per channel of the block from a [.., Dc, inner] array (zeros in padding lanes); off the hot path.
     private static Vector256<float> Gather(float[]? source, Block blk, long start, long stride)
     {
         if (source is null) return Vector256<float>.Zero;
@@ -61,18 +141,61 @@ internal static class SelectiveScanManaged
         return Vector256.Create<float>(lanes);
     }
 
+    // Steps l0..l0+len-1 of the block's rows of a [B, Dc, L] array into time-major vectors (zeros in padding lanes):
+    // each row is read contiguously, so the transpose costs one pass over the tile.
+    private static void LoadTile(float[] source, long start, int stride, Block blk, int len, float[] stage, Vector256<float>[] into)
+    {
+        if (blk.Width < Lanes) Array.Clear(stage);
+        for (var j = 0; j < blk.Width; j++)
+        {
+            var row = source.AsSpan((int)(start + (long)j * stride), len);
+            for (var t = 0; t < len; t++) stage[t * Lanes + j] = row[t];
+        }
+        for (var t = 0; t < len; t++) into[t] = Vector256.Create<float>(stage.AsSpan(t * Lanes, Lanes));
+    }
+
+    // The inverse of LoadTile: time-major vectors back into the block's rows (padding lanes dropped).
+    private static void StoreTile(Vector256<float>[] from, float[] target, long start, int stride, Block blk, int len, float[] stage)
+    {
+        for (var t = 0; t < len; t++) from[t].CopyTo(stage.AsSpan(t * Lanes, Lanes));
+        for (var j = 0; j < blk.Width; j++)
+        {
+            var row = target.AsSpan((int)(start + (long)j * stride), len);
+            for (var t = 0; t < len; t++) row[t] = stage[t * Lanes + j];
+        }
+    }
+
     private sealed class Scratch(int states)
     {
+        public readonly float[] Stage = new float[Tile * Lanes];                  // [Tile, 8] transpose buffer
         public readonly Vector256<float>[] Dt = new Vector256<float>[Tile];       // [Tile] x 8 channels
         public readonly Vector256<float>[] U = new Vector256<float>[Tile];        // [Tile]
-        public readonly Vector256<float>[] Y = new Vector256<float>[Tile];        // [Tile]
-        public readonly Vector256<float>[] Raw = new Vector256<float>[Tile];      // [Tile]
-        public readonly Vector256<float>[] Gate = new Vector256<float>[Tile];     // [Tile]
-        public readonly Vector256<float>[] DtGrad = new Vector256<float>[Tile];   // [Tile]
+        public readonly Vector256<float>[] DtU = new Vector256<float>[Tile];      // [Tile] dt u
+        public readonly Vector256<float>[] Y = new Vector256<float>[Tile];        // [Tile] y (forward) or du (backward)
+        public readonly Vector256<float>[] Raw = new Vector256<float>[Tile];      // [Tile] delta + bias
+        public readonly Vector256<float>[] Z = new Vector256<float>[Tile];        // [Tile]
+        public readonly Vector256<float>[] Gate = new Vector256<float>[Tile];     // [Tile] dL/dy
+        public readonly Vector256<float>[] Work = new Vector256<float>[Tile];     // [Tile] pre-gate y, dz
+        public readonly Vector256<float>[] DtGrad = new Vector256<float>[Tile];   // [Tile] dL/ddt, then ddelta
         public readonly Vector256<float>[] A = new Vector256<float>[states];      // [Nst]
-        public readonly Vector256<float>[] H = new Vector256<float>[states];      // [Nst]
+        public readonly Vector256<float>[] H = new Vector256<float>[states];      // [Nst] state, or the dh carry
         public readonly double[] DA = new double[states * Lanes];                 // [Nst, 8] dA summed over time
         public readonly Vector256<float>[] Tiles = new Vector256<float>[states * Tile]; // [Nst, Tile] states of a tile
+    }
+
+    // u, raw = delta + bias, dt and dt u of one tile.
+    private static void LoadSteps(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, long start, int len,
+        Vector256<float> bias, Scratch s)
+    {
+        LoadTile(x.U, start, p.L, blk, len, s.Stage, s.U);
+        LoadTile(x.Delta, start, p.L, blk, len, s.Stage, s.Raw);
+        for (var t = 0; t < len; t++)
+        {
+            var raw = s.Raw[t] + bias;
+            s.Raw[t] = raw;
+            s.Dt[t] = p.DeltaSoftplus ? Softplus(raw) : raw;
+            s.DtU[t] = s.Dt[t] * s.U[t];
+        }
     }
 
     public static void Forward(SelectiveScanParams p, SelectiveScanHostInputs x, float[] output, float[]? preGate,
@@ -86,6 +209,7 @@ internal static class SelectiveScanManaged
         }, static _ => { });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardBlock(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, Scratch s,
         float[] output, float[]? preGate, float[] lastState, float[] chunkStates)
     {
@@ -96,23 +220,15 @@ internal static class SelectiveScanManaged
             s.H[n] = Gather(x.InitialState, blk, (long)row0 * p.Nst + n, p.Nst);
         }
         var bias = Gather(x.DeltaBias, blk, blk.D0, 1);
+        var skip = Gather(x.D, blk, blk.D0, 1);
         var bcBase = ((long)blk.B * p.G + blk.G) * p.Nst * p.L;
-        Span<float> lanes = stackalloc float[Lanes];
         for (var chunk = 0; chunk < p.Chunks; chunk++)
         {
             var l0 = chunk * Tile;
             var len = Math.Min(Tile, p.L - l0);
-            for (var t = 0; t < len; t++)
-            {
-                var u = Gather(x.U, blk, (long)row0 * p.L + l0 + t, p.L);
-                var raw = Gather(x.Delta, blk, (long)row0 * p.L + l0 + t, p.L) + bias;
-                lanes.Clear();
-                for (var j = 0; j < blk.Width; j++) lanes[j] = Dt(p, raw[j]);
-                var dt = Vector256.Create<float>(lanes);
-                s.Dt[t] = dt;
-                s.U[t] = dt * u; // dt u, the input's scale
-                s.Y[t] = Vector256<float>.Zero;
-            }
+            var start = (long)row0 * p.L + l0;
+            LoadSteps(p, x, blk, start, len, bias, s);
+            Array.Clear(s.Y);
             for (var n = 0; n < p.Nst; n++)
             {
                 var h = s.H[n];
@@ -123,30 +239,19 @@ internal static class SelectiveScanManaged
                 var cRow = x.C.AsSpan((int)(bcBase + (long)n * p.L + l0), len);
                 for (var t = 0; t < len; t++)
                 {
-                    h = Exp(s.Dt[t] * a) * h + s.U[t] * bRow[t];
+                    h = Exp(s.Dt[t] * a) * h + s.DtU[t] * bRow[t];
                     s.Y[t] += cRow[t] * h;
                 }
                 s.H[n] = h;
             }
-            for (var j = 0; j < blk.Width; j++)
+            for (var t = 0; t < len; t++) s.Y[t] += skip * s.U[t];
+            if (x.Z is not null)
             {
-                var d = blk.D0 + j;
-                var skip = x.D?[d] ?? 0f;
-                var rowBase = ((long)row0 + j) * p.L + l0;
-                for (var t = 0; t < len; t++)
-                {
-                    var i = rowBase + t;
-                    var pre = s.Y[t][j] + skip * x.U[i];
-                    if (x.Z is null)
-                    {
-                        output[i] = pre;
-                        continue;
-                    }
-                    var zv = x.Z[i];
-                    preGate![i] = pre;
-                    output[i] = pre * zv * Sigmoid(zv);
-                }
+                StoreTile(s.Y, preGate!, start, p.L, blk, len, s.Stage);
+                LoadTile(x.Z, start, p.L, blk, len, s.Stage, s.Z);
+                for (var t = 0; t < len; t++) s.Y[t] *= s.Z[t] * Sigmoid(s.Z[t]);
             }
+            StoreTile(s.Y, output, start, p.L, blk, len, s.Stage);
         }
         for (var n = 0; n < p.Nst; n++)
             for (var j = 0; j < blk.Width; j++)
@@ -199,6 +304,7 @@ internal static class SelectiveScanManaged
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardBlock(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, Scratch s,
         float[] dOut, float[] chunkStates, float[]? preGate, float[] du, float[] dDelta, float[]? dz,
         float[]? dInitialState, float[] partialB, float[] partialC, long partialBase, double[] rowSums)
@@ -213,81 +319,61 @@ internal static class SelectiveScanManaged
         var bias = Gather(x.DeltaBias, blk, blk.D0, 1);
         var skip = Gather(x.D, blk, blk.D0, 1);
         var bcBase = ((long)blk.B * p.G + blk.G) * p.Nst * p.L;
-        // Sums over time: float within a tile, float64 across tiles, so their error does not grow with L.
         Span<double> sumSkip = stackalloc double[Lanes];
         Span<double> sumBias = stackalloc double[Lanes];
         sumSkip.Clear();
         sumBias.Clear();
-        Span<float> lanes = stackalloc float[Lanes];
-        Span<float> act = stackalloc float[Lanes];
         for (var chunk = p.Chunks - 1; chunk >= 0; chunk--)
         {
             var l0 = chunk * Tile;
             var len = Math.Min(Tile, p.L - l0);
+            var start = (long)row0 * p.L + l0;
+            LoadSteps(p, x, blk, start, len, bias, s);
+            LoadTile(dOut, start, p.L, blk, len, s.Stage, s.Gate);
+            if (x.Z is not null)
+            {
+                // dz = dOut (y + D u) silu'(z); the gradient reaching y is dOut silu(z).
+                LoadTile(x.Z, start, p.L, blk, len, s.Stage, s.Z);
+                LoadTile(preGate!, start, p.L, blk, len, s.Stage, s.Work);
+                for (var t = 0; t < len; t++)
+                {
+                    var sig = Sigmoid(s.Z[t]);
+                    s.Work[t] = s.Gate[t] * s.Work[t] * (sig * (Vector256<float>.One + s.Z[t] * (Vector256<float>.One - sig)));
+                    s.Gate[t] *= s.Z[t] * sig;
+                }
+                StoreTile(s.Work, dz!, start, p.L, blk, len, s.Stage);
+            }
             var tileSkip = Vector256<float>.Zero;
-            var tileBias = Vector256<float>.Zero;
             for (var t = 0; t < len; t++)
             {
-                var seq = (long)row0 * p.L + l0 + t;
-                var u = Gather(x.U, blk, seq, p.L);
-                var raw = Gather(x.Delta, blk, seq, p.L) + bias;
-                lanes.Clear();
-                for (var j = 0; j < blk.Width; j++) lanes[j] = Dt(p, raw[j]);
-                s.Dt[t] = Vector256.Create<float>(lanes);
-                s.U[t] = u;
-                s.Raw[t] = raw;
-                lanes.Clear();
-                for (var j = 0; j < blk.Width; j++)
-                {
-                    var i = seq + (long)j * p.L;
-                    var g = dOut[i];
-                    if (x.Z is not null)
-                    {
-                        var zv = x.Z[i];
-                        var sig = Sigmoid(zv);
-                        dz![i] = g * preGate![i] * sig * (1f + zv * (1f - sig));
-                        g *= zv * sig;
-                    }
-                    lanes[j] = g;
-                }
-                s.Gate[t] = Vector256.Create<float>(lanes);
                 s.Y[t] = s.Gate[t] * skip; // du accumulates here
                 s.DtGrad[t] = Vector256<float>.Zero;
+                tileSkip += s.Gate[t] * s.U[t];
             }
-            // Recompute the tile's states from the state saved at its start.
             for (var n = 0; n < p.Nst; n++)
             {
+                // Recompute the tile's states from the state saved at its start, then run the reverse recurrence.
                 var h = Gather(chunkStates, blk, ((long)row0 * p.Chunks + chunk) * p.Nst + n, (long)p.Chunks * p.Nst);
-                var start = h;
+                var hStart = h;
                 var a = s.A[n];
                 var bRow = x.B.AsSpan((int)(bcBase + (long)n * p.L + l0), len);
                 for (var t = 0; t < len; t++)
                 {
-                    h = Exp(s.Dt[t] * a) * h + s.Dt[t] * s.U[t] * bRow[t];
+                    h = Exp(s.Dt[t] * a) * h + s.DtU[t] * bRow[t];
                     s.Tiles[n * Tile + t] = h;
                 }
-                Reverse(p, s, n, len, start, x.B.AsSpan((int)(bcBase + (long)n * p.L + l0), len),
-                    x.C.AsSpan((int)(bcBase + (long)n * p.L + l0), len),
+                Reverse(s, n, len, hStart, bRow, x.C.AsSpan((int)(bcBase + (long)n * p.L + l0), len),
                     partialB.AsSpan((int)(partialBase + (long)n * p.L + l0), len),
                     partialC.AsSpan((int)(partialBase + (long)n * p.L + l0), len));
             }
+            var tileBias = Vector256<float>.Zero;
             for (var t = 0; t < len; t++)
             {
-                lanes.Clear();
-                act.Clear();
-                var raw = s.Raw[t];
-                for (var j = 0; j < blk.Width; j++)
-                    act[j] = p.DeltaSoftplus ? (raw[j] > 20f ? 1f : Sigmoid(raw[j])) : 1f;
-                var ddelta = s.DtGrad[t] * Vector256.Create<float>(act);
-                tileSkip += s.Gate[t] * s.U[t];
-                tileBias += ddelta;
-                for (var j = 0; j < blk.Width; j++)
-                {
-                    var i = ((long)row0 + j) * p.L + l0 + t;
-                    du[i] = s.Y[t][j];
-                    dDelta[i] = ddelta[j];
-                }
+                s.DtGrad[t] *= DtDerivative(p.DeltaSoftplus, s.Raw[t]);
+                tileBias += s.DtGrad[t];
             }
+            StoreTile(s.Y, du, start, p.L, blk, len, s.Stage);
+            StoreTile(s.DtGrad, dDelta, start, p.L, blk, len, s.Stage);
             for (var j = 0; j < Lanes; j++)
             {
                 sumSkip[j] += tileSkip[j];
@@ -307,8 +393,19 @@ internal static class SelectiveScanManaged
         }
     }
 
+    // sum_j x_j y_j over the 8 channels, products and sum in float64, rounded once: a group's channels can cancel, and
+    // float32 products and pairwise sums cost dB and dC up to 3 ulps against the naive loop's 1 (2026-11-28).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ChannelSum(Vector256<float> x, Vector256<float> y)
+    {
+        var (xLower, xUpper) = Vector256.Widen(x);
+        var (yLower, yUpper) = Vector256.Widen(y);
+        return (float)Vector256.Sum(Vector256.FusedMultiplyAdd(xLower, yLower, xUpper * yUpper));
+    }
+
     // Reverse recurrence of state n over one tile: dh_l = g_l C_l + carry, then carry = a_l dh_l.
-    private static void Reverse(SelectiveScanParams p, Scratch s, int n, int len, Vector256<float> start,
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Reverse(Scratch s, int n, int len, Vector256<float> hStart,
         ReadOnlySpan<float> bRow, ReadOnlySpan<float> cRow, Span<float> dBRow, Span<float> dCRow)
     {
         var a = s.A[n];
@@ -318,15 +415,15 @@ internal static class SelectiveScanManaged
         {
             var dt = s.Dt[t];
             var h = s.Tiles[n * Tile + t];
-            var hPrev = t > 0 ? s.Tiles[n * Tile + t - 1] : start;
+            var hPrev = t > 0 ? s.Tiles[n * Tile + t - 1] : hStart;
             dh += s.Gate[t] * cRow[t];
             var decay = Exp(dt * a);
             var dDecay = dh * hPrev * decay; // dL/d(dt A)
             dAn += dDecay * dt;
             s.DtGrad[t] += dDecay * a + dh * s.U[t] * bRow[t];
             s.Y[t] += dh * dt * bRow[t];
-            dBRow[t] = Vector256.Sum(dh * dt * s.U[t]);
-            dCRow[t] = Vector256.Sum(s.Gate[t] * h);
+            dBRow[t] = ChannelSum(dh * dt, s.U[t]);
+            dCRow[t] = ChannelSum(s.Gate[t], h);
             dh = decay * dh;
         }
         s.H[n] = dh;
