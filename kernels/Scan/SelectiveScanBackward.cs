@@ -21,7 +21,6 @@
 // atomic mode needs none. Performance notes: not yet timed on a GPU (2026-11-28).
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Algorithms;
 
 namespace RouteKit.Kernels.Scan;
 
@@ -101,7 +100,7 @@ public static class SelectiveScanBackward
                 var hStart = grad.ChunkStates[savedBase + n];
 
                 // Recompute h_l (and h_{l-1}) inside the chunk from the saved incoming state.
-                var decay = inRange ? XMath.Exp(dt * an) : 1f;
+                var decay = inRange ? ScanMath.Exp(dt * an) : 1f;
                 var scanA = decay;
                 var scanB = dtu * bv;
                 WarpScan.Forward<TOp>(ref scanA, ref scanB);

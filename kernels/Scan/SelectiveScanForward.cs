@@ -21,7 +21,6 @@
 // second-level scan of chunk aggregates, as Mamba's block scan does) is the next step.
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Algorithms;
 
 namespace RouteKit.Kernels.Scan;
 
@@ -81,7 +80,7 @@ public static class SelectiveScanForward
                 var hStart = carry[carryBase + n];
                 if (lane == 0) result.ChunkStates[saveBase + n] = hStart;
                 var bcIndex = bcBase + (long)n * p.L + l;
-                var decay = inRange ? XMath.Exp(dt * scan.A[d * p.Nst + n]) : 1f;
+                var decay = inRange ? ScanMath.Exp(dt * scan.A[d * p.Nst + n]) : 1f;
                 var input = inRange ? dtu * scan.B[bcIndex] : 0f;
                 WarpScan.Forward<TOp>(ref decay, ref input);
                 // The chunk's incoming state is one more (earlier) element of the scan: (anything, hStart).

@@ -33,6 +33,14 @@ public sealed class IlgpuCpuScanTests : ScanBackendTests
     public void ExtremeDecaysStayFinite() =>
         CheckExtremeDecays(new ScanCase(1, 2, 70, 8, D: true, Z: true, MinDecay: 1e-4, MaxDecay: 50));
 
+    /// <summary>
+    /// Decays near 1 over 4099 steps: the state drifts by the decay's rounding once per step, so this is where an
+    /// approximate exp shows (the kernels' exp is bitwise the same here as on a GPU).
+    /// </summary>
+    [Test]
+    public void ExtremeDecaysOverALongSequence() =>
+        CheckExtremeDecays(new ScanCase(1, 1, 4099, 4, Z: true, MinDecay: 1e-4, MaxDecay: 50));
+
     /// <summary>The deterministic backward is bitwise repeatable.</summary>
     [Test]
     public void BackwardIsDeterministic() =>
