@@ -27,7 +27,7 @@ internal static class LinearRecurrenceIlgpu
     internal static void Forward(Device device, int rows, int steps, Tensor a, Tensor x, Tensor? h0, LinearRecurrenceOutput result)
     {
         var acc = device.Accelerator!;
-        SelectiveScanIlgpu.CheckWarp(acc);
+        SelectiveScanIlgpu.CheckDevice(acc);
         var kernel = device.GetKernel("scan:LinearRecurrenceKernels.ForwardKernel", static acc =>
             acc.LoadStreamKernel(ForwardMethod.CreateDelegate<Action<View, View, View, View, View, int, int, int>>(),
                 SelectiveScanIlgpu.Specialization));
@@ -38,7 +38,7 @@ internal static class LinearRecurrenceIlgpu
         LinearRecurrenceGradients result)
     {
         var acc = device.Accelerator!;
-        SelectiveScanIlgpu.CheckWarp(acc);
+        SelectiveScanIlgpu.CheckDevice(acc);
         var kernel = device.GetKernel("scan:LinearRecurrenceKernels.BackwardKernel", static acc =>
             acc.LoadStreamKernel(BackwardMethod.CreateDelegate<Action<View, View, View, View, View, View, View, int, int, int>>(),
                 SelectiveScanIlgpu.Specialization));

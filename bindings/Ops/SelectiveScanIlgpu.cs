@@ -51,7 +51,7 @@ internal static class SelectiveScanIlgpu
     internal static void Forward(Device device, SelectiveScanParams p, SelectiveScanInputs inputs, SelectiveScanOutput result)
     {
         var acc = device.Accelerator!;
-        CheckWarp(acc);
+        CheckDevice(acc);
         var kernel = Load<Action<KernelConfig, SelectiveScanViews, SelectiveScanForwardViews, ScanKernelParams>>(
             device, ForwardMethod(p.DeltaSoftplus),
             static (a, m, s) => a.LoadStreamKernel(
@@ -70,7 +70,7 @@ internal static class SelectiveScanIlgpu
         SelectiveScanOutput forward, SelectiveScanGradients result)
     {
         var acc = device.Accelerator!;
-        CheckWarp(acc);
+        CheckDevice(acc);
         var rows = (long)p.B * p.Dc;
         var stateTimes = (long)p.Nst * p.L;
         var rowPartials = device.Workspace("scan.rowPartials", rows * (p.Nst + 2)); // [B, Dc, Nst + 2]
@@ -136,9 +136,13 @@ internal static class SelectiveScanIlgpu
         return new KernelConfig((int)groups, GroupThreads);
     }
 
-    // Chunks are one time step per lane of a 32-wide warp, and the scans shuffle across exactly 32 lanes.
-    internal static void CheckWarp(Accelerator acc)
+    // Chunks are one time step per lane of a 32-wide warp, and the scans shuffle across exactly 32 lanes; the decay's
+    // exp is evaluated in float64 (kernels/Scan/ScanCommon.cs), which an OpenCL device must support.
+    internal static void CheckDevice(Accelerator acc)
     {
+        if (acc.Capabilities is ILGPU.Runtime.OpenCL.CLCapabilityContext { Float64: false })
+            throw new NotSupportedException(
+                $"The scan kernels evaluate exp in float64; {acc.Name} lacks OpenCL's cl_khr_fp64.");
         if (acc.WarpSize != WarpScan.ChunkLength || acc.MaxNumThreadsPerGroup < GroupThreads)
             throw new NotSupportedException(
                 $"The scan kernels need a warp (sub-group) of exactly {WarpScan.ChunkLength} lanes and groups of " +

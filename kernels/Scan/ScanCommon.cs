@@ -102,7 +102,8 @@ public struct AtomicSink : IGradientSink
 /// with the Managed path's float exp on 2026-11-28: 2.5x the naive float32 loop's error at L = 4099, A dt = -1e-4).
 /// float64 costs little here: the kernels are bound by loads of B and C, and an H100 runs float64 at half the float32
 /// rate. The algorithms are written with plain arithmetic and bit casts, so the CPU simulator computes bitwise the
-/// same values as a GPU, and the simulator tests cover the precision the GPU delivers.
+/// same values as a GPU, and the simulator tests cover the precision the GPU delivers. OpenCL devices without
+/// cl_khr_fp64 (e.g. Intel Arc) cannot run these kernels; the launcher says so.
 /// </remarks>
 public static class ScanMath
 {
