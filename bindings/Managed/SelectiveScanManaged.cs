@@ -143,6 +143,7 @@ internal static class SelectiveScanManaged
 
     // Steps l0..l0+len-1 of the block's rows of a [B, Dc, L] array into time-major vectors (zeros in padding lanes):
     // each row is read contiguously, so the transpose costs one pass over the tile.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void LoadTile(float[] source, long start, int stride, Block blk, int len, float[] stage, Vector256<float>[] into)
     {
         if (blk.Width < Lanes) Array.Clear(stage);
@@ -155,6 +156,7 @@ internal static class SelectiveScanManaged
     }
 
     // The inverse of LoadTile: time-major vectors back into the block's rows (padding lanes dropped).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StoreTile(Vector256<float>[] from, float[] target, long start, int stride, Block blk, int len, float[] stage)
     {
         for (var t = 0; t < len; t++) from[t].CopyTo(stage.AsSpan(t * Lanes, Lanes));
@@ -184,6 +186,7 @@ internal static class SelectiveScanManaged
     }
 
     // u, raw = delta + bias, dt and dt u of one tile.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void LoadSteps(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, long start, int len,
         Vector256<float> bias, Scratch s)
     {

@@ -1,7 +1,8 @@
 // Selective-scan benchmark on the Managed backend (llm.c's validate-then-time): Mamba's configuration (softplus,
 // D, z) at B = 1, Dc = 256, Nst = 16, L = 2k..64k; elements (B Dc L) per second, and the ratio against a
-// single-threaded float32 sequential loop of the same recurrence measured in the same run. Validates the Managed
-// path against the float64 reference (2x rule) before it times anything.
+// single-threaded float32 sequential loop of the same recurrence measured in the same run; the backward's time for
+// reference (no sequential peer). Validates the Managed forward against the float64 reference (2x rule) before it
+// times anything (the test suite covers the backward).
 //
 // Shapes: B batch, Dc channels, L time steps, Nst states. Memory of the op: inputs and output O(B Dc L), saved chunk
 // states B Dc ceil(L / 32) Nst; the table prints the bytes the forward allocates.
@@ -33,8 +34,8 @@ public static class ScanBenchmark
         var channels = quick ? 16 : Channels;
         int[] lengths = quick ? [512, 2048] : [2048, 4096, 8192, 16384, 32768, 65536];
         output.WriteLine($"# B = 1, Dc = {channels}, Nst = {States}; times are the best of {(quick ? 1 : 3)} runs after a warm-up.");
-        output.WriteLine("|     L | managed ms | Melem/s | sequential f32 ms | seq Melem/s | ratio | forward bytes |");
-        output.WriteLine("|------:|-----------:|--------:|------------------:|------------:|------:|--------------:|");
+        output.WriteLine("|     L | managed ms | Melem/s | sequential f32 ms | seq Melem/s | ratio | forward bytes | backward ms | bwd Melem/s |");
+        output.WriteLine("|------:|-----------:|--------:|------------------:|------------:|------:|--------------:|------------:|------------:|");
         foreach (var l in lengths)
         {
             var data = Problem(1, channels, l, States, seed: l);
@@ -46,8 +47,12 @@ public static class ScanBenchmark
             var sequential = Best(quick ? 1 : 2, () => Sequential(data, 1, channels, l, States, sequentialOut));
             var elements = (double)channels * l;
             var bytes = 4L * (result.Output.Length + result.LastState.Length + result.ChunkStates.Length + (result.PreGate?.Length ?? 0));
+            using var dOut = device.FromArray(data.U, 1, channels, l);
+            using var gradients = SelectiveScan.Backward(dOut, inputs.Inputs, result, options); // warm-up
+            var backward = Best(quick ? 1 : 2, () => SelectiveScan.Backward(dOut, inputs.Inputs, result, options, gradients));
             output.WriteLine($"| {l,5} | {managed * 1e3,10:F1} | {elements / managed / 1e6,7:F2} | {sequential * 1e3,17:F1} | " +
-                             $"{elements / sequential / 1e6,11:F2} | {sequential / managed,5:F2} | {bytes,13:N0} |");
+                             $"{elements / sequential / 1e6,11:F2} | {sequential / managed,5:F2} | {bytes,13:N0} | " +
+                             $"{backward * 1e3,11:F1} | {elements / backward / 1e6,11:F2} |");
         }
         return 0;
     }
