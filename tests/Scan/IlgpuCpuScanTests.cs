@@ -23,6 +23,10 @@ public sealed class IlgpuCpuScanTests : ScanBackendTests
     [TestCaseSource(nameof(Cases))]
     public void SelectiveScanMatchesReference(ScanCase c) => CheckSelectiveScan(c);
 
+    /// <summary>Nst = 256, the largest supported state count: the shared carries are full.</summary>
+    [Test]
+    public void LargestStateCount() => CheckSelectiveScan(new ScanCase(1, 1, 5, 256, D: true, Z: true, Softplus: true, InitialState: true));
+
     /// <summary>The atomic (non-deterministic) dB/dC sink gives the same values within the 2x rule.</summary>
     [Test]
     public void AtomicBackwardMatchesReference() =>
