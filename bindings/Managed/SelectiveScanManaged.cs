@@ -17,6 +17,8 @@
 // Performance notes (2026-11-28, shared 2-core AVX-512 machine, B = 1, Dc = 256, Nst = 16, softplus, D, z): the
 // per-element scalar softplus/silu and strided per-step gathers of the first version cost as much as the recurrence
 // itself (ratio 2.5 against the sequential loop); tile transposes and vector softplus/silu removed them.
+using System.Buffers;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -268,32 +270,44 @@ internal static class SelectiveScanManaged
         var perGroup = BlocksPerGroup(p);
         var blocks = p.B * p.G * perGroup;
         var stateTimes = (long)p.Nst * p.L;
-        // With one block per group a block's sums are dB and dC themselves; otherwise per-block partials.
+        // With one block per group a block's sums are dB and dC themselves; otherwise per-block partials, rented so a
+        // training step does not allocate them anew (every slot is overwritten before it is read).
         var direct = perGroup == 1;
-        var partialB = direct ? dB : new float[blocks * stateTimes]; // [B, G, blocks per group, Nst, L]
-        var partialC = direct ? dC : new float[blocks * stateTimes]; // [B, G, blocks per group, Nst, L]
-        var rowSums = new double[(long)p.B * p.Dc * (p.Nst + 2)];     // [B, Dc, Nst + 2]: dA, dD, ddeltaBias
-        Parallel.For(0, blocks, () => new Scratch(p.Nst), (index, _, s) =>
+        var partialLength = direct ? 0 : blocks * stateTimes;
+        var partialB = direct ? dB : ArrayPool<float>.Shared.Rent((int)partialLength); // [B, G, blocks per group, Nst, L]
+        var partialC = direct ? dC : ArrayPool<float>.Shared.Rent((int)partialLength); // [B, G, blocks per group, Nst, L]
+        var rowSums = new double[(long)p.B * p.Dc * (p.Nst + 2)];                      // [B, Dc, Nst + 2]: dA, dD, ddeltaBias
+        try
         {
-            BackwardBlock(p, x, BlockAt(p, index), s, dOut, chunkStates, preGate, du, dDelta, dz, dInitialState,
-                partialB, partialC, index * stateTimes, rowSums);
-            return s;
-        }, static _ => { });
-
-        if (!direct)
-        {
-            for (var bg = 0; bg < p.B * p.G; bg++)
+            Parallel.For(0, blocks, () => new Scratch(p.Nst), (index, _, s) =>
             {
-                var targetB = dB.AsSpan((int)(bg * stateTimes), (int)stateTimes);
-                var targetC = dC.AsSpan((int)(bg * stateTimes), (int)stateTimes);
-                targetB.Clear();
-                targetC.Clear();
-                for (var k = 0; k < perGroup; k++)
+                BackwardBlock(p, x, BlockAt(p, index), s, dOut, chunkStates, preGate, du, dDelta, dz, dInitialState,
+                    partialB, partialC, index * stateTimes, rowSums);
+                return s;
+            }, static _ => { });
+            if (!direct)
+            {
+                for (var bg = 0; bg < p.B * p.G; bg++)
                 {
-                    var offset = (int)((bg * perGroup + k) * stateTimes);
-                    System.Numerics.Tensors.TensorPrimitives.Add(targetB, partialB.AsSpan(offset, (int)stateTimes), targetB);
-                    System.Numerics.Tensors.TensorPrimitives.Add(targetC, partialC.AsSpan(offset, (int)stateTimes), targetC);
+                    var targetB = dB.AsSpan((int)(bg * stateTimes), (int)stateTimes);
+                    var targetC = dC.AsSpan((int)(bg * stateTimes), (int)stateTimes);
+                    targetB.Clear();
+                    targetC.Clear();
+                    for (var k = 0; k < perGroup; k++)
+                    {
+                        var offset = (int)((bg * perGroup + k) * stateTimes);
+                        TensorPrimitives.Add(targetB, partialB.AsSpan(offset, (int)stateTimes), targetB);
+                        TensorPrimitives.Add(targetC, partialC.AsSpan(offset, (int)stateTimes), targetC);
+                    }
                 }
+            }
+        }
+        finally
+        {
+            if (!direct)
+            {
+                ArrayPool<float>.Shared.Return(partialB);
+                ArrayPool<float>.Shared.Return(partialC);
             }
         }
         for (var d = 0; d < p.Dc; d++)
