@@ -168,21 +168,18 @@ public abstract class ScanBackendTests
     }
 
     /// <summary>
-    /// The shapes of the grid: every L crossed with every Nst, the optional inputs rotated so each appears
-    /// with and without the others, grouped and ungrouped B/C alternating; then one case with none and one with all
-    /// of them at L = 97 and <paramref name="fullCaseStates"/> states.
+    /// The shapes of the grid: every L crossed with every Nst, each with its own seeded draw of grouped or
+    /// ungrouped B/C and of each optional input (so no two options always travel together); then one case with none
+    /// and one with all of them at L = 97 and <paramref name="fullCaseStates"/> states.
     /// </summary>
     protected static IEnumerable<ScanCase> Grid(int[] lengths, int[] states, int dc, int fullCaseStates = 16)
     {
-        var k = 0;
+        var draw = new Random(2026);
+        bool Flip() => draw.Next(2) == 1;
         foreach (var l in lengths)
         foreach (var nst in states)
-        {
-            var bits = k++;
-            yield return new ScanCase(2, dc, l, nst, G: (bits & 1) == 0 ? 0 : 2,
-                D: (bits & 2) != 0, Z: (bits & 4) != 0, DeltaBias: (bits & 1) != 0, Softplus: (bits & 2) == 0,
-                InitialState: (bits & 4) == 0);
-        }
+            yield return new ScanCase(2, dc, l, nst, G: Flip() ? 2 : 0,
+                D: Flip(), Z: Flip(), DeltaBias: Flip(), Softplus: Flip(), InitialState: Flip());
         yield return new ScanCase(1, dc, 97, fullCaseStates);
         yield return new ScanCase(2, dc, 97, fullCaseStates, G: 2, D: true, Z: true, DeltaBias: true, Softplus: true, InitialState: true);
     }
