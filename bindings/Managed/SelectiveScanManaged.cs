@@ -1,8 +1,8 @@
 // Selective scan on the Managed backend: Vector256 SIMD across 8 channels of one group (they share B and C, so each
 // step broadcasts one B and one C value), Parallel.For across (batch, group, channel block). Time runs in tiles of
-// SelectiveScan.ChunkLength steps: a tile of each [B, Dc, L] input is transposed once into time-major vectors (8
-// channels each), dt, the gate and their derivatives are computed on those vectors, then each state n runs the
-// recurrence over the tile. The state entering each tile is the saved chunk state, so the forward's ChunkStates mean
+// SelectiveScan.ChunkLength steps: a tile of each [B, Dc, L] input is transposed once into time-major vectors of 8
+// channels (ScanTiles, shared with the linear recurrence), dt, the gate and their derivatives are computed on those
+// vectors, then each state n runs the recurrence over the tile. The state entering each tile is the saved chunk state, so the forward's ChunkStates mean
 // the same thing on every backend.
 //
 // Shapes: B batch, Dc channels, L time steps, Nst states, G groups; a block is up to 8 channels of one group
@@ -26,8 +26,8 @@ namespace RouteKit;
 
 internal static class SelectiveScanManaged
 {
-    private const int Lanes = 8; // Vector256<float>.Count
-    private const int Tile = SelectiveScan.ChunkLength;
+    private const int Lanes = ScanTiles.Lanes;
+    private const int Tile = ScanTiles.Steps;
 
     private readonly record struct Block(int B, int G, int D0, int Width);
 
@@ -133,41 +133,9 @@ internal static class SelectiveScanManaged
             ? Vector256.ConditionalSelect(Vector256.GreaterThan(raw, Vector256.Create(20f)), Vector256<float>.One, Sigmoid(raw))
             : Vector256<float>.One;
 
-    // One value per channel of the block from a [.., Dc, inner] array (zeros in padding lanes); off the hot path.
-    private static Vector256<float> Gather(float[]? source, Block blk, long start, long stride)
-    {
-        if (source is null) return Vector256<float>.Zero;
-        Span<float> lanes = stackalloc float[Lanes];
-        lanes.Clear();
-        for (var j = 0; j < blk.Width; j++) lanes[j] = source[start + j * stride];
-        return Vector256.Create<float>(lanes);
-    }
-
-    // Steps l0..l0+len-1 of the block's rows of a [B, Dc, L] array into time-major vectors (zeros in padding lanes):
-    // each row is read contiguously, so the transpose costs one pass over the tile.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void LoadTile(float[] source, long start, int stride, Block blk, int len, float[] stage, Vector256<float>[] into)
-    {
-        if (blk.Width < Lanes) Array.Clear(stage);
-        for (var j = 0; j < blk.Width; j++)
-        {
-            var row = source.AsSpan((int)(start + (long)j * stride), len);
-            for (var t = 0; t < len; t++) stage[t * Lanes + j] = row[t];
-        }
-        for (var t = 0; t < len; t++) into[t] = Vector256.Create<float>(stage.AsSpan(t * Lanes, Lanes));
-    }
-
-    // The inverse of LoadTile: time-major vectors back into the block's rows (padding lanes dropped).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void StoreTile(Vector256<float>[] from, float[] target, long start, int stride, Block blk, int len, float[] stage)
-    {
-        for (var t = 0; t < len; t++) from[t].CopyTo(stage.AsSpan(t * Lanes, Lanes));
-        for (var j = 0; j < blk.Width; j++)
-        {
-            var row = target.AsSpan((int)(start + (long)j * stride), len);
-            for (var t = 0; t < len; t++) row[t] = stage[t * Lanes + j];
-        }
-    }
+    // One value per channel of the block (zeros in padding lanes); off the hot path.
+    private static Vector256<float> Gather(float[]? source, Block blk, long start, long stride) =>
+        ScanTiles.Gather(source, blk.Width, start, stride);
 
     private sealed class Scratch(int states)
     {
@@ -192,8 +160,8 @@ internal static class SelectiveScanManaged
     private static void LoadSteps(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, long start, int len,
         Vector256<float> bias, Scratch s)
     {
-        LoadTile(x.U, start, p.L, blk, len, s.Stage, s.U);
-        LoadTile(x.Delta, start, p.L, blk, len, s.Stage, s.Raw);
+        ScanTiles.Load(x.U, start, p.L, blk.Width, len, s.Stage, s.U);
+        ScanTiles.Load(x.Delta, start, p.L, blk.Width, len, s.Stage, s.Raw);
         for (var t = 0; t < len; t++)
         {
             var raw = s.Raw[t] + bias;
@@ -252,11 +220,11 @@ internal static class SelectiveScanManaged
             for (var t = 0; t < len; t++) s.Y[t] += skip * s.U[t];
             if (x.Z is not null)
             {
-                StoreTile(s.Y, preGate!, start, p.L, blk, len, s.Stage);
-                LoadTile(x.Z, start, p.L, blk, len, s.Stage, s.Z);
+                ScanTiles.Store(s.Y, preGate!, start, p.L, blk.Width, len, s.Stage);
+                ScanTiles.Load(x.Z, start, p.L, blk.Width, len, s.Stage, s.Z);
                 for (var t = 0; t < len; t++) s.Y[t] *= s.Z[t] * Sigmoid(s.Z[t]);
             }
-            StoreTile(s.Y, output, start, p.L, blk, len, s.Stage);
+            ScanTiles.Store(s.Y, output, start, p.L, blk.Width, len, s.Stage);
         }
         for (var n = 0; n < p.Nst; n++)
             for (var j = 0; j < blk.Width; j++)
@@ -346,19 +314,19 @@ internal static class SelectiveScanManaged
             var len = Math.Min(Tile, p.L - l0);
             var start = (long)row0 * p.L + l0;
             LoadSteps(p, x, blk, start, len, bias, s);
-            LoadTile(dOut, start, p.L, blk, len, s.Stage, s.Gate);
+            ScanTiles.Load(dOut, start, p.L, blk.Width, len, s.Stage, s.Gate);
             if (x.Z is not null)
             {
                 // dz = dOut (y + D u) silu'(z); the gradient reaching y is dOut silu(z).
-                LoadTile(x.Z, start, p.L, blk, len, s.Stage, s.Z);
-                LoadTile(preGate!, start, p.L, blk, len, s.Stage, s.Work);
+                ScanTiles.Load(x.Z, start, p.L, blk.Width, len, s.Stage, s.Z);
+                ScanTiles.Load(preGate!, start, p.L, blk.Width, len, s.Stage, s.Work);
                 for (var t = 0; t < len; t++)
                 {
                     var sig = Sigmoid(s.Z[t]);
                     s.Work[t] = s.Gate[t] * s.Work[t] * (sig * (Vector256<float>.One + s.Z[t] * (Vector256<float>.One - sig)));
                     s.Gate[t] *= s.Z[t] * sig;
                 }
-                StoreTile(s.Work, dz!, start, p.L, blk, len, s.Stage);
+                ScanTiles.Store(s.Work, dz!, start, p.L, blk.Width, len, s.Stage);
             }
             var tileSkip = Vector256<float>.Zero;
             for (var t = 0; t < len; t++)
@@ -389,8 +357,8 @@ internal static class SelectiveScanManaged
                 s.DtGrad[t] *= DtDerivative(p.DeltaSoftplus, s.Raw[t]);
                 tileBias += s.DtGrad[t];
             }
-            StoreTile(s.Y, du, start, p.L, blk, len, s.Stage);
-            StoreTile(s.DtGrad, dDelta, start, p.L, blk, len, s.Stage);
+            ScanTiles.Store(s.Y, du, start, p.L, blk.Width, len, s.Stage);
+            ScanTiles.Store(s.DtGrad, dDelta, start, p.L, blk.Width, len, s.Stage);
             for (var j = 0; j < Lanes; j++)
             {
                 sumSkip[j] += tileSkip[j];
