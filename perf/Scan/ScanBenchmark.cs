@@ -7,7 +7,12 @@
 // Shapes: B batch, Dc channels, L time steps, Nst states. Memory of the op: inputs and output O(B Dc L), saved chunk
 // states B Dc ceil(L / 32) Nst; the table prints the bytes the forward allocates.
 //
-// Run: the lead wires `ScanBenchmark.Run(Console.Out, quick)` into `routekit-perf scan`.
+// RunDevice times the ILGPU kernels (kernels/Scan/, version 1 of each) on a device the same way: validate the forward
+// and every gradient on that device against the float64 reference, then time the forward and both backward modes
+// with the device synchronised around each call.
+//
+// Run: the lead wires `ScanBenchmark.Run(Console.Out, quick)` and `ScanBenchmark.RunDevice(Console.Out, backend, quick)`
+// into `routekit-perf scan`.
 using System.Diagnostics;
 using RouteKit.Reference;
 
@@ -55,6 +60,114 @@ public static class ScanBenchmark
                              $"{backward * 1e3,11:F1} | {elements / backward / 1e6,11:F2} |");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Validates, then times the ILGPU scan kernels on <paramref name="backend"/> (Cuda for real numbers; IlgpuCpu
+    /// only in quick mode, as a smoke test). Returns 0, 1 when validation fails, 2 when the backend has no device.
+    /// </summary>
+    public static int RunDevice(TextWriter output, Backend backend, bool quick)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        Device device;
+        try
+        {
+            device = Device.Create(backend);
+        }
+        catch (InvalidOperationException e)
+        {
+            output.WriteLine($"# no {backend} device: {e.Message}");
+            return 2;
+        }
+        using (device)
+        {
+            output.WriteLine($"# Selective scan kernels (version 1), {device}");
+            if (!ValidateDevice(device, output, quick)) return 1;
+            var (batch, channels, states) = quick ? (1, 4, 4) : (2, 1024, 16);
+            int[] lengths = quick ? [64] : [512, 2048, 8192];
+            var runs = quick ? 1 : 5;
+            output.WriteLine($"# B = {batch}, Dc = {channels}, Nst = {states}, softplus, D, z; best of {runs} after a warm-up.");
+            output.WriteLine("|    L | forward ms | fwd Melem/s | backward ms (deterministic) | backward ms (atomic) | bwd Melem/s |");
+            output.WriteLine("|-----:|-----------:|------------:|----------------------------:|---------------------:|------------:|");
+            foreach (var l in lengths)
+            {
+                var data = Problem(batch, channels, l, states, seed: l);
+                using var inputs = Upload(device, data, batch, channels, l, states);
+                var deterministic = new SelectiveScanOptions { DeltaSoftplus = true };
+                var atomic = deterministic with { Deterministic = false };
+                using var result = SelectiveScan.Forward(inputs.Inputs, deterministic);
+                using var dOut = device.FromArray(data.U, batch, channels, l);
+                using var gradients = SelectiveScan.Backward(dOut, inputs.Inputs, result, deterministic);
+                SelectiveScan.Backward(dOut, inputs.Inputs, result, atomic, gradients);
+                device.Synchronize();
+                var forward = Best(runs, () =>
+                {
+                    SelectiveScan.Forward(inputs.Inputs, deterministic, result);
+                    device.Synchronize();
+                });
+                var backward = Best(runs, () =>
+                {
+                    SelectiveScan.Backward(dOut, inputs.Inputs, result, deterministic, gradients);
+                    device.Synchronize();
+                });
+                var backwardAtomic = Best(runs, () =>
+                {
+                    SelectiveScan.Backward(dOut, inputs.Inputs, result, atomic, gradients);
+                    device.Synchronize();
+                });
+                var elements = (double)batch * channels * l;
+                output.WriteLine($"| {l,4} | {forward * 1e3,10:F3} | {elements / forward / 1e6,11:F1} | {backward * 1e3,27:F3} | " +
+                                 $"{backwardAtomic * 1e3,20:F3} | {elements / backward / 1e6,11:F1} |");
+            }
+        }
+        return 0;
+    }
+
+    // Every output and gradient of the device's kernels against the float64 reference with the 2x rule.
+    private static bool ValidateDevice(Device device, TextWriter output, bool quick)
+    {
+        var (b, dc, l, states) = quick ? (1, 4, 45, 4) : (2, 64, 1025, 16);
+        var data = Problem(b, dc, l, states, seed: 11);
+        var options = new SelectiveScanOptions { DeltaSoftplus = true };
+        var p = SelectiveScanParams.Resolve([b, dc, l], [b, dc, l], [dc, states], [b, states, l], [b, states, l],
+            [dc], [b, dc, l], [dc], null, options);
+        var dOut = Problem(b, dc, l, states, seed: 12).U;
+        var f64 = ScanReference.Forward(p, Widen(data));
+        var f32 = ScanReference.Forward(p, data);
+        var g64 = ScanReference.Backward(p, Widen(data), Array.ConvertAll(dOut, v => (double)v));
+        var g32 = ScanReference.Backward(p, data, dOut);
+        using var inputs = Upload(device, data, b, dc, l, states);
+        using var result = SelectiveScan.Forward(inputs.Inputs, options);
+        using var tdo = device.FromArray(dOut, b, dc, l);
+        using var grads = SelectiveScan.Backward(tdo, inputs.Inputs, result, options);
+        var ok = true;
+        void Check(string name, Tensor actual, double[] reference, float[] naive)
+        {
+            var values = actual.ToArray();
+            double err = 0, naiveErr = 0;
+            for (var i = 0; i < reference.Length; i++)
+            {
+                err = Math.Max(err, Math.Abs(values[i] - reference[i]));
+                naiveErr = Math.Max(naiveErr, Math.Abs(naive[i] - reference[i]));
+            }
+            if (double.IsNaN(err) || err > 2 * naiveErr + 1e-6)
+            {
+                ok = false;
+                output.WriteLine($"# validation FAILED (2x rule): {name} maxErr {err:E2}, naive float32 {naiveErr:E2}");
+            }
+        }
+        Check("out", result.Output, f64.Output, f32.Output);
+        Check("dU", grads.DU, g64.DU, g32.DU);
+        Check("dDelta", grads.DDelta, g64.DDelta, g32.DDelta);
+        Check("dA", grads.DA, g64.DA, g32.DA);
+        Check("dB", grads.DB, g64.DB, g32.DB);
+        Check("dC", grads.DC, g64.DC, g32.DC);
+        Check("dD", grads.DD!, g64.DD, g32.DD);
+        Check("dZ", grads.DZ!, g64.DZ, g32.DZ);
+        Check("dDeltaBias", grads.DDeltaBias!, g64.DDeltaBias, g32.DDeltaBias);
+        output.WriteLine($"# validation [B={b}, Dc={dc}, L={l}, Nst={states}] forward and every gradient vs float64 reference: " +
+                         (ok ? "ok" : "FAILED"));
+        return ok;
     }
 
     private static double Best(int runs, Action action)
@@ -157,13 +270,14 @@ public static class ScanBenchmark
         }
     }
 
-    private static Uploaded Upload(Device device, SelectiveScanReferenceInputs<float> x, int batch, int channels, int steps) => new(new SelectiveScanInputs
+    private static Uploaded Upload(Device device, SelectiveScanReferenceInputs<float> x, int batch, int channels, int steps,
+        int states = States) => new(new SelectiveScanInputs
     {
         U = device.FromArray(x.U, batch, channels, steps),
         Delta = device.FromArray(x.Delta, batch, channels, steps),
-        A = device.FromArray(x.A, channels, States),
-        B = device.FromArray(x.B, batch, States, steps),
-        C = device.FromArray(x.C, batch, States, steps),
+        A = device.FromArray(x.A, channels, states),
+        B = device.FromArray(x.B, batch, states, steps),
+        C = device.FromArray(x.C, batch, states, steps),
         D = device.FromArray(x.D!, channels),
         Z = device.FromArray(x.Z!, batch, channels, steps),
         DeltaBias = device.FromArray(x.DeltaBias!, channels),

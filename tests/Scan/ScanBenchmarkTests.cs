@@ -17,4 +17,15 @@ public sealed class ScanBenchmarkTests
         Assert.That(text, Does.Contain(": ok"));
         Assert.That(text, Does.Contain("|  2048 |"));
     }
+
+    [Test]
+    public void DeviceQuickRunOnTheSimulatorValidatesAndPrintsTheTable()
+    {
+        using var output = new StringWriter();
+        var code = ScanBenchmark.RunDevice(output, Backend.IlgpuCpu, quick: true);
+        var text = output.ToString();
+        Assert.That(code, Is.EqualTo(0), text);
+        Assert.That(text, Does.Contain("every gradient vs float64 reference: ok"));
+        Assert.That(text, Does.Contain("|   64 |"));
+    }
 }
