@@ -5,7 +5,8 @@ namespace RouteKit.Tests;
 /// <summary>
 /// The scan suite on the ILGPU CPU simulator: the exact GPU kernels (both delta activations, both dB/dC sinks,
 /// partial last chunks, grouped and ungrouped B/C) at lengths a simulator that runs every GPU thread as an OS thread
-/// can afford. The whole fixture must stay under 90 s on a 2-core machine.
+/// can afford. The whole fixture must stay under 90 s on a 2-core machine (about 40 s on the shared development VM,
+/// 2026-11-28; one row group of 4 warps per case wherever the case allows).
 /// </summary>
 [TestFixture]
 public sealed class IlgpuCpuScanTests : ScanBackendTests
@@ -14,7 +15,7 @@ public sealed class IlgpuCpuScanTests : ScanBackendTests
     protected override Backend Backend => Backend.IlgpuCpu;
 
     private static IEnumerable<TestCaseData> Cases() =>
-        Grid([1, 7, 97, 128], [1, 4], dc: 4, fullCaseStates: 16)
+        Grid([1, 7, 97, 128], [1, 4], dc: 4, fullCaseStates: 16, fullCaseChannels: 2)
             .Append(new ScanCase(1, 2, 20, 64, G: 2, Z: true, InitialState: true))
             .Append(new ScanCase(1, 2, 1025, 1, D: true, Softplus: true))
             .Select(c => new TestCaseData(c).SetName($"IlgpuCpu {c}"));
@@ -43,12 +44,12 @@ public sealed class IlgpuCpuScanTests : ScanBackendTests
     /// </summary>
     [Test]
     public void ExtremeDecaysOverALongSequence() =>
-        CheckExtremeDecays(new ScanCase(1, 1, 4099, 4, Z: true, MinDecay: 1e-4, MaxDecay: 50));
+        CheckExtremeDecays(new ScanCase(1, 1, 4099, 3, Z: true, MinDecay: 1e-4, MaxDecay: 50));
 
     /// <summary>The deterministic backward is bitwise repeatable.</summary>
     [Test]
     public void BackwardIsDeterministic() =>
-        CheckDeterministic(new ScanCase(2, 4, 40, 4, G: 2, D: true, Z: true, DeltaBias: true, Softplus: true, InitialState: true), 3);
+        CheckDeterministic(new ScanCase(2, 2, 40, 4, G: 2, D: true, Z: true, DeltaBias: true, Softplus: true, InitialState: true), 3);
 
     /// <summary>The linear recurrence against the reference, with and without h0.</summary>
     [TestCase(1, false)]

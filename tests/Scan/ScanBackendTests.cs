@@ -170,9 +170,10 @@ public abstract class ScanBackendTests
     /// <summary>
     /// The shapes of the grid: every L crossed with every Nst, each with its own seeded draw of grouped or
     /// ungrouped B/C and of each optional input (so no two options always travel together); then one case with none
-    /// and one with all of them at L = 97 and <paramref name="fullCaseStates"/> states.
+    /// and one with all of them at L = 97, <paramref name="fullCaseStates"/> states and <paramref name="fullCaseChannels"/>
+    /// channels (dc when 0).
     /// </summary>
-    protected static IEnumerable<ScanCase> Grid(int[] lengths, int[] states, int dc, int fullCaseStates = 16)
+    protected static IEnumerable<ScanCase> Grid(int[] lengths, int[] states, int dc, int fullCaseStates = 16, int fullCaseChannels = 0)
     {
         var draw = new Random(2026);
         bool Flip() => draw.Next(2) == 1;
@@ -180,7 +181,8 @@ public abstract class ScanBackendTests
         foreach (var nst in states)
             yield return new ScanCase(2, dc, l, nst, G: Flip() ? 2 : 0,
                 D: Flip(), Z: Flip(), DeltaBias: Flip(), Softplus: Flip(), InitialState: Flip());
-        yield return new ScanCase(1, dc, 97, fullCaseStates);
-        yield return new ScanCase(2, dc, 97, fullCaseStates, G: 2, D: true, Z: true, DeltaBias: true, Softplus: true, InitialState: true);
+        var full = fullCaseChannels > 0 ? fullCaseChannels : dc;
+        yield return new ScanCase(1, full, 97, fullCaseStates);
+        yield return new ScanCase(2, full, 97, fullCaseStates, G: 2, D: true, Z: true, DeltaBias: true, Softplus: true, InitialState: true);
     }
 }
