@@ -7,7 +7,13 @@ using RouteKit.Kernels.FeatureNorms;
 namespace RouteKit;
 
 /// <summary>One kernel entry point as a backend compiles it: the method (generic arguments bound) and how it is launched.</summary>
-internal sealed record KernelEntry(string Name, MethodInfo Method, bool ExplicitlyGrouped, KernelSpecialization Specialization)
+/// <param name="Name">Display name.</param>
+/// <param name="Method">The entry point, generic arguments bound.</param>
+/// <param name="ExplicitlyGrouped">Launched with an explicit group size (else auto-grouped with an index).</param>
+/// <param name="Specialization">The specialisation its loader uses.</param>
+/// <param name="UsesWarpShuffles">Uses warp shuffles, which ILGPU 1.5.3 emits on OpenCL only as Intel sub-group shuffles.</param>
+internal sealed record KernelEntry(string Name, MethodInfo Method, bool ExplicitlyGrouped, KernelSpecialization Specialization,
+    bool UsesWarpShuffles = false)
 {
     public override string ToString() => Name;
 }
@@ -19,13 +25,18 @@ internal sealed record KernelEntry(string Name, MethodInfo Method, bool Explicit
 internal static class KernelCatalog
 {
     /// <summary>The kernels the dispatchers pick on Cuda (warp-shuffle variants).</summary>
-    public static IEnumerable<KernelEntry> ForCuda() => Common().Concat(Attention(SegmentReduction.WarpShuffle));
+    public static IEnumerable<KernelEntry> ForCuda() => Common().Concat(Attention(SegmentReduction.WarpShuffle)).Concat(Scan());
 
     /// <summary>The kernels the dispatchers pick on OpenCL (shared-memory reductions instead of sub-group shuffles).</summary>
-    public static IEnumerable<KernelEntry> ForOpenCL() => Common().Concat(Attention(SegmentReduction.GroupShared));
+    public static IEnumerable<KernelEntry> ForOpenCL() => Common().Concat(Attention(SegmentReduction.GroupShared)).Concat(Scan());
 
     private static IEnumerable<KernelEntry> Attention(SegmentReduction reduction) =>
         AttentionIlgpu.AllKernels(reduction).Select(k => new KernelEntry(k.Name, k.Kernel, true, AttentionIlgpu.Specialization(32)));
+
+    /// <summary>The selective-scan and linear-recurrence kernels (warp-shuffle scans on every backend).</summary>
+    public static IEnumerable<KernelEntry> Scan() =>
+        SelectiveScanIlgpu.AllKernels().Concat(LinearRecurrenceIlgpu.AllKernels()).Select(k => new KernelEntry(k.Name, k.Kernel,
+            k.ExplicitlyGrouped, k.ExplicitlyGrouped ? SelectiveScanIlgpu.Specialization : KernelSpecialization.Empty, k.ExplicitlyGrouped));
 
     private static IEnumerable<KernelEntry> Common()
     {

@@ -32,13 +32,13 @@ public sealed class KernelCompiler : IDisposable
     }
 
     /// <summary>
-    /// The OpenCL C source of <paramref name="method"/> for an OpenCL C 2.0 device with every capability flag on.
-    /// ILGPU 1.5.3 emits warp shuffles for OpenCL only as Intel's sub-group shuffles, so Intel is the vendor.
+    /// The OpenCL C source of <paramref name="method"/> for an OpenCL C 2.0 device of <paramref name="vendor"/> with every
+    /// capability flag on. ILGPU 1.5.3 emits warp shuffles for OpenCL only as Intel's sub-group shuffles.
     /// </summary>
-    public string OpenCL(MethodInfo method, bool explicitlyGrouped, KernelSpecialization specialization)
+    public string OpenCL(MethodInfo method, bool explicitlyGrouped, KernelSpecialization specialization, CLDeviceVendor vendor)
     {
         var capabilities = new CLCapabilityContext(true, true, true, true, true);
-        using var backend = new CLBackend(context, capabilities, CLDeviceVendor.Intel, CLCVersion.CL20);
+        using var backend = new CLBackend(context, capabilities, vendor, CLCVersion.CL20);
         var compiled = (CLCompiledKernel)backend.Compile(Entry(method, explicitlyGrouped), specialization);
         return compiled.Source;
     }
