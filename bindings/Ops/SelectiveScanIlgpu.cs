@@ -143,6 +143,10 @@ internal static class SelectiveScanIlgpu
         if (acc.Capabilities is ILGPU.Runtime.OpenCL.CLCapabilityContext { Float64: false })
             throw new NotSupportedException(
                 $"The scan kernels evaluate exp in float64; {acc.Name} lacks OpenCL's cl_khr_fp64.");
+        // ILGPU 1.5.3 emits warp shuffles on OpenCL only as Intel sub-group shuffles.
+        if (acc is ILGPU.Runtime.OpenCL.CLAccelerator cl && cl.Vendor != ILGPU.Runtime.OpenCL.CLDeviceVendor.Intel)
+            throw new NotSupportedException(
+                $"The scan kernels use warp shuffles, which ILGPU 1.5.3 emits on OpenCL only for Intel devices; {acc.Name} is {cl.Vendor}.");
         if (acc.WarpSize != WarpScan.ChunkLength || acc.MaxNumThreadsPerGroup < GroupThreads)
             throw new NotSupportedException(
                 $"The scan kernels need a warp (sub-group) of exactly {WarpScan.ChunkLength} lanes and groups of " +
