@@ -1,0 +1,115 @@
+using NUnit.Framework;
+
+namespace RouteKit.Tests;
+
+/// <summary>
+/// The attention suite on the Managed backend (DESIGN.md section 7): awkward shapes, every score and mask variant,
+/// GQA/MQA, 1e3-scale logits, large shapes, determinism and the no-N x M-buffer property.
+/// Shapes: B batch, H query heads, Hkv kv heads, N queries, M keys, D head dim.
+/// </summary>
+public sealed class ManagedAttentionTests : AttentionBackendTests
+{
+    protected override Backend Backend => Backend.Managed;
+
+    /// <summary>N != M both ways, D not a multiple of 16, key counts not a multiple of the 64-key block.</summary>
+    private static IEnumerable<TestCaseData> Shapes()
+    {
+        (int N, int M, int D, bool Causal)[] shapes =
+        [
+            (1, 1, 16, false), (1, 17, 24, false), (17, 1, 59, false), (17, 97, 64, true), (97, 17, 72, true),
+            (97, 128, 128, false), (128, 200, 16, true), (200, 128, 24, true), (200, 97, 59, false), (128, 1025, 64, true),
+            (1025, 200, 72, true), (1025, 17, 16, false), (1, 1025, 128, true), (1025, 1025, 24, true),
+        ];
+        foreach (var (n, m, d, causal) in shapes)
+            yield return new TestCaseData(new AttentionCase(1, 2, 1, n, m, d, Causal: causal)).SetArgDisplayNames($"N{n} M{m} D{d}{(causal ? " causal" : "")}");
+    }
+
+    /// <summary>Every combination of Dot/Distance x NormalizeKeys x causal x window x brake at one shape.</summary>
+    private static IEnumerable<TestCaseData> Variants()
+    {
+        foreach (var score in new[] { Score.Dot, Score.Distance })
+        foreach (var norm in new[] { false, true })
+        foreach (var causal in new[] { false, true })
+        foreach (var window in new int?[] { null, 23 })
+        foreach (var brake in new[] { false, true })
+        {
+            var c = new AttentionCase(1, 2, 2, 97, 150, 24, score, norm, causal, window, brake);
+            yield return new TestCaseData(c).SetArgDisplayNames(c.ToString());
+        }
+    }
+
+    /// <summary>Grouped and multi-query heads, batches, logits near 1e3, sinks spanning two key blocks.</summary>
+    private static IEnumerable<TestCaseData> Special()
+    {
+        AttentionCase[] cases =
+        [
+            new(2, 4, 2, 97, 130, 64, Causal: true, Brake: true),
+            new(1, 4, 1, 130, 97, 72, Score.Distance, NormalizeKeys: true, Window: 40),
+            new(2, 6, 3, 64, 64, 16, Score.Distance, Causal: true),
+            new(1, 2, 1, 128, 200, 64, InputScale: 31),
+            new(1, 2, 2, 128, 200, 59, Score.Distance, InputScale: 31),
+            new(1, 2, 1, 200, 200, 64, Score.Dot, NormalizeKeys: true, Causal: true, Brake: true, InputScale: 31),
+            new(1, 2, 1, 97, 200, 128, Score.Distance, NormalizeKeys: true, Window: 50, InputScale: 31),
+            new(1, 2, 1, 97, 150, 24, SinkTokens: 70),
+            new(1, 2, 1, 97, 150, 24, Causal: true, SinkTokens: 0),
+            new(1, 1, 1, 33, 40, 16, Diagnostics: false, Causal: true),
+        ];
+        foreach (var c in cases)
+            yield return new TestCaseData(c).SetArgDisplayNames($"{c} sinks{c.SinkTokens}{(c.Diagnostics ? "" : " nodiag")}");
+    }
+
+    /// <summary>N = M = 2048: one full forward + backward, the others forward only (the float64 reference is O(N M D)).</summary>
+    private static IEnumerable<TestCaseData> Large()
+    {
+        yield return new TestCaseData(new AttentionCase(1, 1, 1, 2048, 2048, 64, Causal: true, Brake: true), true)
+            .SetArgDisplayNames("N2048 D64 causal brake backward");
+        yield return new TestCaseData(new AttentionCase(1, 1, 1, 2048, 2048, 128, Score.Distance, NormalizeKeys: true), false)
+            .SetArgDisplayNames("N2048 D128 Distance+norm");
+        yield return new TestCaseData(new AttentionCase(1, 1, 1, 2048, 2048, 64, Score.Distance, InputScale: 31, Window: 300), false)
+            .SetArgDisplayNames("N2048 D64 Distance window x31");
+    }
+
+    [TestCaseSource(nameof(Shapes))]
+    public void AwkwardShapes(AttentionCase c) => CheckAgainstReference(c);
+
+    [TestCaseSource(nameof(Variants))]
+    public void ScoreAndMaskVariants(AttentionCase c) => CheckAgainstReference(c);
+
+    [TestCaseSource(nameof(Special))]
+    public void GroupsScalesAndSinks(AttentionCase c) => CheckAgainstReference(c);
+
+    [TestCaseSource(nameof(Large))]
+    public void LargeShapes(AttentionCase c, bool backward) => CheckAgainstReference(c, backward);
+
+    [Test]
+    public void BackwardIsBitwiseRepeatable() =>
+        CheckDeterministic(new AttentionCase(1, 4, 2, 200, 300, 72, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true), 20);
+
+    [Test]
+    public void NoQueryByKeyBuffer()
+    {
+        // Shapes: B = H = 1, N = M = 2048, D = 64; an N x M float buffer would be 16 MiB.
+        const int n = 2048, d = 64;
+        var c = new AttentionCase(1, 1, 1, n, n, d, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true);
+        var (q, k, v, dOut) = c.Inputs();
+        using var tq = Device.FromArray(q, 1, 1, n, d); // [B, H, N, D]
+        using var tk = Device.FromArray(k, 1, 1, n, d); // [B, Hkv, M, D]
+        using var tv = Device.FromArray(v, 1, 1, n, d); // [B, Hkv, M, D]
+        using var tdo = Device.FromArray(dOut, 1, 1, n, d); // [B, H, N, D]
+        using var fwd = Attention.Forward(tq, tk, tv, c.Options);
+        using var grads = Attention.Backward(tdo, tq, tk, tv, fwd, c.Options);
+
+        // GC.GetAllocatedBytesForCurrentThread misses the worker threads of Parallel.For; the process-wide count does not.
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        Attention.Forward(tq, tk, tv, c.Options, fwd);
+        var forwardBytes = GC.GetTotalAllocatedBytes(precise: true) - before;
+        before = GC.GetTotalAllocatedBytes(precise: true);
+        Attention.Backward(tdo, tq, tk, tv, fwd, c.Options, grads);
+        var backwardBytes = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        // What is allowed: the prepared keys (a few M x D copies, 0.5 MiB each here) and one small tile set per worker.
+        const long queryByKey = (long)n * n * sizeof(float);
+        Assert.That(forwardBytes, Is.LessThan(queryByKey / 4), "forward allocated a quarter of an N x M float buffer or more");
+        Assert.That(backwardBytes, Is.LessThan(queryByKey / 4), "backward allocated a quarter of an N x M float buffer or more");
+    }
+}
