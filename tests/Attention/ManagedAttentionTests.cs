@@ -53,6 +53,7 @@ public sealed class ManagedAttentionTests : AttentionBackendTests
             new(1, 2, 1, 97, 150, 24, SinkTokens: 70),
             new(1, 2, 1, 97, 150, 24, Causal: true, SinkTokens: 0),
             new(1, 1, 1, 33, 40, 16, Diagnostics: false, Causal: true),
+            new(1, 2, 1, 97, 40, 16, Causal: true, Window: 0, Brake: true),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetArgDisplayNames($"{c} sinks{c.SinkTokens}{(c.Diagnostics ? "" : " nodiag")}");
