@@ -1,4 +1,6 @@
 using NUnit.Framework;
+using RouteKit.Reference;
+using RouteKit.Tests.Support;
 
 namespace RouteKit.Tests;
 
@@ -85,6 +87,37 @@ public sealed class ManagedAttentionTests : AttentionBackendTests
     [Test]
     public void BackwardIsBitwiseRepeatable() =>
         CheckDeterministic(new AttentionCase(1, 4, 2, 200, 300, 72, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true), 20);
+
+    [Test]
+    public void ZeroAndTinyKeysUnderNormalisation([Values] Score score)
+    {
+        // Keys at or below KeyEpsilon take the (rho / eps) k branch, forward and backward.
+        const int b = 1, h = 2, hkv = 1, n = 70, m = 90, d = 24;
+        var options = new AttentionOptions { Score = score, NormalizeKeys = true, KeyEpsilon = 1e-3f, Causal = true, Diagnostics = true };
+        var p = AttentionParams.Resolve([b, h, n, d], [b, hkv, m, d], [b, hkv, m, d], options);
+        var q = TestData.Normal(b * h * n * d, 5); // [B, H, N, D]
+        var k = TestData.Normal(b * hkv * m * d, 6); // [B, Hkv, M, D]
+        var v = TestData.Normal(b * hkv * m * d, 7); // [B, Hkv, M, D]
+        var dOut = TestData.Normal(b * h * n * d, 8); // [B, H, N, D]
+        foreach (var j in new[] { 0, 5, 64, 89 }) Array.Clear(k, j * d, d);
+        for (var e = 0; e < d; e++) k[33 * d + e] = 1e-5f * (e + 1);
+
+        using var tq = Device.FromArray(q, b, h, n, d);
+        using var tk = Device.FromArray(k, b, hkv, m, d);
+        using var tv = Device.FromArray(v, b, hkv, m, d);
+        using var tdo = Device.FromArray(dOut, b, h, n, d);
+        using var fwd = Attention.Forward(tq, tk, tv, options);
+        using var grads = Attention.Backward(tdo, tq, tk, tv, fwd, options);
+        double[] qd = TestData.ToDouble(q), kd = TestData.ToDouble(k), vd = TestData.ToDouble(v), dd = TestData.ToDouble(dOut);
+        var (f64, f32) = (AttentionReference.Forward(p, qd, kd, vd), AttentionReference.Forward(p, q, k, v));
+        var (g64, g32) = (AttentionReference.Backward(p, dd, qd, kd, vd), AttentionReference.Backward(p, dOut, q, k, v));
+        ErrorRule.Assert2x("O", fwd.Output.ToArray(), f64.Output, f32.Output);
+        ErrorRule.Assert2x("Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
+        ErrorRule.Assert2x("Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
+        ErrorRule.Assert2x("dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
+        ErrorRule.Assert2x("dK", grads.DK.ToArray(), g64.DK, g32.DK);
+        ErrorRule.Assert2x("dV", grads.DV.ToArray(), g64.DV, g32.DV);
+    }
 
     [Test]
     public void NoQueryByKeyBuffer()
