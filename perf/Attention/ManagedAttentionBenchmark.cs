@@ -64,10 +64,9 @@ public static class ManagedAttentionBenchmark
         foreach (var d in dims)
         foreach (var n in lengths)
         foreach (var causal in new[] { false, true })
-        foreach (var variant in Variants)
         {
-            Progress($"N={n} D={d} {(causal ? "causal" : "full")} {variant.Name}");
-            points.Add(Time(device, n, d, causal, variant.Score, variant.Normalize, variant.Name, repeats));
+            Progress($"N={n} D={d} {(causal ? "causal" : "full")}");
+            points.AddRange(TimeShape(device, n, d, causal, repeats));
         }
         var peakAfter = FmaPeak.Measure(trials: 3);
         // The larger of the two measurements is the denominator: a peak measured while the machine was busy would
@@ -84,8 +83,9 @@ public static class ManagedAttentionBenchmark
         report.AppendLine($"Median of {repeats} timed samples after a warm-up, each sample >= 50 ms (calls repeated inside it). " +
                           "FLOPs: forward 4 B H N M D, backward 2.5x that, both halved when causal (FlashAttention's count). " +
                           "\"% wall\" is wall-clock GFLOP/s over the wall-clock FMA peak; \"% CPU\" is GFLOP per CPU-second over the FMA " +
-                          "GFLOP per CPU-second, which other processes on the machine do not distort. \"vs Dot\" is CPU time relative to " +
-                          "Dot at the same shape.").AppendLine();
+                          "GFLOP per CPU-second, which other processes on the machine do not distort (on a shared machine the wall-clock peak " +
+                          "can be measured while another process holds a core, so \"% wall\" can even pass 100%). \"vs Dot\" is CPU time " +
+                          "relative to Dot at the same shape; the four variants' samples are interleaved.").AppendLine();
         report.AppendLine("| N | D | causal | variant | H | fwd ms | fwd GFLOP/s | fwd % wall | fwd % CPU | fwd vs Dot | bwd ms | bwd GFLOP/s | bwd % wall | bwd % CPU | bwd vs Dot |");
         report.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var pt in points)
@@ -163,50 +163,77 @@ public static class ManagedAttentionBenchmark
         yield return string.Create(Inv, $"N = M = 65536 forward peak memory {memory.PeakBytes / 1048576.0:F0} MiB; target < 1 GiB: {(memory.PeakBytes < 1L << 30 ? "met" : "NOT met")}");
     }
 
-    /// <summary>Times forward and backward at one point: median of <paramref name="repeats"/> samples after a warm-up.</summary>
-    public static ManagedAttentionPoint Time(Device device, int n, int d, bool causal, Score score, bool normalize, string name, int repeats)
+    /// <summary>
+    /// Times forward and backward of every score variant at one shape: median of <paramref name="repeats"/> samples after
+    /// a warm-up. The variants' samples are interleaved (Dot, Distance, ..., Dot, Distance, ...) so that a change in the
+    /// machine's other load during the run falls on all of them alike and their ratios stay fair.
+    /// </summary>
+    public static ManagedAttentionPoint[] TimeShape(Device device, int n, int d, bool causal, int repeats)
     {
         const int b = 1;
         var perHead = 4.0 * n * n * d * (causal ? 0.5 : 1.0);
         var h = (int)Math.Clamp(Math.Ceiling(2.5e9 / perHead), 1, 64);
-        var options = new AttentionOptions { Score = score, NormalizeKeys = normalize, Causal = causal };
         using var q = device.FromArray(Normal(b * h * n * d, 1), b, h, n, d); // [B, H, N, D]
         using var k = device.FromArray(Normal(b * h * n * d, 2), b, h, n, d); // [B, H, M, D]
         using var v = device.FromArray(Normal(b * h * n * d, 3), b, h, n, d); // [B, H, M, D]
         using var dOut = device.FromArray(Normal(b * h * n * d, 4), b, h, n, d); // [B, H, N, D]
-        using var fwd = RouteKit.Attention.Forward(q, k, v, options);
-        using var grads = RouteKit.Attention.Backward(dOut, q, k, v, fwd, options);
-        var (forwardMs, forwardCpuMs) = Median(() => RouteKit.Attention.Forward(q, k, v, options, fwd), repeats);
-        var (backwardMs, backwardCpuMs) = Median(() => RouteKit.Attention.Backward(dOut, q, k, v, fwd, options, grads), repeats);
-        var flops = perHead * b * h;
-        return new ManagedAttentionPoint(n, d, causal, name, b, h, forwardMs, flops / forwardMs / 1e6, flops / forwardCpuMs / 1e6,
-            backwardMs, 2.5 * flops / backwardMs / 1e6, 2.5 * flops / backwardCpuMs / 1e6);
+        var calls = new List<(Action Forward, Action Backward, IDisposable[] Outputs)>();
+        foreach (var variant in Variants)
+        {
+            var options = new AttentionOptions { Score = variant.Score, NormalizeKeys = variant.Normalize, Causal = causal };
+            var fwd = RouteKit.Attention.Forward(q, k, v, options);
+            var grads = RouteKit.Attention.Backward(dOut, q, k, v, fwd, options);
+            calls.Add((() => RouteKit.Attention.Forward(q, k, v, options, fwd),
+                () => RouteKit.Attention.Backward(dOut, q, k, v, fwd, options, grads), [fwd, grads]));
+        }
+        try
+        {
+            var forward = Interleaved(calls.Select(c => c.Forward).ToArray(), repeats);
+            var backward = Interleaved(calls.Select(c => c.Backward).ToArray(), repeats);
+            var flops = perHead * b * h;
+            return Variants.Select((variant, i) => new ManagedAttentionPoint(n, d, causal, variant.Name, b, h,
+                forward[i].WallMs, flops / forward[i].WallMs / 1e6, flops / forward[i].CpuMs / 1e6,
+                backward[i].WallMs, 2.5 * flops / backward[i].WallMs / 1e6, 2.5 * flops / backward[i].CpuMs / 1e6)).ToArray();
+        }
+        finally
+        {
+            foreach (var output in calls.SelectMany(c => c.Outputs)) output.Dispose();
+        }
     }
 
-    // Median wall and CPU milliseconds per call; a sample repeats the call until it lasts >= 50 ms so short calls are
-    // not timer noise.
-    private static (double WallMs, double CpuMs) Median(Action call, int repeats)
+    // Median wall and CPU milliseconds per call of each action; a sample repeats its call until it lasts >= 50 ms so
+    // short calls are not timer noise.
+    private static (double WallMs, double CpuMs)[] Interleaved(Action[] actions, int repeats)
     {
         using var process = Process.GetCurrentProcess();
-        var clock = Stopwatch.StartNew();
-        call();
-        var once = Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3);
-        var inner = (int)Math.Max(1, Math.Ceiling(50 / once));
-        var wall = new double[repeats];
-        var cpu = new double[repeats];
+        var clock = new Stopwatch();
+        var inner = new int[actions.Length];
+        for (var a = 0; a < actions.Length; a++)
+        {
+            clock.Restart();
+            actions[a]();
+            inner[a] = (int)Math.Max(1, Math.Ceiling(50 / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)));
+        }
+        var wall = new double[actions.Length, repeats];
+        var cpu = new double[actions.Length, repeats];
         for (var r = 0; r < repeats; r++)
+        for (var a = 0; a < actions.Length; a++)
         {
             process.Refresh();
             var cpu0 = process.TotalProcessorTime;
             clock.Restart();
-            for (var i = 0; i < inner; i++) call();
-            wall[r] = clock.Elapsed.TotalMilliseconds / inner;
+            for (var i = 0; i < inner[a]; i++) actions[a]();
+            wall[a, r] = clock.Elapsed.TotalMilliseconds / inner[a];
             process.Refresh();
-            cpu[r] = (process.TotalProcessorTime - cpu0).TotalMilliseconds / inner;
+            cpu[a, r] = (process.TotalProcessorTime - cpu0).TotalMilliseconds / inner[a];
         }
-        Array.Sort(wall);
-        Array.Sort(cpu);
-        return (wall[repeats / 2], cpu[repeats / 2]);
+        return Enumerable.Range(0, actions.Length).Select(a => (MedianOf(wall, a), MedianOf(cpu, a))).ToArray();
+    }
+
+    private static double MedianOf(double[,] samples, int row)
+    {
+        var values = Enumerable.Range(0, samples.GetLength(1)).Select(r => samples[row, r]).Order().ToArray();
+        return values[values.Length / 2];
     }
 
     private static (bool Ok, string Message) Validate(Device device)
