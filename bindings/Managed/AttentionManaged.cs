@@ -15,10 +15,18 @@
 //                   Backward: pass 1 per (b, kv head, key block) over every query of its g heads accumulates dV and dK';
 //                   pass 2 per (b, h, 64 queries) accumulates dQ; both recompute P from Lse, so no atomics and bitwise
 //                   repeatable results.
-//   2026-11-28 note: every hot method carries AggressiveOptimization. Under tiered compilation the backward's helpers
-//                   ran as unoptimised tier-0 code (Exp and Vector512.Load not inlined) for the whole of a short run:
-//                   one core, N = M = 2048, D = 64: backward 46 -> 138 GFLOP/s, forward 143 -> 170 GFLOP/s with
-//                   KeyRange inlined too (FMA peak of that core: ~265 GFLOP/s).
+//   v2 (2026-11-28) every hot method carries AggressiveOptimization: under tiered compilation the backward's helpers
+//                   ran as unoptimised tier-0 code (Exp and Vector512.Load not inlined) for the whole of a short run.
+//                   One core, N = M = 2048, D = 64: backward 46 -> 138 GFLOP/s, forward 143 -> 170 GFLOP/s with
+//                   KeyRange inlined too (FMA peak of that core: ~280 GFLOP/s).
+//   v3 (2026-11-28) forward softmax of a 4-row group in one loop (16 independent exp chains); alpha only when the
+//                   running max moves. One core, N = M = 4096, D = 64: forward 160 -> 185 GFLOP/s. Both cores, CPU
+//                   time: forward 60-75% of the FMA peak at N >= 2048, backward ~50% (it runs 7 GEMMs for the 5 that
+//                   FlashAttention's 2.5x count credits); see perf/results/managed-attention-2026-11-28.md.
+//
+// Numerics at 1e3-scale logits (the 2x rule against naive float32): scores are summed in chunks of 16 head dimensions
+// (Scores4x64), the Distance bias is stored minus its largest value (Lse adds it back in float64), Delta_i is summed in
+// the same order as dO . v_j, and the entropy is accumulated relative to the running max.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
