@@ -27,6 +27,7 @@
 // Numerics at 1e3-scale logits (the 2x rule against naive float32): scores are summed in chunks of 16 head dimensions
 // (Scores4x64), the Distance bias is stored minus its largest value (Lse adds it back in float64), Delta_i is summed in
 // the same order as dO . v_j, and the entropy is accumulated relative to the running max.
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -47,13 +48,13 @@ internal static unsafe class AttentionManaged
         float[]? entropy, float[]? sinkMass, float[]? maxProb)
     {
         if (p.N == 0 || p.B * p.H == 0) return;
-        var keys = PreparedKeys.Create(p, k, v, backward: false);
+        using var keys = PreparedKeys.Create(p, k, v, backward: false);
         var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
         var dp = PaddedDim(p.D);
         fixed (float* qp = q, op = o, lp = lse, ep = entropy, sp = sinkMass, mp = maxProb)
         {
             var ctx = new ForwardContext(p, keys, qp, op, lp, ep, sp, mp);
-            Parallel.For(0, p.B * p.H * queryBlocks, () => new Tile(dp), (item, _, tile) =>
+            Parallel.For(0, p.B * p.H * queryBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
             {
                 ForwardBlock(ctx, item / queryBlocks, item % queryBlocks, tile);
                 return tile;
@@ -65,22 +66,23 @@ internal static unsafe class AttentionManaged
         float[] dq, float[] dk, float[] dv)
     {
         if (p.B * p.Hkv == 0) return;
-        var keys = PreparedKeys.Create(p, k, v, backward: true);
+        using var keys = PreparedKeys.Create(p, k, v, backward: true);
         var dp = PaddedDim(p.D);
-        var delta = new float[p.B * p.H * p.N]; // [B, H, N] dO_i . O_i
-        fixed (float* dOutP = dOut, qp = q, kp = k, op = o, lp = lse, dqp = dq, dkp = dk, dvp = dv, deltaP = delta)
+        using var delta = new AlignedBuffer((long)p.B * p.H * p.N); // [B, H, N] dO_i . O_i
+        var deltaP = delta.Pointer;
+        fixed (float* dOutP = dOut, qp = q, kp = k, op = o, lp = lse, dqp = dq, dkp = dk, dvp = dv)
         {
             var ctx = new BackwardContext(p, keys, dOutP, qp, kp, lp, deltaP, dqp, dkp, dvp);
             nint dOutAddr = (nint)dOutP, oAddr = (nint)op, deltaAddr = (nint)deltaP;
             Parallel.For(0, p.B * p.H, row => RowDeltas(p, (float*)dOutAddr, (float*)oAddr, (float*)deltaAddr, row));
             var keyBlocks = keys.Blocks;
-            Parallel.For(0, p.B * p.Hkv * keyBlocks, () => new Tile(dp), (item, _, tile) =>
+            Parallel.For(0, p.B * p.Hkv * keyBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
             {
                 KeyValueGradientBlock(ctx, item / keyBlocks, item % keyBlocks, tile);
                 return tile;
             }, static _ => { });
             var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
-            Parallel.For(0, p.B * p.H * queryBlocks, () => new Tile(dp), (item, _, tile) =>
+            Parallel.For(0, p.B * p.H * queryBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
             {
                 QueryGradientBlock(ctx, item / queryBlocks, item % queryBlocks, tile);
                 return tile;
@@ -486,27 +488,39 @@ internal static unsafe class AttentionManaged
             new ReadOnlySpan<float>(dqAcc + (nint)r * dp, d).CopyTo(new Span<float>(ctx.DQ + (rowBase + r) * d, d));
     }
 
-    /// <summary>64-byte aligned float storage on the pinned heap (aligned so every Vector512 load is one cache line).</summary>
-    private sealed class AlignedBuffer
+    /// <summary>
+    /// 64-byte aligned float storage (so every Vector512 load is one cache line), rented from the shared pool and pinned
+    /// until disposed, so repeated calls (a training loop) do not allocate it again.
+    /// </summary>
+    private sealed class AlignedBuffer : IDisposable
     {
-        private readonly float[] storage;
+        private float[]? storage;
+        private GCHandle pin;
 
         public AlignedBuffer(long length)
         {
-            storage = GC.AllocateUninitializedArray<float>(checked((int)length + 16), pinned: true);
-            var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(storage));
-            Pointer = (float*)((address + 63) & ~(nint)63);
+            storage = ArrayPool<float>.Shared.Rent(checked((int)length + 16));
+            pin = GCHandle.Alloc(storage, GCHandleType.Pinned);
+            Pointer = (float*)((pin.AddrOfPinnedObject() + 63) & ~(nint)63);
         }
 
-        /// <summary>Valid while this object is alive: the pinned heap never moves the array.</summary>
+        /// <summary>Valid until <see cref="Dispose"/>.</summary>
         public float* Pointer { get; }
+
+        public void Dispose()
+        {
+            if (storage is null) return;
+            pin.Free();
+            ArrayPool<float>.Shared.Return(storage);
+            storage = null;
+        }
     }
 
     /// <summary>
     /// The keys and values as the kernels read them, built once per call in O(B Hkv M D): every score variant is folded
     /// into s k' and the per-key bias here.
     /// </summary>
-    private sealed class PreparedKeys
+    private sealed class PreparedKeys : IDisposable
     {
         private readonly AlignedBuffer keysT, bias, values, scaledKeys, valuesT;
 
@@ -525,6 +539,15 @@ internal static unsafe class AttentionManaged
 
         /// <summary>Key blocks per (b, kv head), Mb.</summary>
         public int Blocks { get; }
+
+        public void Dispose()
+        {
+            keysT.Dispose();
+            bias.Dispose();
+            values.Dispose();
+            scaledKeys.Dispose();
+            valuesT.Dispose();
+        }
         /// <summary>s k' per key block, transposed: [B, Hkv, Mb, D, KB].</summary>
         public float* KeysT => keysT.Pointer;
         /// <summary>-(s/2)|k'|^2 - BiasShift for Distance, 0 for Dot, -inf past M: [B, Hkv, Mp].</summary>
@@ -545,20 +568,27 @@ internal static unsafe class AttentionManaged
         public static PreparedKeys Create(AttentionParams p, float[] k, float[] v, bool backward)
         {
             var keys = new PreparedKeys(p, backward);
-            var exactBias = new double[p.B * p.Hkv * keys.Blocks * KeyBlock]; // [B, Hkv, Mp]
-            fixed (float* kp = k, vp = v)
-            {
-                nint kAddr = (nint)kp, vAddr = (nint)vp;
-                Parallel.For(0, p.B * p.Hkv * keys.Blocks,
-                    block => keys.PrepareBlock(p, (float*)kAddr, (float*)vAddr, block, backward, exactBias));
-            }
             var perHead = keys.Blocks * KeyBlock;
-            for (var bhk = 0; bhk < p.B * p.Hkv; bhk++)
+            var exactBias = ArrayPool<double>.Shared.Rent(p.B * p.Hkv * perHead); // [B, Hkv, Mp]
+            try
             {
-                var row = exactBias.AsSpan(bhk * perHead, perHead);
-                var shift = p.M > 0 ? System.Numerics.Tensors.TensorPrimitives.Max<double>(row[..p.M]) : 0.0;
-                keys.BiasShift[bhk] = shift;
-                for (var j = 0; j < perHead; j++) keys.Bias[(nint)bhk * perHead + j] = (float)(row[j] - shift);
+                fixed (float* kp = k, vp = v)
+                {
+                    nint kAddr = (nint)kp, vAddr = (nint)vp;
+                    Parallel.For(0, p.B * p.Hkv * keys.Blocks,
+                        block => keys.PrepareBlock(p, (float*)kAddr, (float*)vAddr, block, backward, exactBias));
+                }
+                for (var bhk = 0; bhk < p.B * p.Hkv; bhk++)
+                {
+                    var row = exactBias.AsSpan(bhk * perHead, perHead);
+                    var shift = p.M > 0 ? System.Numerics.Tensors.TensorPrimitives.Max<double>(row[..p.M]) : 0.0;
+                    keys.BiasShift[bhk] = shift;
+                    for (var j = 0; j < perHead; j++) keys.Bias[(nint)bhk * perHead + j] = (float)(row[j] - shift);
+                }
+            }
+            finally
+            {
+                ArrayPool<double>.Shared.Return(exactBias);
             }
             return keys;
         }
@@ -618,17 +648,24 @@ internal static unsafe class AttentionManaged
         }
     }
 
-    /// <summary>One worker's tiles (a few hundred KB at most, reused across its work items).</summary>
+    /// <summary>
+    /// One worker's tiles (a few hundred KB at most), kept per thread between calls: a thread runs one work item at a
+    /// time, and keeping them means a training loop does not allocate them on every call.
+    /// </summary>
     private sealed class Tile
     {
-        private readonly AlignedBuffer buffer;
+        [ThreadStatic] private static Tile? current;
 
-        public Tile(int dp)
+        private readonly float[] storage;
+
+        private Tile(int dp)
         {
             Dp = dp;
             long rowsDp = (long)QueryBlock * dp, square = (long)QueryBlock * KeyBlock;
-            buffer = new AlignedBuffer(5 * rowsDp + 2 * square + Rows * KeyBlock + KeyBlock + 6 * QueryBlock);
-            var at = buffer.Pointer;
+            storage = GC.AllocateUninitializedArray<float>(checked((int)(5 * rowsDp + 2 * square + Rows * KeyBlock + KeyBlock + 6 * QueryBlock + 16)),
+                pinned: true);
+            var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(storage));
+            var at = (float*)((address + 63) & ~(nint)63);
             Q = at; at += rowsDp;
             O = at; at += rowsDp;
             DO = at; at += rowsDp;
@@ -644,6 +681,13 @@ internal static unsafe class AttentionManaged
             RowSink = at; at += QueryBlock;
             Lse = at; at += QueryBlock;
             Delta = at;
+        }
+
+        /// <summary>This thread's tiles for head dimension padded to <paramref name="dp"/> (the pinned heap never moves them).</summary>
+        public static Tile ForThisThread(int dp)
+        {
+            if (current is null || current.Dp != dp) current = new Tile(dp);
+            return current;
         }
 
         public int Dp { get; }
