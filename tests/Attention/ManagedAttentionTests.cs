@@ -56,6 +56,8 @@ public sealed class ManagedAttentionTests : AttentionBackendTests
             new(1, 2, 1, 97, 150, 24, Causal: true, SinkTokens: 0),
             new(1, 1, 1, 33, 40, 16, Diagnostics: false, Causal: true),
             new(1, 2, 1, 97, 40, 16, Causal: true, Window: 0, Brake: true),
+            new(1, 2, 1, 33, 70, 1, Score.Distance, Causal: true),
+            new(1, 1, 1, 40, 90, 256, Score.Distance, NormalizeKeys: true, Brake: true),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetArgDisplayNames($"{c} sinks{c.SinkTokens}{(c.Diagnostics ? "" : " nodiag")}");
