@@ -361,30 +361,40 @@ internal static unsafe class AttentionManaged
             ManagedKernels.Scores4x64(tile.Q + (nint)r0 * dp, dp, kt, d, tile.P + r0 * KeyBlock);
             ManagedKernels.Scores4x64(tile.DO + (nint)r0 * dp, dp, vt, d, tile.DZ + r0 * KeyBlock);
         }
+        // Padded and fully masked rows carry Lse = +inf, so they come out as exact zeros without a branch.
+        Vector512<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
         for (var r = 0; r < groups * Rows; r++)
         {
             var prow = tile.P + r * KeyBlock;
             var dzrow = tile.DZ + r * KeyBlock;
-            if (r >= rows || float.IsPositiveInfinity(tile.Lse[r]))
-            {
-                new Span<float>(prow, KeyBlock).Clear();
-                new Span<float>(dzrow, KeyBlock).Clear();
-                continue;
-            }
             var (lo, hi) = KeyRange(p, t0 + r);
             Scores(prow, bias, jb, t0 + r + p.Offset, slope, full, lo, hi);
             var lse = Vector512.Create(tile.Lse[r]);
             var delta = Vector512.Create(tile.Delta[r]);
-            for (var c = 0; c < KeyBlock; c += ManagedKernels.Lanes)
-            {
-                var pr = ManagedKernels.Exp(Vector512.Load(prow + c) - lse);
-                pr.Store(prow + c);
-                var dz = pr * (Vector512.Load(dzrow + c) - delta);
-                dz.Store(dzrow + c);
-                if (colSum != null) (Vector512.Load(colSum + c) + dz).Store(colSum + c);
-            }
+            sum0 += ScoreGradient(prow, dzrow, lse, delta);
+            sum1 += ScoreGradient(prow + 16, dzrow + 16, lse, delta);
+            sum2 += ScoreGradient(prow + 32, dzrow + 32, lse, delta);
+            sum3 += ScoreGradient(prow + 48, dzrow + 48, lse, delta);
+        }
+        if (colSum != null)
+        {
+            (Vector512.Load(colSum) + sum0).Store(colSum);
+            (Vector512.Load(colSum + 16) + sum1).Store(colSum + 16);
+            (Vector512.Load(colSum + 32) + sum2).Store(colSum + 32);
+            (Vector512.Load(colSum + 48) + sum3).Store(colSum + 48);
         }
         return true;
+    }
+
+    // p = exp(z - Lse) over z in prow[0..16), dz = p (dO . v - Delta) over dO . v in dzrow[0..16); both in place.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ScoreGradient(float* prow, float* dzrow, Vector512<float> lse, Vector512<float> delta)
+    {
+        var pr = ManagedKernels.Exp(Vector512.Load(prow) - lse);
+        pr.Store(prow);
+        var dz = pr * (Vector512.Load(dzrow) - delta);
+        dz.Store(dzrow);
+        return dz;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
