@@ -7,30 +7,8 @@ namespace RouteKit.Tests;
 /// The attention suite every backend runs (ILGPU's pattern: one abstract fixture, one subclass per backend). Each
 /// case is checked against the float64 reference with the 2x rule, forward (O, Lse, diagnostics) and backward.
 /// </summary>
-public abstract class AttentionBackendTests
+public abstract class AttentionBackendTests : BackendFixture
 {
-    /// <summary>The backend under test.</summary>
-    protected abstract Backend Backend { get; }
-
-    /// <summary>The device, created once per fixture (kernel compilation is cached on it).</summary>
-    protected Device Device { get; private set; } = null!;
-
-    /// <summary>Creates the device; a GPU backend this machine lacks marks the fixture skipped, never passed.</summary>
-    [OneTimeSetUp]
-    public void CreateDevice()
-    {
-        try
-        {
-            Device = Device.Create(Backend);
-        }
-        catch (InvalidOperationException e) when (Backend is Backend.Cuda or Backend.OpenCL)
-        {
-            Assert.Ignore($"No {Backend} device on this machine: {e.Message}");
-        }
-    }
-
-    [OneTimeTearDown]
-    public void DisposeDevice() => Device?.Dispose();
 
     /// <summary>Runs forward and backward on the backend and asserts the 2x rule on every output.</summary>
     protected void CheckAgainstReference(AttentionCase c, bool backward = true)

@@ -5,32 +5,10 @@ using RouteKit.Tests.Support;
 namespace RouteKit.Tests;
 
 /// <summary>Feature norms and the collapse reductions on each backend against the float64 reference (2x rule).</summary>
-public abstract class FeatureNormsBackendTests
+public abstract class FeatureNormsBackendTests : BackendFixture
 {
-    /// <summary>The backend under test.</summary>
-    protected abstract Backend Backend { get; }
-
     /// <summary>Largest F this backend is tested at.</summary>
     protected abstract int MaxFeatures { get; }
-
-    private Device device = null!;
-
-    /// <summary>Creates the device; a GPU backend this machine lacks marks the fixture skipped.</summary>
-    [OneTimeSetUp]
-    public void CreateDevice()
-    {
-        try
-        {
-            device = Device.Create(Backend);
-        }
-        catch (InvalidOperationException e) when (Backend is Backend.Cuda or Backend.OpenCL)
-        {
-            Assert.Ignore($"No {Backend} device on this machine: {e.Message}");
-        }
-    }
-
-    [OneTimeTearDown]
-    public void DisposeDevice() => device?.Dispose();
 
     /// <summary>Rows of every awkward kind: zeros, all negative, one huge value, mixed sign, a single positive.</summary>
     private static float[] AwkwardRows(int rows, int features, int seed)
@@ -64,7 +42,7 @@ public abstract class FeatureNormsBackendTests
             var x = AwkwardRows(rows, features, rows + features);
             var r64 = FeatureNormsReference.Forward(TestData.ToDouble(x), rows, features);
             var r32 = FeatureNormsReference.Forward(x, rows, features);
-            using var t = device.FromArray(x, rows, features);
+            using var t = Device.FromArray(x, rows, features);
             using var o = FeatureNorms.Forward(t);
             var what = $"[{rows}, {features}]";
             ErrorRule.Assert2x($"{what} L1", o.L1.ToArray(), r64.L1, r32.L1);
@@ -82,7 +60,7 @@ public abstract class FeatureNormsBackendTests
         int rows = 2, features = MaxFeatures;
         var x = TestData.Normal(rows * features, 11, 1000f);
         var r64 = FeatureNormsReference.Forward(TestData.ToDouble(x), rows, features);
-        using var t = device.FromArray(x, rows, features);
+        using var t = Device.FromArray(x, rows, features);
         using var o = FeatureNorms.Forward(t);
         var l1 = o.L1.ToArray();
         for (var r = 0; r < rows; r++)
@@ -100,10 +78,10 @@ public abstract class FeatureNormsBackendTests
             var dl2 = TestData.Normal(rows, 6);
             var r64 = FeatureNormsReference.Backward(TestData.ToDouble(x), rows, features, TestData.ToDouble(dl1), TestData.ToDouble(dl2));
             var r32 = FeatureNormsReference.Backward(x, rows, features, dl1, dl2);
-            using var t = device.FromArray(x, rows, features);
+            using var t = Device.FromArray(x, rows, features);
             using var o = FeatureNorms.Forward(t);
-            using var g1 = device.FromArray(dl1, rows);
-            using var g2 = device.FromArray(dl2, rows);
+            using var g1 = Device.FromArray(dl1, rows);
+            using var g2 = Device.FromArray(dl2, rows);
             using var dx = FeatureNorms.Backward(t, o, g1, g2);
             ErrorRule.Assert2x($"[{rows}, {features}] dx", dx.ToArray(), r64, r32);
             using var dxL2Only = FeatureNorms.Backward(t, o, null, g2);
@@ -120,7 +98,7 @@ public abstract class FeatureNormsBackendTests
         {
             var x = TestData.Normal(rows * columns, rows * columns);
             var xd = TestData.ToDouble(x);
-            using var t = device.FromArray(x, rows, columns);
+            using var t = Device.FromArray(x, rows, columns);
             using var gram = Collapse.Gram(t);
             ErrorRule.Assert2x($"Gram [{rows}, {columns}]", gram.ToArray(),
                 FeatureNormsReference.Gram(xd, rows, columns), FeatureNormsReference.Gram(x, rows, columns));
@@ -141,7 +119,7 @@ public abstract class FeatureNormsBackendTests
         var x = new float[rows * columns];
         for (var i = 0; i < x.Length; i++) x[i] = direction[i % columns] + noise[i];
         var xd = TestData.ToDouble(x);
-        using var t = device.FromArray(x, rows, columns);
+        using var t = Device.FromArray(x, rows, columns);
         var expected = FeatureNormsReference.ResidualRatio(xd, rows, columns);
         Assert.That(Collapse.ResidualRatio(t), Is.EqualTo(expected).Within(5).Percent);
         Assert.That(Collapse.MeanPairwiseCosine(t), Is.EqualTo(FeatureNormsReference.MeanPairwiseCosine(xd, rows, columns)).Within(1e-6));
@@ -151,11 +129,11 @@ public abstract class FeatureNormsBackendTests
     [Test]
     public void DegenerateSetsAreDefined()
     {
-        using var one = device.FromArray([3f, -4f], 1, 2);
+        using var one = Device.FromArray([3f, -4f], 1, 2);
         Assert.That(Collapse.ResidualRatio(one), Is.Zero, "one row equals its mean");
         Assert.That(Collapse.MeanPairwiseCosine(one), Is.EqualTo(1.0), "one direction is fully collapsed");
         Assert.That(Collapse.EffectiveRank(one), Is.EqualTo(1.0).Within(1e-6));
-        using var zeros = device.Zeros(4, 3);
+        using var zeros = Device.Zeros(4, 3);
         Assert.That(Collapse.ResidualRatio(zeros), Is.Zero);
         Assert.That(Collapse.MeanPairwiseCosine(zeros), Is.Zero);
         Assert.That(Collapse.EffectiveRank(zeros), Is.Zero);
@@ -170,7 +148,7 @@ public abstract class FeatureNormsBackendTests
         var k = new float[4 * 3];
         float[] scales = [1, 2, 3, 4];
         for (var i = 0; i < 4; i++) k[i * 3 + i % 3] = scales[i];
-        using var t = device.FromArray(k, 1, 1, 4, 3);
+        using var t = Device.FromArray(k, 1, 1, 4, 3);
         var s = Collapse.KeyNorms(t);
         Assert.That(s.CoefficientOfVariation, Is.EqualTo(Math.Sqrt(1.25) / 2.5).Within(1e-6));
         Assert.That(s.MaxOverMedian, Is.EqualTo(4 / 2.5).Within(1e-6));
@@ -180,22 +158,22 @@ public abstract class FeatureNormsBackendTests
     [Test]
     public void BadInputIsRejectedBeforeAnyLaunch()
     {
-        using var rank1 = device.Zeros(8);
+        using var rank1 = Device.Zeros(8);
         var e = Assert.Throws<ArgumentException>(() => FeatureNorms.Forward(rank1))!;
         Assert.That((e.ParamName, e.Message.Contains("[8]")), Is.EqualTo(("x", true)));
-        using var x = device.FromArray([1f, float.NaN, 2f, 3f], 2, 2);
-        using var kept = new FeatureNormOutput(device.FromArray([7f, 7f], 2), device.FromArray([7f, 7f], 2),
-            device.FromArray([7f, 7f], 2), device.FromArray([7f, 7f], 2), device.FromArray([7f, 7f], 2));
+        using var x = Device.FromArray([1f, float.NaN, 2f, 3f], 2, 2);
+        using var kept = new FeatureNormOutput(Device.FromArray([7f, 7f], 2), Device.FromArray([7f, 7f], 2),
+            Device.FromArray([7f, 7f], 2), Device.FromArray([7f, 7f], 2), Device.FromArray([7f, 7f], 2));
         e = Assert.Throws<ArgumentException>(() => FeatureNorms.Forward(x, kept))!;
         Assert.That(e.Message, Does.Contain("NaN").And.Contain("flat index 1"));
         Assert.That(kept.L1.ToArray(), Is.EqualTo(new[] { 7f, 7f }), "a refused call leaves outputs untouched");
-        using var good = device.FromArray([1f, 2f, 3f, 4f], 2, 2);
-        using var wrong = new FeatureNormOutput(device.Zeros(3), device.Zeros(2), device.Zeros(2), device.Zeros(2), device.Zeros(2));
+        using var good = Device.FromArray([1f, 2f, 3f, 4f], 2, 2);
+        using var wrong = new FeatureNormOutput(Device.Zeros(3), Device.Zeros(2), Device.Zeros(2), Device.Zeros(2), Device.Zeros(2));
         e = Assert.Throws<ArgumentException>(() => FeatureNorms.Forward(good, wrong))!;
         Assert.That(e.ParamName, Is.EqualTo("outputs.L1"));
         using var fwd = FeatureNorms.Forward(good);
         Assert.Throws<ArgumentException>(() => FeatureNorms.Backward(good, fwd, null, null));
-        using var badGrad = device.Zeros(3);
+        using var badGrad = Device.Zeros(3);
         e = Assert.Throws<ArgumentException>(() => FeatureNorms.Backward(good, fwd, badGrad, null))!;
         Assert.That(e.ParamName, Is.EqualTo("dL1"));
     }

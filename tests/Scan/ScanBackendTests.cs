@@ -8,30 +8,8 @@ namespace RouteKit.Tests;
 /// The selective-scan and linear-recurrence suite every backend runs (one abstract fixture, one subclass per
 /// backend). Each case is checked against the float64 reference with the 2x rule, forward and every gradient.
 /// </summary>
-public abstract class ScanBackendTests
+public abstract class ScanBackendTests : BackendFixture
 {
-    /// <summary>The backend under test.</summary>
-    protected abstract Backend Backend { get; }
-
-    /// <summary>The device, created once per fixture (kernel compilation is cached on it).</summary>
-    protected Device Device { get; private set; } = null!;
-
-    /// <summary>Creates the device; a GPU backend this machine lacks marks the fixture skipped, never passed.</summary>
-    [OneTimeSetUp]
-    public void CreateDevice()
-    {
-        try
-        {
-            Device = Device.Create(Backend);
-        }
-        catch (InvalidOperationException e) when (Backend is Backend.Cuda or Backend.OpenCL)
-        {
-            Assert.Ignore($"No {Backend} device on this machine: {e.Message}");
-        }
-    }
-
-    [OneTimeTearDown]
-    public void DisposeDevice() => Device?.Dispose();
 
     /// <summary>The case's inputs as tensors on the device under test (dispose with <see cref="DisposeInputs"/>).</summary>
     protected SelectiveScanInputs Upload(ScanCase c, SelectiveScanReferenceInputs<float> x) => new()
