@@ -11,6 +11,7 @@
 // same loop as D = 64): only the global-memory side (row loads, tile fills, stores) checks d < D. That is why there is
 // no separate "D is an exact multiple of 8T" specialisation: the padded path costs the exact one nothing in the
 // per-key loop, only idle lanes (D = 72 runs with T = 16, 128 padded dims) and a d < D test per global access.
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -222,5 +223,141 @@ public static class AttentionLanes
     public static void StorePadded(ArrayView1D<float, Stride1D.Dense> data, int offset, int d, int headDim, float value)
     {
         if (d < headDim) data[offset + d] = value;
+    }
+}
+
+/// <summary>
+/// The eight dimensions d = lane + c T (c = 0..7) of one row that one lane holds, as eight scalar fields: ILGPU 1.5.3
+/// does not unroll loops and turns per-thread arrays into .local memory, while a struct of scalars is split into
+/// registers once its methods are inlined. Zero in the padding (d &gt;= D).
+/// </summary>
+public struct LaneVector
+{
+    /// <summary>Dimension lane + c T for c = 0..7.</summary>
+    public float X0, X1, X2, X3, X4, X5, X6, X7;
+
+    /// <summary>Row <paramref name="offset"/> of a [*, D] array, zero past <paramref name="dims"/> (0 for a padding row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static LaneVector Load(ArrayView1D<float, Stride1D.Dense> data, int offset, int lane, int lanes, int dims) => new()
+    {
+        X0 = AttentionLanes.LoadPadded(data, offset, lane, dims),
+        X1 = AttentionLanes.LoadPadded(data, offset, lane + lanes, dims),
+        X2 = AttentionLanes.LoadPadded(data, offset, lane + 2 * lanes, dims),
+        X3 = AttentionLanes.LoadPadded(data, offset, lane + 3 * lanes, dims),
+        X4 = AttentionLanes.LoadPadded(data, offset, lane + 4 * lanes, dims),
+        X5 = AttentionLanes.LoadPadded(data, offset, lane + 5 * lanes, dims),
+        X6 = AttentionLanes.LoadPadded(data, offset, lane + 6 * lanes, dims),
+        X7 = AttentionLanes.LoadPadded(data, offset, lane + 7 * lanes, dims),
+    };
+
+    /// <summary>This lane's part of the row that starts at <paramref name="t"/> - lane in a [rows, 8T] shared tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static LaneVector FromTile(ArrayView<float> tile, int t, int lanes) => new()
+    {
+        X0 = tile[t],
+        X1 = tile[t + lanes],
+        X2 = tile[t + 2 * lanes],
+        X3 = tile[t + 3 * lanes],
+        X4 = tile[t + 4 * lanes],
+        X5 = tile[t + 5 * lanes],
+        X6 = tile[t + 6 * lanes],
+        X7 = tile[t + 7 * lanes],
+    };
+
+    /// <summary>The lane-partial dot product; sum it over the row's lanes with an <see cref="ISegmentReduction"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float Dot(LaneVector o) =>
+        X0 * o.X0 + X1 * o.X1 + X2 * o.X2 + X3 * o.X3 + X4 * o.X4 + X5 * o.X5 + X6 * o.X6 + X7 * o.X7;
+
+    /// <summary>this *= a.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Scale(float a)
+    {
+        X0 *= a; X1 *= a; X2 *= a; X3 *= a; X4 *= a; X5 *= a; X6 *= a; X7 *= a;
+    }
+
+    /// <summary>this /= d, divided rather than multiplied by 1/d (exact where the maths needs it: u = k / |k|).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void DivideBy(float d)
+    {
+        X0 /= d; X1 /= d; X2 /= d; X3 /= d; X4 /= d; X5 /= d; X6 /= d; X7 /= d;
+    }
+
+    /// <summary>this += w x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void AddScaled(float w, LaneVector x)
+    {
+        X0 += w * x.X0; X1 += w * x.X1; X2 += w * x.X2; X3 += w * x.X3;
+        X4 += w * x.X4; X5 += w * x.X5; X6 += w * x.X6; X7 += w * x.X7;
+    }
+
+    /// <summary>Writes <paramref name="scale"/> times this to row <paramref name="offset"/> of a [*, D] array (d &lt; D only).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly void Store(ArrayView1D<float, Stride1D.Dense> data, int offset, int lane, int lanes, int dims, float scale)
+    {
+        AttentionLanes.StorePadded(data, offset, lane, dims, scale * X0);
+        AttentionLanes.StorePadded(data, offset, lane + lanes, dims, scale * X1);
+        AttentionLanes.StorePadded(data, offset, lane + 2 * lanes, dims, scale * X2);
+        AttentionLanes.StorePadded(data, offset, lane + 3 * lanes, dims, scale * X3);
+        AttentionLanes.StorePadded(data, offset, lane + 4 * lanes, dims, scale * X4);
+        AttentionLanes.StorePadded(data, offset, lane + 5 * lanes, dims, scale * X5);
+        AttentionLanes.StorePadded(data, offset, lane + 6 * lanes, dims, scale * X6);
+        AttentionLanes.StorePadded(data, offset, lane + 7 * lanes, dims, scale * X7);
+    }
+}
+
+/// <summary>The causal/window band: which keys a range of query rows sees, and which queries a range of keys is seen by.</summary>
+public static class AttentionBand
+{
+    /// <summary>
+    /// The keys [lo, hi] visible from some query in [iFirst, iLast] (i' = i + Offset: causal keeps j &lt;= i', the
+    /// window |i' - j| &lt;= W); empty when lo &gt; hi. With iFirst = iLast it is exactly one row's visible keys.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void KeysOf(AttentionKernelParams p, int iFirst, int iLast, out int lo, out int hi)
+    {
+        lo = 0;
+        hi = p.M - 1;
+        if (p.Causal != 0) hi = IntrinsicMath.Min(hi, iLast + p.Offset);
+        if (p.Window < 0) return;
+        lo = IntrinsicMath.Max(lo, iFirst + p.Offset - p.Window);
+        hi = IntrinsicMath.Min(hi, iLast + p.Offset + p.Window);
+    }
+
+    /// <summary>The queries [lo, hi] that see some key in [jFirst, jLast]; exactly one key's queries when jFirst = jLast.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void QueriesOf(AttentionKernelParams p, int jFirst, int jLast, out int lo, out int hi)
+    {
+        lo = 0;
+        hi = p.N - 1;
+        if (p.Causal != 0) lo = IntrinsicMath.Max(lo, jFirst - p.Offset);
+        if (p.Window < 0) return;
+        lo = IntrinsicMath.Max(lo, jFirst - p.Offset - p.Window);
+        hi = IntrinsicMath.Min(hi, jLast - p.Offset + p.Window);
+    }
+
+    /// <summary>
+    /// Cooperative, zero-padded copy of <paramref name="count"/> rows starting at <paramref name="firstRow"/> of two
+    /// [*, D] arrays into two [count, 8T] shared tiles, by every thread of the group (callers barrier around it).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void FillTiles(ArrayView1D<float, Stride1D.Dense> a, ArrayView1D<float, Stride1D.Dense> b, int firstRow,
+        int count, int headDim, int paddedDim, ArrayView<float> tileA, ArrayView<float> tileB)
+    {
+        for (var e = Group.IdxX; e < count * paddedDim; e += Group.DimX)
+        {
+            var row = e / paddedDim;
+            var d = e - row * paddedDim;
+            var va = 0f;
+            var vb = 0f;
+            if (d < headDim)
+            {
+                var src = (firstRow + row) * headDim + d;
+                va = a[src];
+                vb = b[src];
+            }
+            tileA[e] = va;
+            tileB[e] = vb;
+        }
     }
 }

@@ -76,38 +76,16 @@ public static class AttentionForward
         var i = i0 + tid / lanes;
         var valid = i < p.N;
         var ip = i + p.Offset;
-        // This row's visible keys are exactly jLo..jHi (empty for padding rows and fully masked rows).
-        var jLo = 0;
-        var jHi = p.M - 1;
-        if (p.Causal != 0) jHi = Min(jHi, ip);
-        if (p.Window >= 0)
-        {
-            jLo = Max(jLo, ip - p.Window);
-            jHi = Min(jHi, ip + p.Window);
-        }
+        // This row's visible keys are exactly jLo..jHi (empty for padding rows and fully masked rows); the group's band
+        // is the union of its rows' ranges, and tiles outside it are skipped.
+        AttentionBand.KeysOf(p, i, i, out var jLo, out var jHi);
         if (!valid) jHi = -1;
-        // The group's band: the union of its rows' ranges; tiles outside it are skipped.
-        var iLast = Min(i0 + rowsPerGroup, p.N) - 1;
-        var gLo = 0;
-        var gHi = p.M - 1;
-        if (p.Causal != 0) gHi = Min(gHi, iLast + p.Offset);
-        if (p.Window >= 0)
-        {
-            gLo = Max(gLo, i0 + p.Offset - p.Window);
-            gHi = Min(gHi, iLast + p.Offset + p.Window);
-        }
+        AttentionBand.KeysOf(p, i0, Min(i0 + rowsPerGroup, p.N) - 1, out var gLo, out var gHi);
 
         var dims = valid ? p.D : 0;
         var qOff = valid ? (bh * p.N + i) * p.D : 0;
-        var q0 = AttentionLanes.LoadPadded(q, qOff, lane, dims);
-        var q1 = AttentionLanes.LoadPadded(q, qOff, lane + lanes, dims);
-        var q2 = AttentionLanes.LoadPadded(q, qOff, lane + 2 * lanes, dims);
-        var q3 = AttentionLanes.LoadPadded(q, qOff, lane + 3 * lanes, dims);
-        var q4 = AttentionLanes.LoadPadded(q, qOff, lane + 4 * lanes, dims);
-        var q5 = AttentionLanes.LoadPadded(q, qOff, lane + 5 * lanes, dims);
-        var q6 = AttentionLanes.LoadPadded(q, qOff, lane + 6 * lanes, dims);
-        var q7 = AttentionLanes.LoadPadded(q, qOff, lane + 7 * lanes, dims);
-        float o0 = 0f, o1 = 0f, o2 = 0f, o3 = 0f, o4 = 0f, o5 = 0f, o6 = 0f, o7 = 0f;
+        var qi = LaneVector.Load(q, qOff, lane, lanes, dims);
+        var acc = default(LaneVector);       // sum exp(z - max) v
         var rowMax = float.NegativeInfinity; // running max of z
         var sum = 0f;                        // l = sum exp(z - max)
         var shiftedSum = 0f;                 // s1 = sum exp(z - max) (z - max), for the entropy
@@ -122,30 +100,13 @@ public static class AttentionForward
         {
             var count = Min(p.StreamTile, gHi - j0 + 1);
             Group.Barrier(); // every row has finished with the previous tile
-            for (var e = tid; e < count * paddedDim; e += threads)
-            {
-                var jj = e / paddedDim;
-                var d = e - jj * paddedDim;
-                var kv = 0f;
-                var vv = 0f;
-                if (d < p.D)
-                {
-                    var src = (kvRow0 + j0 + jj) * p.D + d;
-                    kv = scoredKeys[src];
-                    vv = v[src];
-                }
-                keyTile[e] = kv;
-                valueTile[e] = vv;
-            }
+            AttentionBand.FillTiles(scoredKeys, v, kvRow0 + j0, count, p.D, paddedDim, keyTile, valueTile);
             Group.Barrier();
 
             for (var jj = 0; jj < count; jj++)
             {
                 var t = jj * paddedDim + lane;
-                var partial = q0 * keyTile[t] + q1 * keyTile[t + lanes] + q2 * keyTile[t + 2 * lanes]
-                    + q3 * keyTile[t + 3 * lanes] + q4 * keyTile[t + 4 * lanes] + q5 * keyTile[t + 5 * lanes]
-                    + q6 * keyTile[t + 6 * lanes] + q7 * keyTile[t + 7 * lanes];
-                var dot = default(TReduction).Sum<TLanes>(partial);
+                var dot = default(TReduction).Sum<TLanes>(qi.Dot(LaneVector.FromTile(keyTile, t, lanes)));
                 var j = j0 + jj;
                 if (j < jLo || j > jHi) continue;
 
@@ -162,27 +123,13 @@ public static class AttentionForward
                         sinkSum *= alpha;
                     }
                     sum *= alpha;
-                    o0 *= alpha;
-                    o1 *= alpha;
-                    o2 *= alpha;
-                    o3 *= alpha;
-                    o4 *= alpha;
-                    o5 *= alpha;
-                    o6 *= alpha;
-                    o7 *= alpha;
+                    acc.Scale(alpha);
                     rowMax = z;
                 }
                 var shifted = z - rowMax;
                 var weight = XMath.Exp(shifted);
                 sum += weight;
-                o0 += weight * valueTile[t];
-                o1 += weight * valueTile[t + lanes];
-                o2 += weight * valueTile[t + 2 * lanes];
-                o3 += weight * valueTile[t + 3 * lanes];
-                o4 += weight * valueTile[t + 4 * lanes];
-                o5 += weight * valueTile[t + 5 * lanes];
-                o6 += weight * valueTile[t + 6 * lanes];
-                o7 += weight * valueTile[t + 7 * lanes];
+                acc.AddScaled(weight, LaneVector.FromTile(valueTile, t, lanes));
                 if (diagnostics)
                 {
                     shiftedSum += weight * shifted;
@@ -193,14 +140,7 @@ public static class AttentionForward
 
         if (!valid) return;
         var inv = sum > 0f ? 1f / sum : 0f;
-        AttentionLanes.StorePadded(o, qOff, lane, dims, o0 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + lanes, dims, o1 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + 2 * lanes, dims, o2 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + 3 * lanes, dims, o3 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + 4 * lanes, dims, o4 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + 5 * lanes, dims, o5 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + 6 * lanes, dims, o6 * inv);
-        AttentionLanes.StorePadded(o, qOff, lane + 7 * lanes, dims, o7 * inv);
+        acc.Store(o, qOff, lane, lanes, dims, inv);
         if (lane != 0) return;
         var row = bh * p.N + i;
         var logSum = sum > 0f ? XMath.Log(sum) : 0f;
@@ -216,7 +156,6 @@ public static class AttentionForward
 
     private static int Min(int a, int b) => a < b ? a : b;
 
-    private static int Max(int a, int b) => a > b ? a : b;
 
     private static float Abs(int x) => x < 0 ? -x : x;
 }
