@@ -234,6 +234,5 @@ public static class AttentionBackward
 
     private static int Min(int a, int b) => a < b ? a : b;
 
-
     private static float Abs(int x) => x < 0 ? -x : x;
 }
