@@ -100,13 +100,7 @@ public static class Collapse
         var mean = sums.ToArray();
         for (var c = 0; c < columns; c++) mean[c] /= rows;
         sums.CopyFrom(mean);
-        if (device.Backend == Backend.Managed)
-            FeatureNormsManaged.RowDeviation(x.Host, rows, columns, sums.Host, deviation.Host);
-        else
-            device.GetKernel("Collapse.RowDeviation", static acc => acc.LoadStreamKernel<ArrayView1D<float, Stride1D.Dense>,
-                ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, int, int>(CollapseKernels.RowDeviation))(
-                new KernelConfig(FeatureNorms.GridSize(device, rows), Kernels.Common.GroupReduce.GroupSize),
-                x.View, sums.View, deviation.View, rows, columns);
+        RowDeviation(x, sums, deviation, rows, columns);
         using var norms = FeatureNorms.Forward(x);
         var total = norms.L2.ToArray().Sum(n => (double)n * n);
         var residual = deviation.ToArray().Sum(d => (double)d);
@@ -206,6 +200,19 @@ public static class Collapse
             hi = Math.Min(hi, ip + p.Window);
         }
         return Math.Max(0, hi - lo + 1);
+    }
+
+    // sum_c (x_ic - mean_c)^2 per row, into deviation [R].
+    internal static void RowDeviation(Tensor x, Tensor mean, Tensor deviation, int rows, int columns)
+    {
+        var device = x.Device;
+        if (device.Backend == Backend.Managed)
+            FeatureNormsManaged.RowDeviation(x.Host, rows, columns, mean.Host, deviation.Host);
+        else
+            device.GetKernel("Collapse.RowDeviation", static acc => acc.LoadStreamKernel<ArrayView1D<float, Stride1D.Dense>,
+                ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, int, int>(CollapseKernels.RowDeviation))(
+                new KernelConfig(FeatureNorms.GridSize(device, rows), Kernels.Common.GroupReduce.GroupSize),
+                x.View, mean.View, deviation.View, rows, columns);
     }
 
     // Column sums of x (norms null) or of its rows' unit vectors (norms = row L2 norms), into sums [C].

@@ -108,6 +108,46 @@ public abstract class FeatureNormsBackendTests : BackendFixture
         }
     }
 
+    /// <summary>The device reductions behind the collapse measures, each with the 2x rule.</summary>
+    [Test]
+    public void CollapseDeviceReductionsFollowTheTwoTimesRule()
+    {
+        foreach (var (rows, columns) in new[] { (1, 3), (97, 17), (300, 40) })
+        {
+            var x = TestData.Normal(rows * columns, 7 * rows + columns, 3f);
+            x[0] = 0f;
+            var xd = TestData.ToDouble(x);
+            using var t = Device.FromArray(x, rows, columns);
+            using var sums = Device.Zeros(columns);
+            Collapse.ColumnSums(t, null, sums, rows, columns);
+            ErrorRule.Assert2x($"ColumnSums [{rows}, {columns}]", sums.ToArray(),
+                FeatureNormsReference.ColumnSums(xd, rows, columns), FeatureNormsReference.ColumnSums(x, rows, columns));
+            using var norms = FeatureNorms.Forward(t);
+            Collapse.ColumnSums(t, norms.L2, sums, rows, columns);
+            ErrorRule.Assert2x($"UnitColumnSums [{rows}, {columns}]", sums.ToArray(),
+                FeatureNormsReference.UnitColumnSums(xd, rows, columns), FeatureNormsReference.UnitColumnSums(x, rows, columns));
+            // The deviation pass takes the mean as an input: give it the float32 mean both results see.
+            var mean32 = FeatureNormsReference.ColumnSums(x, rows, columns).Select(v => v / rows).ToArray();
+            using var mean = Device.FromArray(mean32, columns);
+            using var deviation = Device.Zeros(rows);
+            Collapse.RowDeviation(t, mean, deviation, rows, columns);
+            ErrorRule.Assert2x($"RowDeviation [{rows}, {columns}]", deviation.ToArray(),
+                Deviation(xd, Array.ConvertAll(mean32, v => (double)v), rows, columns), Deviation(x, mean32, rows, columns));
+        }
+    }
+
+    private static T[] Deviation<T>(T[] x, T[] mean, int rows, int columns) where T : System.Numerics.IFloatingPointIeee754<T>
+    {
+        var dev = new T[rows];
+        for (var i = 0; i < rows; i++)
+            for (var c = 0; c < columns; c++)
+            {
+                var d = x[i * columns + c] - mean[c];
+                dev[i] += d * d;
+            }
+        return dev;
+    }
+
     [Test]
     public void CollapsedRowsAreMeasuredNotCancelled()
     {
