@@ -44,6 +44,17 @@ public static class IdentityCheck
         : [new(1, 2, 1, 97, 128, 64), new(1, 4, 2, 200, 200, 59, Causal: true, Window: 64, Brake: true),
            new(2, 2, 2, 17, 1025, 128, Brake: true), new(1, 1, 1, 1, 1, 16)];
 
+    /// <summary>
+    /// The grid a profile runs on a backend: the simulator always gets the small grid (it is ~1000x slower than Managed);
+    /// full adds a long causal, windowed, braked problem and a wide one.
+    /// </summary>
+    internal static IReadOnlyList<Problem> Grid(Runs.RunProfile profile, Backend backend) => (profile, backend) switch
+    {
+        (Runs.RunProfile.Smoke, _) or (_, Backend.IlgpuCpu) => Grid(small: true),
+        (Runs.RunProfile.Small, _) => Grid(small: false),
+        _ => [.. Grid(small: false), new(2, 8, 2, 1000, 1000, 64, Causal: true, Window: 256, Brake: true), new(1, 4, 4, 513, 2049, 128)],
+    };
+
     /// <summary>Runs every check for every problem on <paramref name="device"/>.</summary>
     public static List<IdentityRow> Run(Device device, IEnumerable<Problem> problems, int seed = 1)
     {
