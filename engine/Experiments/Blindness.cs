@@ -39,11 +39,10 @@ internal static class Blindness
     public static Grid GridFor(RunProfile profile, Backend backend) => (profile, backend) switch
     {
         (RunProfile.Smoke, _) or (_, Backend.IlgpuCpu) => new([0, 0.5, 1.0, 1.5], [8, 16], Heads: 2, N: 8, M: 24),
-        (RunProfile.Small, _) => new(Steps(1.5), [16, 32, 64], Heads: 4, N: 128, M: 64),
-        _ => new(Steps(2.0), [16, 32, 64, 128], Heads: 8, N: 512, M: 256),
+        // Dense below 0.5: with keys of norm sqrt(D) the key bias is (sqrt(D)/2) exp(2 sigma z), so TV is near 1 by sigma ~ 1.
+        (RunProfile.Small, _) => new([0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0], [16, 32, 64, 128], Heads: 8, N: 256, M: 128),
+        _ => new(Enumerable.Range(0, 61).Select(i => i / 20.0).ToArray(), [16, 32, 64, 128, 256], Heads: 16, N: 1024, M: 1024),
     };
-
-    private static double[] Steps(double max) => Enumerable.Range(0, (int)Math.Round(max * 10) + 1).Select(i => i / 10.0).ToArray();
 
     /// <summary>One point of the sweep.</summary>
     public sealed record Point(string Backend, int D, double Sigma, double TvOp, double TvRef, double TvNormOp, double TvNormRef)
@@ -230,6 +229,8 @@ internal static class Blindness
         md.AppendLine("Keys: random directions of norm sqrt(D) scaled by exp(sigma z), z ~ N(0,1) fixed per key; queries N(0,1); " +
             "scale 1/sqrt(D). P rows are read from the op's outputs (V one-hot per block of D keys); the float64 reference " +
             "computes the same P with AttentionReference.Scores/Softmax.").AppendLine();
+        md.AppendLine("The key bias separating Distance from Dot is -(s/2)|k|^2 = -(sqrt(D)/2) exp(2 sigma z) here, so at a given sigma " +
+            "it spreads more for larger D: the curves rise faster with D and reach TV ~ 1 by sigma ~ 1.").AppendLine();
         md.AppendLine("![TV vs sigma](tv_vs_sigma.png) ([SVG](tv_vs_sigma.svg))").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Thresholds (stated, not tuned): |TV_op - TV_ref| <= {OpVsReference:0E+0} per point; " +
             $"\"coincide\" means TV <= {Coincide:0E+0}; \"grows\" means TV(0) <= {Coincide:0E+0}, TV(sigma max) >= {Grows} and no decrease " +

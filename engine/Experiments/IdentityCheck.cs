@@ -46,13 +46,13 @@ public static class IdentityCheck
 
     /// <summary>
     /// The grid a profile runs on a backend: the simulator always gets the small grid (it is ~1000x slower than Managed);
-    /// full adds a long causal, windowed, braked problem and a wide one.
+    /// small adds a long causal, windowed, braked GQA problem; full adds a wide one and a long causal one.
     /// </summary>
     internal static IReadOnlyList<Problem> Grid(Runs.RunProfile profile, Backend backend) => (profile, backend) switch
     {
         (Runs.RunProfile.Smoke, _) or (_, Backend.IlgpuCpu) => Grid(small: true),
-        (Runs.RunProfile.Small, _) => Grid(small: false),
-        _ => [.. Grid(small: false), new(2, 8, 2, 1000, 1000, 64, Causal: true, Window: 256, Brake: true), new(1, 4, 4, 513, 2049, 128)],
+        (Runs.RunProfile.Small, _) => [.. Grid(small: false), new(2, 8, 2, 1000, 1000, 64, Causal: true, Window: 256, Brake: true)],
+        _ => [.. Grid(Runs.RunProfile.Small, backend), new(1, 4, 4, 513, 2049, 128), new(1, 8, 8, 2048, 2048, 128, Causal: true)],
     };
 
     /// <summary>Runs every check for every problem on <paramref name="device"/>.</summary>
