@@ -86,7 +86,7 @@ public sealed class CliTests
         var run = tmp.SingleRun("identity");
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
         Assert.That((string?)config["run_id"], Is.EqualTo(Path.GetFileName(run)));
-        Assert.That((string?)config["git_commit"], Is.Not.Empty);
+        Assert.That((string?)config["git_commit"], Does.Match("^([0-9a-f]{40}(\\+dirty)?|unknown)$"));
         Assert.That(config["options"]!.ToJsonString(), Does.Contain("\"profile\":\"smoke\"").And.Contain("\"seed\":1"));
         var backends = config["devices"]!.AsArray().Select(d => (string)d!["backend"]!).ToList();
         Assert.That(backends, Does.Contain("managed").And.Contain("ilgpu-cpu"));
