@@ -41,7 +41,7 @@ internal static class Blindness
         (RunProfile.Smoke, _) or (_, Backend.IlgpuCpu) => new([0, 0.5, 1.0, 1.5], [8, 16], Heads: 2, N: 8, M: 24),
         // Dense below 0.5: with keys of norm sqrt(D) the key bias is (sqrt(D)/2) exp(2 sigma z), so TV is near 1 by sigma ~ 1.
         (RunProfile.Small, _) => new([0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0], [16, 32, 64, 128], Heads: 8, N: 256, M: 128),
-        _ => new(Enumerable.Range(0, 61).Select(i => i / 20.0).ToArray(), [16, 32, 64, 128, 256], Heads: 16, N: 1024, M: 1024),
+        _ => new(Enumerable.Range(0, 61).Select(i => i / 20.0).ToArray(), [16, 32, 64, 128, 256], Heads: 8, N: 512, M: 512),
     };
 
     /// <summary>One point of the sweep.</summary>
