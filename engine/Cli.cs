@@ -38,7 +38,7 @@ internal static class Cli
         });
         var profile = new Option<string>("--profile")
         {
-            Description = "Problem sizes: smoke (seconds), small (the reproduce profile, minutes on 2 cores), full (large shapes, for a GPU).",
+            Description = "Problem sizes: smoke (seconds), small (the reproduce profile: under a minute on 2 cores), full (larger shapes and finer grids: minutes on Managed, meant for a GPU).",
             DefaultValueFactory = _ => "small",
         };
         profile.AcceptOnlyFromAmong("smoke", "small", "full");
