@@ -1,11 +1,14 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Text.RegularExpressions;
 using RouteKit.Engine.Experiments;
+using RouteKit.Engine.Runs;
 using Spectre.Console;
 
 namespace RouteKit.Engine;
 
 /// <summary>
-/// The <c>routekit</c> command line. Exit codes: 0 every check passed, 1 a check failed, 2 bad usage (nothing ran).
+/// The <c>routekit</c> command line. Exit codes: 0 every check passed, 1 a check failed, 2 bad usage (one line, nothing ran).
 /// </summary>
 internal static class Cli
 {
@@ -17,13 +20,35 @@ internal static class Cli
         });
         // Tables written to a file or a pipe keep full rows instead of wrapping at a guessed 80 columns.
         if (output is not null || Console.IsOutputRedirected) console.Profile.Width = 240;
+        var interactive = output is null && !Console.IsOutputRedirected && console.Profile.Capabilities.Interactive;
+
         var backend = new Option<string>("--backend")
         {
-            Description = "Backend to run on: auto, cuda, opencl, ilgpu-cpu, managed.",
-            DefaultValueFactory = _ => "managed",
+            Description = "Backends to run on: all (managed, ilgpu-cpu at small shapes, cuda and opencl when present), auto, cuda, opencl, ilgpu-cpu, managed.",
+            DefaultValueFactory = _ => "all",
         };
-        backend.AcceptOnlyFromAmong("auto", "cuda", "opencl", "ilgpu-cpu", "managed");
-        var small = new Option<bool>("--small") { Description = "Use the small problem grid (seconds, for the simulator)." };
+        backend.AcceptOnlyFromAmong("all", "auto", "cuda", "opencl", "ilgpu-cpu", "managed");
+        var outDir = new Option<string>("--out") { Description = "Root folder of the run folders <out>/<experiment>/<run-id>/.", DefaultValueFactory = _ => "results" };
+        var seed = new Option<int>("--seed") { Description = "Seed of every random input (0 to 2147483647).", DefaultValueFactory = _ => 1 };
+        seed.Validators.Add(r =>
+        {
+            // Non-numbers are already reported by the parser; this adds the range.
+            if (r.Tokens.Count > 0 && int.TryParse(r.Tokens[0].Value, out var value) && value < 0)
+                r.AddError($"--seed must be 0 or more, got {value}.");
+        });
+        var profile = new Option<string>("--profile")
+        {
+            Description = "Problem sizes: smoke (seconds), small (the reproduce profile: under a minute on 2 cores), full (larger shapes and finer grids: minutes on Managed, meant for a GPU).",
+            DefaultValueFactory = _ => "small",
+        };
+        profile.AcceptOnlyFromAmong("smoke", "small", "full");
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "Continue an interrupted run: alone, the newest run of the experiment with the same experiment, profile, seed and " +
+                "backends; with a run id, that run (its options must match). Completed points are skipped, not recomputed.",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        Option[] common = [backend, outDir, seed, profile, resume];
 
         var devices = new Command("devices", "List the devices every backend can see.");
         devices.SetAction(_ =>
@@ -32,34 +57,89 @@ internal static class Cli
             return 0;
         });
 
-        var identity = new Command("identity", "Check the reframing identity (Dot vs Distance vs Boltzmann) numerically.") { backend, small };
-        identity.SetAction(r => RunIdentity(console, Device.ParseBackend(r.GetValue(backend)!), r.GetValue(small)));
+        Command Experiment(string name, string description, Func<RunContext, int> body)
+        {
+            var command = new Command(name, description);
+            foreach (var o in common) command.Options.Add(o);
+            command.SetAction(r =>
+            {
+                var resumeValue = r.GetResult(resume) is null ? null : r.GetValue(resume) ?? "";
+                List<Device> opened = [];
+                try
+                {
+                    if (name == Reproduce.Name && resumeValue is { Length: > 0 })
+                        throw new UsageException("reproduce --resume takes no run id: each experiment resumes its newest run with the same options.");
+                    var root = r.GetValue(outDir)!;
+                    if (File.Exists(root)) throw new UsageException($"--out {root}: that is a file, not a folder.");
+                    var skipped = new List<string>();
+                    opened = OpenDevices(r.GetValue(backend)!, skipped);
+                    var ctx = new RunContext(console, interactive, root, r.GetValue(seed), Enum.Parse<RunProfile>(r.GetValue(profile)!, ignoreCase: true),
+                        resumeValue, opened, "routekit " + string.Join(' ', args));
+                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name] : new[] { name })
+                        RunFolder.FindResume(root, experiment, ctx.Options(experiment), resumeValue);
+                    foreach (var line in skipped) console.WriteLine(line);
+                    return body(ctx);
+                }
+                catch (UsageException e)
+                {
+                    console.WriteLine($"routekit: {e.Message}");
+                    return 2;
+                }
+                finally
+                {
+                    foreach (var d in opened) d.Dispose();
+                }
+            });
+            return command;
+        }
 
-        var reproduce = new Command("reproduce", "Run every experiment that exists (now: the identity checks on Managed).");
-        reproduce.SetAction(_ => RunIdentity(console, Backend.Managed, small: false));
+        var identity = Experiment(IdentityExperiment.Name,
+            "Check the reframing identity (Dot vs Distance vs Boltzmann, forward and gradients) against the float64 reference.",
+            ctx => IdentityExperiment.Run(ctx).Failed == 0 ? 0 : 1);
+        var blindness = Experiment(Blindness.Name,
+            "Key-magnitude blindness: TV distance between Dot and Distance attention rows as key norms spread (log-normal sigma).",
+            ctx => Blindness.Run(ctx).Failed == 0 ? 0 : 1);
+        var reproduce = Experiment(Reproduce.Name,
+            "Run every experiment (identity, blindness) and write <out>/reproduce/<run-id>/report.md.",
+            ctx => Reproduce.Run(ctx).Passed ? 0 : 1);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, reproduce };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            foreach (var e in parsed.Errors) console.WriteLine($"routekit: {e.Message}");
+            // One line: the parser's multi-line messages (lists of allowed values) are folded onto it.
+            console.WriteLine($"routekit: {Regex.Replace(string.Join(" ", parsed.Errors.Select(e => e.Message)), @"\s+", " ").Trim()}");
             return 2;
         }
-        return parsed.Invoke();
+        return parsed.Invoke(new InvocationConfiguration { Output = output ?? Console.Out, EnableDefaultExceptionHandler = false });
     }
 
-    private static int RunIdentity(IAnsiConsole console, Backend backend, bool small)
+    // Opens every device the run needs before any work, so a missing GPU is a usage error (exit 2), not a crash mid-run.
+    private static List<Device> OpenDevices(string backend, List<string> skipped)
     {
-        using var device = Device.Create(backend);
-        console.WriteLine($"Reframing identity on {device}");
-        var rows = IdentityCheck.Run(device, IdentityCheck.Grid(small));
-        var table = new Table().AddColumns("check", "problem", "quantity", "max abs error", "threshold", "result");
-        foreach (var r in rows)
-            table.AddRow(Markup.Escape(r.Check), r.Problem, Markup.Escape(r.Quantity), r.Error.ToString("E2"),
-                r.Threshold.ToString("E2"), r.Passed ? "[green]pass[/]" : "[red]FAIL[/]");
-        console.Write(table);
-        var failed = rows.Count(r => !r.Passed);
-        console.WriteLine($"{rows.Count - failed} of {rows.Count} checks passed; thresholds: {string.Join("; ", rows.Select(r => r.Rule).Distinct())}.");
-        return failed == 0 ? 0 : 1;
+        if (backend != "all")
+        {
+            try
+            {
+                return [Device.Create(Device.ParseBackend(backend))];
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new UsageException($"--backend {backend}: {e.Message}");
+            }
+        }
+        var devices = new List<Device> { Device.Create(Backend.Managed), Device.Create(Backend.IlgpuCpu) };
+        foreach (var gpu in new[] { Backend.Cuda, Backend.OpenCL })
+        {
+            try
+            {
+                devices.Add(Device.Create(gpu));
+            }
+            catch (InvalidOperationException)
+            {
+                skipped.Add($"{RunContext.BackendName(gpu)}: not available here, skipped (see `routekit devices`).");
+            }
+        }
+        return devices;
     }
 }

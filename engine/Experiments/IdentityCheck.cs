@@ -9,8 +9,14 @@ using RouteKit.Reference;
 namespace RouteKit.Engine.Experiments;
 
 /// <summary>One line of the identity table.</summary>
-public sealed record IdentityRow(string Check, string Problem, string Quantity, double Error, double Threshold, string Rule)
+public sealed record IdentityRow(string Check, string Problem, string Quantity, double Error, double Threshold, string Rule, double Magnitude = double.NaN)
 {
+    /// <summary>
+    /// <see cref="Error"/> relative to the largest magnitude of the compared quantity (<see cref="Magnitude"/>, max |b|); reported
+    /// beside the absolute error, not used for pass/fail (it blows up on quantities near 0).
+    /// </summary>
+    public double Relative => Error / Magnitude;
+
     /// <summary>True when <see cref="Error"/> is within <see cref="Threshold"/>.</summary>
     public bool Passed => Error <= Threshold;
 }
@@ -44,6 +50,17 @@ public static class IdentityCheck
         : [new(1, 2, 1, 97, 128, 64), new(1, 4, 2, 200, 200, 59, Causal: true, Window: 64, Brake: true),
            new(2, 2, 2, 17, 1025, 128, Brake: true), new(1, 1, 1, 1, 1, 16)];
 
+    /// <summary>
+    /// The grid a profile runs on a backend: the simulator always gets the small grid (it is ~1000x slower than Managed);
+    /// small adds a long causal, windowed, braked GQA problem; full adds a wide one and a long causal one.
+    /// </summary>
+    internal static IReadOnlyList<Problem> Grid(Runs.RunProfile profile, Backend backend) => (profile, backend) switch
+    {
+        (Runs.RunProfile.Smoke, _) or (_, Backend.IlgpuCpu) => Grid(small: true),
+        (Runs.RunProfile.Small, _) => [.. Grid(small: false), new(2, 8, 2, 1000, 1000, 64, Causal: true, Window: 256, Brake: true)],
+        _ => [.. Grid(Runs.RunProfile.Small, backend), new(1, 4, 4, 513, 2049, 128), new(1, 8, 8, 2048, 2048, 128, Causal: true)],
+    };
+
     /// <summary>Runs every check for every problem on <paramref name="device"/>.</summary>
     public static List<IdentityRow> Run(Device device, IEnumerable<Problem> problems, int seed = 1)
     {
@@ -64,10 +81,10 @@ public static class IdentityCheck
         var dist = RunOp(device, pr, pr.D, q, k, v, dOut, pr.Options(Score.Distance, normalize: true));
         const string check = "(a) normalised keys: Dot = Distance";
         const string rule = "max|a-b| <= 1e-5 (x max(1,|g|) for gradients)";
-        rows.Add(new(check, pr.ToString(), "O", MaxDiff(dot.O, dist.O), SameInFloat32, rule));
-        rows.Add(new(check, pr.ToString(), "dQ", MaxDiff(dot.DQ, dist.DQ), SameInFloat32 * Scale(dot.DQ), rule));
-        rows.Add(new(check, pr.ToString(), "dK", MaxDiff(dot.DK, dist.DK), SameInFloat32 * Scale(dot.DK), rule));
-        rows.Add(new(check, pr.ToString(), "dV", MaxDiff(dot.DV, dist.DV), SameInFloat32 * Scale(dot.DV), rule));
+        rows.Add(new(check, pr.ToString(), "O", MaxDiff(dot.O, dist.O), SameInFloat32, rule, MaxAbs(dot.O)));
+        rows.Add(new(check, pr.ToString(), "dQ", MaxDiff(dot.DQ, dist.DQ), SameInFloat32 * Scale(dot.DQ), rule, MaxAbs(dot.DQ)));
+        rows.Add(new(check, pr.ToString(), "dK", MaxDiff(dot.DK, dist.DK), SameInFloat32 * Scale(dot.DK), rule, MaxAbs(dot.DK)));
+        rows.Add(new(check, pr.ToString(), "dV", MaxDiff(dot.DV, dist.DV), SameInFloat32 * Scale(dot.DV), rule, MaxAbs(dot.DV)));
     }
 
     private static void DistanceEqualsDotPlusKeyBias(Device device, Problem pr, float[] q, float[] k, float[] v, float[] dOut, List<IdentityRow> rows)
@@ -90,10 +107,10 @@ public static class IdentityCheck
                 dk[r * d + i] = biased.DK[r * da + i] - k[r * d + i] * biased.DK[r * da + d];
         const string check = "(b) Distance = Dot + key bias -(s/2)|k|^2";
         const string rule = "max|a-b| <= 1e-5 (x max(1,|g|) for gradients)";
-        rows.Add(new(check, pr.ToString(), "O", MaxDiff(dist.O, Strip(biased.O, d)), SameInFloat32, rule));
-        rows.Add(new(check, pr.ToString(), "dQ", MaxDiff(dist.DQ, Strip(biased.DQ, d)), SameInFloat32 * Scale(dist.DQ), rule));
-        rows.Add(new(check, pr.ToString(), "dK", MaxDiff(dist.DK, dk), SameInFloat32 * Scale(dist.DK), rule));
-        rows.Add(new(check, pr.ToString(), "dV", MaxDiff(dist.DV, Strip(biased.DV, d)), SameInFloat32 * Scale(dist.DV), rule));
+        rows.Add(new(check, pr.ToString(), "O", MaxDiff(dist.O, Strip(biased.O, d)), SameInFloat32, rule, MaxAbs(dist.O)));
+        rows.Add(new(check, pr.ToString(), "dQ", MaxDiff(dist.DQ, Strip(biased.DQ, d)), SameInFloat32 * Scale(dist.DQ), rule, MaxAbs(dist.DQ)));
+        rows.Add(new(check, pr.ToString(), "dK", MaxDiff(dist.DK, dk), SameInFloat32 * Scale(dist.DK), rule, MaxAbs(dist.DK)));
+        rows.Add(new(check, pr.ToString(), "dV", MaxDiff(dist.DV, Strip(biased.DV, d)), SameInFloat32 * Scale(dist.DV), rule, MaxAbs(dist.DV)));
     }
 
     private static void DistanceEqualsBoltzmann(Device device, Problem pr, float[] q, float[] k, float[] v, List<IdentityRow> rows)
@@ -106,10 +123,10 @@ public static class IdentityCheck
         var naive32 = AttentionReference.Forward(p, q, k, v).Output;
         var backend = RunOp(device, pr, pr.D, q, k, v, null, options).O;
         const string check = "(c) Distance = softmax(-(s/2)|q-k|^2)";
-        rows.Add(new(check, pr.ToString(), "O float64 reference", MaxDiff(ref64, boltzmann), SameInFloat64, "max|a-b| <= 1e-12"));
+        rows.Add(new(check, pr.ToString(), "O float64 reference", MaxDiff(ref64, boltzmann), SameInFloat64, "max|a-b| <= 1e-12", MaxAbs(boltzmann)));
         var naiveErr = MaxDiff(naive32, boltzmann);
         rows.Add(new(check, pr.ToString(), $"O {device.Backend} float32", MaxDiff(backend, boltzmann), 2 * naiveErr + 1e-6,
-            "<= 2 x naive float32 error + 1e-6"));
+            "<= 2 x naive float32 error + 1e-6", MaxAbs(boltzmann)));
     }
 
     private sealed record OpResult(float[] O, float[] DQ, float[] DK, float[] DV);
@@ -164,6 +181,20 @@ public static class IdentityCheck
     }
 
     private static double[] Widen(float[] x) => Array.ConvertAll(x, f => (double)f);
+
+    private static double MaxAbs(float[] x)
+    {
+        var max = 0.0;
+        foreach (var v in x) max = Math.Max(max, Math.Abs(v));
+        return max;
+    }
+
+    private static double MaxAbs(double[] x)
+    {
+        var max = 0.0;
+        foreach (var v in x) max = Math.Max(max, Math.Abs(v));
+        return max;
+    }
 
     private static double Scale(float[] g)
     {

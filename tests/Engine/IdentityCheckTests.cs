@@ -1,7 +1,7 @@
 using NUnit.Framework;
 using RouteKit.Engine.Experiments;
 
-namespace RouteKit.Tests;
+namespace RouteKit.Tests.Engine;
 
 /// <summary>The reframing identity (DESIGN.md section 4) holds on every CPU backend, through the public op.</summary>
 public sealed class IdentityCheckTests

@@ -1,0 +1,29 @@
+using RouteKit.Engine;
+
+namespace RouteKit.Tests.Engine;
+
+/// <summary>A fresh results root per test, removed afterwards, and an in-process CLI call that captures the output.</summary>
+internal sealed class TempResults : IDisposable
+{
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), "routekit-tests-" + Guid.NewGuid().ToString("N"));
+
+    public (int Code, string Text) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var code = Cli.Run([.. args, "--out", Root], output);
+        return (code, output.ToString());
+    }
+
+    /// <summary>The only run folder of <paramref name="experiment"/> (fails if there are several or none).</summary>
+    public string SingleRun(string experiment)
+    {
+        var runs = Directory.GetDirectories(Path.Combine(Root, experiment));
+        NUnit.Framework.Assert.That(runs, NUnit.Framework.Has.Length.EqualTo(1), $"run folders of {experiment}");
+        return runs[0];
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(Root)) Directory.Delete(Root, recursive: true);
+    }
+}

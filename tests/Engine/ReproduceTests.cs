@@ -1,0 +1,76 @@
+using System.Text.RegularExpressions;
+using NUnit.Framework;
+using RouteKit.Engine.Experiments;
+using SkiaSharp;
+
+namespace RouteKit.Tests.Engine;
+
+/// <summary>`routekit reproduce` and the blindness experiment: the report, its links and plots, the claims' verdicts.</summary>
+public sealed partial class ReproduceTests
+{
+    [Test]
+    public void ReportLinksEveryTableAndPlotAndStatesEachClaim()
+    {
+        using var tmp = new TempResults();
+        var (code, text) = tmp.Run("reproduce", "--backend", "managed", "--profile", "smoke");
+        Assert.That(code, Is.Zero, text);
+        var report = Path.Combine(tmp.SingleRun("reproduce"), "report.md");
+        var md = File.ReadAllText(report);
+
+        var links = Link().Matches(md).Select(m => m.Groups[1].Value).Distinct().ToList();
+        var files = links.Select(l => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(report)!, l))).ToList();
+        Assert.That(files, Has.All.Matches<string>(File.Exists), string.Join(", ", links));
+        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(2));
+        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(2));
+        Assert.That(links.Count(l => l.EndsWith(".svg", StringComparison.Ordinal)), Is.EqualTo(1));
+
+        var pngs = files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)).Distinct().ToList();
+        Assert.That(pngs, Is.Not.Empty);
+        foreach (var png in pngs)
+        {
+            using var bitmap = SKBitmap.Decode(png);
+            Assert.That(bitmap, Is.Not.Null, png);
+            Assert.That(bitmap.Width * bitmap.Height, Is.GreaterThan(100_000));
+            Assert.That(LumaVariance(bitmap), Is.GreaterThan(100.0), $"{png} looks blank");
+        }
+        foreach (var svg in files.Where(f => f.EndsWith(".svg", StringComparison.Ordinal)))
+            Assert.That(File.ReadAllText(svg), Does.Contain("<svg").And.Contain("</svg>"));
+
+        Assert.That(md, Does.Contain("### 1. The reframing identity holds numerically\n\n**Shown.**"));
+        Assert.That(md, Does.Contain("TV grows with sigma").And.Contain("**Shown** for every one of the 2 (backend, D) curves"));
+        Assert.That(md, Does.Contain("### 3. With normalised keys, Dot and Distance coincide\n\n**Shown.**"));
+    }
+
+    /// <summary>The growth verdict can fail: a curve that falls, starts above 0 or stays small is not "grows".</summary>
+    [Test]
+    public void GrowthVerdictRejectsCurvesThatDoNotGrow()
+    {
+        static Blindness.Point P(double sigma, double tv, double norm = 0) => new("managed", 16, sigma, tv, tv, norm, norm);
+        Assert.That(Blindness.Curves([P(0, 0), P(0.5, 0.3), P(1, 0.6)]).Single().ShowsGrowth, Is.True);
+        Assert.That(Blindness.Curves([P(0, 0), P(0.5, 0.6), P(1, 0.3)]).Single().ShowsGrowth, Is.False);
+        Assert.That(Blindness.Curves([P(0, 1e-3), P(0.5, 0.3), P(1, 0.6)]).Single().ShowsGrowth, Is.False);
+        Assert.That(Blindness.Curves([P(0, 0), P(0.5, 0.01), P(1, 0.02)]).Single().ShowsGrowth, Is.False);
+        Assert.That(Blindness.Curves([P(0, 0), P(1, 0.6, norm: 1e-3)]).Single().ShowsNormalisedCoincide, Is.False);
+        Assert.That(new Blindness.Point("managed", 16, 1, 0.5, 0.5 + 2e-4, 0, 0).Passed, Is.False);
+    }
+
+    private static double LumaVariance(SKBitmap bitmap)
+    {
+        double sum = 0, sq = 0;
+        var n = 0;
+        for (var y = 0; y < bitmap.Height; y += 2)
+            for (var x = 0; x < bitmap.Width; x += 2)
+            {
+                var c = bitmap.GetPixel(x, y);
+                var luma = 0.299 * c.Red + 0.587 * c.Green + 0.114 * c.Blue;
+                sum += luma;
+                sq += luma * luma;
+                n++;
+            }
+        var mean = sum / n;
+        return sq / n - mean * mean;
+    }
+
+    [GeneratedRegex(@"\]\(([^)]+)\)")]
+    private static partial Regex Link();
+}
