@@ -65,7 +65,19 @@ internal static class Program
 
         var onnxRepeats = new Option<int>("--repeats") { Description = "Interleaved samples per point.", DefaultValueFactory = _ => 9 };
         var onnx = new Command("onnx", "RouteKit Managed vs ONNX Runtime (CPU) on the same attention and feature-norm shapes.") { quick, onnxRepeats, outDir };
-        onnx.SetAction(r => OnnxBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(onnxRepeats), r.GetValue(outDir), command));
+        onnx.SetAction(r =>
+        {
+            try
+            {
+                return OnnxBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(onnxRepeats), r.GetValue(outDir), command);
+            }
+            catch (TypeInitializationException e) when (e.InnerException is DllNotFoundException)
+            {
+                // The GPU bundle leaves out libonnxruntime.so (perf/gpu/bundle.sh).
+                Console.Error.WriteLine($"routekit-perf: ONNX Runtime's native library is not in this build ({e.InnerException.Message}); run `onnx` from a build with the SDK.");
+                return 2;
+            }
+        });
 
         var smoke = new Option<bool>("--smoke") { Description = "Tiny shapes, two repeats: proves the build validates and runs (the simulator's default)." };
         var all = new Command("all", "The standard grid on one backend: validate every point, time it, write one markdown table and a CSV.")

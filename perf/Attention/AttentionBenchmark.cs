@@ -73,7 +73,15 @@ public static class AttentionBenchmark
     /// Validates <paramref name="shape"/> on <paramref name="device"/>; returns null (and writes the mismatches to
     /// <paramref name="output"/>) when it fails, else times forward and backward.
     /// </summary>
-    public static AttentionResult? Run(Device device, AttentionShape shape, int variant, int repeats, DevicePeakResult peak, TextWriter output)
+    /// <param name="device">Where to run.</param>
+    /// <param name="shape">The problem.</param>
+    /// <param name="variant">Kernel version, 1..<see cref="VariantCount"/>.</param>
+    /// <param name="repeats">Timed samples.</param>
+    /// <param name="peak">The device's peaks, measured in the same run.</param>
+    /// <param name="output">Receives the validation line.</param>
+    /// <param name="minSampleMs">A sample repeats the call until it lasts this long (0: one call per sample).</param>
+    public static AttentionResult? Run(Device device, AttentionShape shape, int variant, int repeats, DevicePeakResult peak, TextWriter output,
+        double minSampleMs = 50)
     {
         if (variant < 1 || variant > VariantCount)
             throw new ArgumentOutOfRangeException(nameof(variant), variant, $"attention has variants 1..{VariantCount} (see `routekit-perf list`).");
@@ -92,8 +100,8 @@ public static class AttentionBenchmark
         output.WriteLine($"validation on {shape} ({device.Backend}): {message}");
         if (!ok) return null;
 
-        var forward = Bench.Time(device, () => RouteKit.Attention.Forward(tq, tk, tv, options, fwd), repeats);
-        var backward = Bench.Time(device, () => RouteKit.Attention.Backward(tdo, tq, tk, tv, fwd, options, grads), repeats);
+        var forward = Bench.Time(device, () => RouteKit.Attention.Forward(tq, tk, tv, options, fwd), repeats, minSampleMs);
+        var backward = Bench.Time(device, () => RouteKit.Attention.Backward(tdo, tq, tk, tv, fwd, options, grads), repeats, minSampleMs);
         return new AttentionResult(shape, device.Backend, message, forward, backward, peak);
     }
 

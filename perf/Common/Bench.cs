@@ -48,10 +48,15 @@ public static class Bench
     {
         call();
         device.Synchronize();
-        var clock = Stopwatch.StartNew();
-        call();
-        device.Synchronize();
-        var inner = (int)Math.Clamp(Math.Ceiling(minSampleMs / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)), 1, 10_000);
+        var inner = 1;
+        var clock = new Stopwatch();
+        if (minSampleMs > 0)
+        {
+            clock.Restart();
+            call();
+            device.Synchronize();
+            inner = (int)Math.Clamp(Math.Ceiling(minSampleMs / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)), 1, 10_000);
+        }
         var wall = new double[repeats];
         var cpu = new double[repeats];
         var acc = device.Accelerator;
