@@ -6,7 +6,8 @@
 // machine falls on both alike; the ratio is ORT's median time over RouteKit's (> 1: RouteKit is faster).
 //
 // ONNX Runtime runs with all graph optimisations and as many intra-op threads as RouteKit's Parallel.For gets (the
-// logical cores); inputs and outputs are pre-allocated OrtValues over pinned arrays, so no copy is timed.
+// logical cores), without spinning between runs; inputs and outputs are pre-allocated OrtValues over pinned arrays, so
+// no copy is timed.
 // Attention: the opset-23 Attention operator where ONNX Runtime's CPU provider runs it, and the MatMul-Softmax-MatMul
 // graph (non-causal shapes) either way.
 using System.Diagnostics;
@@ -50,6 +51,9 @@ public static class OnnxBenchmark
             IntraOpNumThreads = Environment.ProcessorCount,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
+        // ORT's pool threads spin after each run by default; interleaved with RouteKit's calls they would take the cores
+        // from RouteKit's Parallel.For. Every ORT call here lasts milliseconds, so the wake-up latency is noise for it.
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         var rows = new List<SideBySide>();
         var notes = new List<string>();
         int[] lengths = quick ? [128] : [1024, 2048, 4096];
