@@ -179,7 +179,7 @@ public static class OnnxBenchmark
     {
         var p = AttentionParams.Resolve([1, 1, s.N, s.D], [1, 1, s.M, s.D], [1, 1, s.M, s.D], s.Options);
         double err = 0, naiveErr = 0;
-        foreach (var slice in s.B * s.H == 1 ? new[] { 0 } : [0, s.B * s.H - 1])
+        foreach (var slice in AttentionBenchmark.Slices(s))
         {
             int qLen = s.N * s.D, kLen = s.M * s.D;
             float[] qs = q.AsSpan(slice * qLen, qLen).ToArray(), ks = k.AsSpan(slice * kLen, kLen).ToArray(), vs = v.AsSpan(slice * kLen, kLen).ToArray();

@@ -3,7 +3,7 @@
 # perf/gpu/bundle.sh made at .gpu/app.tar.xz (or BUNDLE=path): unpack, list the devices, validate every attention and
 # scan kernel family on Cuda against the float64 Reference and time the standard grid (routekit-perf all --backend cuda),
 # then the PyTorch baselines on the same shapes (perf/gpu/torch_baseline.py), and write everything plus one markdown
-# table with ratios (gpu-table.md) under $OUT. Each step has its own timeout; the whole run stays under 8 minutes.
+# table with ratios (gpu-table.md) under $OUT. Each step has its own timeout (30 + 30 + 300 + 120 s = 8 minutes at most).
 # BACKEND=ilgpu-cpu runs the same steps on the CPU simulator with --smoke (what the bundle test does, without PyTorch).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,13 +28,13 @@ step() {
 }
 
 printf '| step | exit | time | command |\n|---|---:|---:|---|\n' > "$OUT/steps.md"
-step unpack 60 tar xJf "$BUNDLE" -C "$work" || { cat "$OUT/steps.md"; exit 1; }
+step unpack 30 tar xJf "$BUNDLE" -C "$work" || { cat "$OUT/steps.md"; exit 1; }
 app="$work/app"
 echo "bundle commit: $(cat "$app/COMMIT")" > "$OUT/bundle.txt"
-step devices 60 "$app/routekit" devices
+step devices 30 "$app/routekit" devices
 if [ "$BACKEND" = cuda ]; then
   nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
-  step all-cuda 330 "$app/routekit-perf" all --backend cuda --out "$OUT"
+  step all-cuda 300 "$app/routekit-perf" all --backend cuda --out "$OUT"
   step torch 120 python3 "$root/perf/gpu/torch_baseline.py" --out "$OUT"
 else
   step "all-$BACKEND" 400 "$app/routekit-perf" all --backend "$BACKEND" --smoke --out "$OUT"
