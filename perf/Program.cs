@@ -1,40 +1,167 @@
+using System.CommandLine;
+using System.Text;
 using RouteKit.Perf.Attention;
+using RouteKit.Perf.Common;
 using RouteKit.Perf.FeatureNorms;
+using RouteKit.Perf.Onnx;
+using RouteKit.Perf.Peak;
 
 namespace RouteKit.Perf;
 
 /// <summary>
-/// Entry point of <c>routekit-perf</c>. Every command validates against the float64 reference before it times.
-/// The full command line (issue 6) replaces this switch later; the commands are classes it can call.
+/// <c>routekit-perf</c>: every command validates against the float64 reference before it times (llm.c) and reports a
+/// ratio to a peak or a peer measured in the same run. Exit codes: 0 done, 1 a validation failed (nothing wrong was
+/// timed), 2 bad usage or no such device.
 /// </summary>
 internal static class Program
 {
-    private const string Usage = """
-        usage: routekit-perf <command> [--quick]
-          attention-managed [--quick] [--out DIR]  Managed attention forward/backward, GFLOP/s vs the FMA peak
-          featurenorms [--quick]                   Managed feature norms, GB/s vs memory copy
-          scan [--quick]                           Managed selective scan vs a single-threaded loop
-          scan-device <backend> [--quick]          selective scan on an ILGPU backend (cuda, ilgpu-cpu, ...)
-        """;
-
     private static int Main(string[] args)
     {
-        var quick = args.Contains("--quick");
-        switch (args.FirstOrDefault())
+        var command = "routekit-perf " + string.Join(' ', args);
+        var quick = new Option<bool>("--quick") { Description = "Small grid and few repeats (seconds; for tests and the simulator)." };
+        var outDir = new Option<string?>("--out") { Description = "Folder to write the markdown report (and CSV) into." };
+        var repeats = new Option<int>("--repeats") { Description = "Timed samples per point (median and spread).", DefaultValueFactory = _ => 7 };
+        var backend = new Option<string>("--backend")
         {
-            case "attention-managed":
-                var outIndex = Array.IndexOf(args, "--out");
-                var outDir = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : null;
-                return ManagedAttentionBenchmark.Run(quick, outDir, "dotnet run -c Release --project perf -- " + string.Join(' ', args));
-            case "featurenorms":
-                return FeatureNormsBenchmark.Run(Console.Out, quick);
-            case "scan":
-                return ScanBenchmark.Run(Console.Out, quick);
-            case "scan-device" when args.Length > 1:
-                return ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(args[1]), quick);
-            default:
-                Console.Error.WriteLine(Usage);
+            Description = "managed, ilgpu-cpu, cuda or opencl.", DefaultValueFactory = _ => "managed",
+        };
+        backend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
+
+        var list = new Command("list", "Every op and variant with its one-line idea.");
+        list.SetAction(_ => List(Console.Out));
+
+        var variant = new Option<int>("--variant") { Description = "Kernel version (see list).", DefaultValueFactory = _ => 1 };
+        var shape = new Option<string>("--shape") { Description = "B,H,N,M,D", DefaultValueFactory = _ => "1,4,1024,1024,64" };
+        var causal = new Option<bool>("--causal") { Description = "Causal mask." };
+        var score = new Option<string>("--score") { Description = "dot or distance.", DefaultValueFactory = _ => "dot" };
+        score.AcceptOnlyFromAmong("dot", "distance");
+        var normalize = new Option<bool>("--normalize") { Description = "Normalise keys." };
+        var attention = new Command("attention", "Validate one attention variant on one shape against the float64 Reference, then time it.")
+        {
+            variant, shape, causal, score, normalize, backend, repeats, outDir,
+        };
+        attention.SetAction(r =>
+        {
+            var s = AttentionShape.Parse(r.GetValue(shape)!, r.GetValue(causal), r.GetValue(score) == "distance" ? Score.Distance : Score.Dot, r.GetValue(normalize));
+            return WithDevice(r.GetValue(backend)!, device => RunAttention(device, s, r.GetValue(variant), r.GetValue(repeats), r.GetValue(outDir), command));
+        });
+
+        var attentionManaged = new Command("attention-managed", "Managed attention forward/backward grid, GFLOP/s vs the FMA peak.") { quick, outDir };
+        attentionManaged.SetAction(r => ManagedAttentionBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command));
+
+        var featureNorms = new Command("featurenorms", "Managed feature norms, GB/s vs memory copy.") { quick };
+        featureNorms.SetAction(r => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick)));
+
+        var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
+        scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
+        var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend };
+        scan.SetAction(r => r.GetValue(scanBackend) == "managed"
+            ? ScanBenchmark.Run(Console.Out, r.GetValue(quick))
+            : ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(scanBackend)!), r.GetValue(quick)));
+
+        var deviceName = new Argument<string>("backend") { Description = "cuda, opencl or ilgpu-cpu." };
+        var scanDevice = new Command("scan-device", "Alias of `scan --backend B`.") { deviceName, quick };
+        scanDevice.SetAction(r => ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(deviceName)!), r.GetValue(quick)));
+
+        var onnxRepeats = new Option<int>("--repeats") { Description = "Interleaved samples per point.", DefaultValueFactory = _ => 9 };
+        var onnx = new Command("onnx", "RouteKit Managed vs ONNX Runtime (CPU) on the same attention and feature-norm shapes.") { quick, onnxRepeats, outDir };
+        onnx.SetAction(r =>
+        {
+            try
+            {
+                return OnnxBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(onnxRepeats), r.GetValue(outDir), command);
+            }
+            catch (TypeInitializationException e) when (e.InnerException is DllNotFoundException)
+            {
+                // The GPU bundle leaves out libonnxruntime.so (perf/gpu/bundle.sh).
+                Console.Error.WriteLine($"routekit-perf: ONNX Runtime's native library is not in this build ({e.InnerException.Message}); run `onnx` from a build with the SDK.");
                 return 2;
+            }
+        });
+
+        var smoke = new Option<bool>("--smoke") { Description = "Tiny shapes, two repeats: proves the build validates and runs (the simulator's default)." };
+        var all = new Command("all", "The standard grid on one backend: validate every point, time it, write one markdown table and a CSV.")
+        {
+            backend, smoke, outDir,
+        };
+        all.SetAction(r => WithDevice(r.GetValue(backend)!, device => StandardGrid.Run(device, r.GetValue(smoke), r.GetValue(outDir), command)));
+
+        var bdn = new Command("bdn", "BenchmarkDotNet suites of the Managed ops (attention, feature norms, scan), with GFLOP/s and GB/s columns.");
+        var bdnArgs = new Argument<string[]>("args") { Description = "Arguments passed to BenchmarkDotNet (e.g. --filter *Attention*).", Arity = ArgumentArity.ZeroOrMore };
+        bdn.Add(bdnArgs);
+        bdn.SetAction(r => Bdn.ManagedSuites.Run(r.GetValue(bdnArgs) ?? []));
+
+        var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
+        {
+            list, attention, attentionManaged, featureNorms, scan, scanDevice, onnx, all, bdn,
+        };
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var e in parsed.Errors) Console.Error.WriteLine($"routekit-perf: {e.Message}");
+            return 2;
         }
+        return parsed.Invoke();
+    }
+
+    private static int WithDevice(string backendName, Func<Device, int> run)
+    {
+        Device device;
+        try
+        {
+            device = Device.Create(Device.ParseBackend(backendName));
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"routekit-perf: {e.Message}");
+            return 2;
+        }
+        using (device) return run(device);
+    }
+
+    private static int List(TextWriter output)
+    {
+        output.WriteLine("attention (routekit-perf attention --variant N --backend cuda|opencl|ilgpu-cpu; Managed is one fused implementation):");
+        for (var i = 0; i < Kernels.Attention.AttentionForward.Variants.Count; i++)
+            output.WriteLine($"  forward  {i + 1}. {Kernels.Attention.AttentionForward.Variants[i].Name}: {Kernels.Attention.AttentionForward.Variants[i].Idea}");
+        for (var i = 0; i < Kernels.Attention.AttentionBackward.Variants.Count; i++)
+            output.WriteLine($"  backward {i + 1}. {Kernels.Attention.AttentionBackward.Variants[i].Name}: {Kernels.Attention.AttentionBackward.Variants[i].Idea}");
+        output.WriteLine("  managed  1. AttentionManaged: fused SIMD forward/backward, Parallel.For over (batch, head, row block)");
+        output.WriteLine("featurenorms (routekit-perf featurenorms):");
+        output.WriteLine("  managed  1. FeatureNormsManaged: one pass per row, L1, L2, L0, max and NaN count together, Vector SIMD");
+        output.WriteLine("  ilgpu    1. FeatureNormsKernels.Forward: one group per row, group reduction");
+        output.WriteLine("scan (routekit-perf scan [--backend B]):");
+        output.WriteLine("  managed  1. SelectiveScanManaged: Vector256 across 8 channels via tile transposes, chunk states saved for the backward");
+        output.WriteLine("  ilgpu    1. the kernels below (warp-shuffle scans):");
+        foreach (var k in KernelCatalog.Scan()) output.WriteLine($"           {k.Name}");
+        output.WriteLine("every GPU kernel instantiation the dispatchers can launch on Cuda (KernelCatalog):");
+        foreach (var k in KernelCatalog.ForCuda()) output.WriteLine($"  {k.Name}");
+        return 0;
+    }
+
+    private static int RunAttention(Device device, AttentionShape s, int variant, int repeats, string? outDir, string command)
+    {
+        var report = new StringBuilder();
+        Bench.Progress($"peaks of {device}");
+        var peak = DevicePeak.Measure(device, quick: device.Backend == Backend.IlgpuCpu);
+        var result = AttentionBenchmark.Run(device, s, variant, repeats, peak, Console.Out);
+        if (result is null)
+        {
+            Console.Error.WriteLine("validation failed: not timing a wrong kernel.");
+            return 1;
+        }
+        report.AppendLine($"# attention variant {variant} on {device}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC").AppendLine();
+        report.AppendLine($"- commit {Bench.GitCommit()}; command `{command}`; load average {Bench.LoadAverage()}");
+        report.AppendLine($"- peak: {peak.How}");
+        report.AppendLine($"- {result.Validation}").AppendLine();
+        report.AppendLine(AttentionBenchmark.TableHeader).AppendLine(AttentionBenchmark.TableRow(result));
+        Console.Out.Write(report);
+        if (outDir is not null)
+        {
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(Path.Combine(outDir, "attention.md"), report.ToString());
+            File.WriteAllText(Path.Combine(outDir, "attention.csv"), AttentionBenchmark.CsvHeader + "\n" + AttentionBenchmark.CsvRow(result) + "\n");
+        }
+        return 0;
     }
 }

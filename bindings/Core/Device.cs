@@ -315,6 +315,9 @@ public sealed class Device : IDisposable
             configure(b);
             b.EnableAlgorithms();
             b.Optimize(OptimizationLevel.O2);
+            // Profiling markers let routekit-perf time kernels with device-side timestamps (no JIT, no transfers);
+            // a marker costs one event, and none is recorded unless a caller asks for one.
+            b.Profiling();
         });
     }
 

@@ -11,8 +11,7 @@
 // and every gradient on that device against the float64 reference, then time the forward and both backward modes
 // with the device synchronised around each call.
 //
-// Run: the lead wires `ScanBenchmark.Run(Console.Out, quick)` and `ScanBenchmark.RunDevice(Console.Out, backend, quick)`
-// into `routekit-perf scan`.
+// Run: `routekit-perf scan [--quick]` (Managed) and `routekit-perf scan --backend cuda|ilgpu-cpu [--quick]` (RunDevice).
 using System.Diagnostics;
 using RouteKit.Reference;
 
@@ -22,7 +21,7 @@ namespace RouteKit.Perf;
 public static class ScanBenchmark
 {
     private const int Channels = 256;
-    private const int States = 16;
+    internal const int States = 16;
 
     /// <summary>
     /// Validates, then times the forward for each L and writes a table to <paramref name="output"/>. Quick mode uses
@@ -183,7 +182,7 @@ public static class ScanBenchmark
     }
 
     // The Managed path against the float64 reference with the 2x rule, on an awkward shape with every option.
-    private static bool Validate(Device device, TextWriter output)
+    internal static bool Validate(Device device, TextWriter output)
     {
         const int b = 2, dc = 12, l = 1025;
         var data = Problem(b, dc, l, States, seed: 7);
@@ -235,7 +234,7 @@ public static class ScanBenchmark
         }
     }
 
-    private static SelectiveScanReferenceInputs<float> Problem(int batch, int channels, int steps, int states, int seed)
+    internal static SelectiveScanReferenceInputs<float> Problem(int batch, int channels, int steps, int states, int seed)
     {
         var rng = new Random(seed);
         float Normal() => (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
@@ -260,7 +259,7 @@ public static class ScanBenchmark
         return new(W(x.U)!, W(x.Delta)!, W(x.A)!, W(x.B)!, W(x.C)!, W(x.D), W(x.Z), W(x.DeltaBias), W(x.InitialState));
     }
 
-    private sealed class Uploaded(SelectiveScanInputs inputs) : IDisposable
+    internal sealed class Uploaded(SelectiveScanInputs inputs) : IDisposable
     {
         public SelectiveScanInputs Inputs { get; } = inputs;
 
@@ -270,7 +269,7 @@ public static class ScanBenchmark
         }
     }
 
-    private static Uploaded Upload(Device device, SelectiveScanReferenceInputs<float> x, int batch, int channels, int steps,
+    internal static Uploaded Upload(Device device, SelectiveScanReferenceInputs<float> x, int batch, int channels, int steps,
         int states = States) => new(new SelectiveScanInputs
     {
         U = device.FromArray(x.U, batch, channels, steps),
