@@ -89,6 +89,12 @@ public static class FeatureNormsReference
         var mean = ColumnSums(x, rows, columns);
         var n = T.CreateChecked(rows);
         for (var c = 0; c < columns; c++) mean[c] /= n;
+        return RowDeviation(x, rows, columns, mean);
+    }
+
+    /// <summary>sum_c (x_ic - mean_c)^2 per row for a given <paramref name="mean"/> [C].</summary>
+    public static T[] RowDeviation<T>(T[] x, int rows, int columns, T[] mean) where T : IFloatingPointIeee754<T>
+    {
         var dev = new T[rows];
         for (var i = 0; i < rows; i++)
             for (var c = 0; c < columns; c++)

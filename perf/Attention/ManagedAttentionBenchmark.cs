@@ -9,6 +9,7 @@ using System.Globalization;
 using System.Text;
 using RouteKit.Perf.Peak;
 using RouteKit.Reference;
+using static RouteKit.Perf.Common.Bench;
 
 namespace RouteKit.Perf.Attention;
 
@@ -21,7 +22,6 @@ public sealed record ManagedAttentionPoint(
 /// <summary>The validate-then-time benchmark of the Managed attention.</summary>
 public static class ManagedAttentionBenchmark
 {
-    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     /// <summary>The score variants timed at every shape, Dot first (the others are reported relative to it).</summary>
     public static readonly (string Name, Score Score, bool Normalize)[] Variants =
@@ -321,44 +321,4 @@ public static class ManagedAttentionBenchmark
                 return long.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], Inv);
         return null;
     }
-
-    private static string CpuModel()
-    {
-        if (File.Exists("/proc/cpuinfo"))
-            foreach (var line in File.ReadLines("/proc/cpuinfo"))
-                if (line.StartsWith("model name", StringComparison.Ordinal))
-                    return line[(line.IndexOf(':') + 1)..].Trim();
-        return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
-    }
-
-    private static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
-
-    private static string GitCommit()
-    {
-        try
-        {
-            using var git = Process.Start(new ProcessStartInfo("git", "rev-parse --short HEAD") { RedirectStandardOutput = true, RedirectStandardError = true });
-            if (git is null) return "unknown";
-            var sha = git.StandardOutput.ReadToEnd().Trim();
-            git.WaitForExit();
-            return git.ExitCode == 0 ? sha : "unknown";
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return "unknown";
-        }
-    }
-
-    private static void Progress(string what) => Console.Error.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {what}");
-
-    private static float[] Normal(int count, int seed)
-    {
-        var rng = new Random(seed);
-        var x = new float[count];
-        for (var i = 0; i < count; i++)
-            x[i] = (float)(Math.Sqrt(-2.0 * Math.Log(1.0 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
-        return x;
-    }
-
-    private static double[] Widen(float[] x) => Array.ConvertAll(x, static f => (double)f);
 }

@@ -132,20 +132,9 @@ public abstract class FeatureNormsBackendTests : BackendFixture
             using var deviation = Device.Zeros(rows);
             Collapse.RowDeviation(t, mean, deviation, rows, columns);
             ErrorRule.Assert2x($"RowDeviation [{rows}, {columns}]", deviation.ToArray(),
-                Deviation(xd, Array.ConvertAll(mean32, v => (double)v), rows, columns), Deviation(x, mean32, rows, columns));
+                FeatureNormsReference.RowDeviation(xd, rows, columns, Array.ConvertAll(mean32, v => (double)v)),
+                FeatureNormsReference.RowDeviation(x, rows, columns, mean32));
         }
-    }
-
-    private static T[] Deviation<T>(T[] x, T[] mean, int rows, int columns) where T : System.Numerics.IFloatingPointIeee754<T>
-    {
-        var dev = new T[rows];
-        for (var i = 0; i < rows; i++)
-            for (var c = 0; c < columns; c++)
-            {
-                var d = x[i * columns + c] - mean[c];
-                dev[i] += d * d;
-            }
-        return dev;
     }
 
     [Test]
