@@ -27,6 +27,21 @@ internal static class TensorChecks
             throw new ArgumentException($"{name} has shape {Tensor.Format(t.Shape.ToArray())}; wanted {Tensor.Format(expected)}.", name);
     }
 
+    /// <summary>A tensor argument: present, on <paramref name="device"/>, of the given shape.</summary>
+    public static void Input(Device device, Tensor? t, int[] shape, string name)
+    {
+        NotNull(t, name);
+        SameDevice(device, t!, name);
+        Shape(t!, shape, name);
+    }
+
+    /// <summary>A preallocated output: as <see cref="Input"/>, and not one of <paramref name="inputs"/>.</summary>
+    public static void Output(Device device, Tensor? t, int[] shape, string name, params Tensor[] inputs)
+    {
+        Input(device, t, shape, name);
+        NotAliased(t!, name, inputs);
+    }
+
     /// <summary>An output must not share storage with an input: the op would read what it has already overwritten.</summary>
     public static void NotAliased(Tensor output, string name, params Tensor[] inputs)
     {

@@ -25,15 +25,15 @@ public static class Attention
         var device = q.Device;
         if (outputs is not null)
         {
-            CheckOutput(device, outputs.Output, p.QueryShape, "outputs.Output", q, k, v);
-            CheckOutput(device, outputs.Lse, p.RowShape, "outputs.Lse", q, k, v);
+            TensorChecks.Output(device, outputs.Output, p.QueryShape, "outputs.Output", q, k, v);
+            TensorChecks.Output(device, outputs.Lse, p.RowShape, "outputs.Lse", q, k, v);
             if (p.Diagnostics)
             {
                 var dg = outputs.Diagnostics ?? throw new ArgumentException(
                     "options.Diagnostics is set but outputs.Diagnostics is null; preallocate all three [B, H, N] tensors.", nameof(outputs));
-                CheckOutput(device, dg.Entropy, p.RowShape, "outputs.Diagnostics.Entropy", q, k, v);
-                CheckOutput(device, dg.SinkMass, p.RowShape, "outputs.Diagnostics.SinkMass", q, k, v);
-                CheckOutput(device, dg.MaxProb, p.RowShape, "outputs.Diagnostics.MaxProb", q, k, v);
+                TensorChecks.Output(device, dg.Entropy, p.RowShape, "outputs.Diagnostics.Entropy", q, k, v);
+                TensorChecks.Output(device, dg.SinkMass, p.RowShape, "outputs.Diagnostics.SinkMass", q, k, v);
+                TensorChecks.Output(device, dg.MaxProb, p.RowShape, "outputs.Diagnostics.MaxProb", q, k, v);
             }
         }
         TensorChecks.Finite(q, nameof(q));
@@ -71,21 +71,15 @@ public static class Attention
         var p = Validate(q, k, v, options);
         var device = q.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        TensorChecks.NotNull(dOut, nameof(dOut));
-        TensorChecks.SameDevice(device, dOut, nameof(dOut));
-        TensorChecks.Shape(dOut, p.QueryShape, nameof(dOut));
-        TensorChecks.NotNull(forward.Output, "forward.Output");
-        TensorChecks.SameDevice(device, forward.Output, "forward.Output");
-        TensorChecks.Shape(forward.Output, p.QueryShape, "forward.Output");
-        TensorChecks.NotNull(forward.Lse, "forward.Lse");
-        TensorChecks.SameDevice(device, forward.Lse, "forward.Lse");
-        TensorChecks.Shape(forward.Lse, p.RowShape, "forward.Lse");
+        TensorChecks.Input(device, dOut, p.QueryShape, nameof(dOut));
+        TensorChecks.Input(device, forward.Output, p.QueryShape, "forward.Output");
+        TensorChecks.Input(device, forward.Lse, p.RowShape, "forward.Lse");
         if (gradients is not null)
         {
             Tensor[] inputs = [dOut, q, k, v, forward.Output, forward.Lse];
-            CheckOutput(device, gradients.DQ, p.QueryShape, "gradients.DQ", inputs);
-            CheckOutput(device, gradients.DK, p.KeyShape, "gradients.DK", inputs);
-            CheckOutput(device, gradients.DV, p.KeyShape, "gradients.DV", inputs);
+            TensorChecks.Output(device, gradients.DQ, p.QueryShape, "gradients.DQ", inputs);
+            TensorChecks.Output(device, gradients.DK, p.KeyShape, "gradients.DK", inputs);
+            TensorChecks.Output(device, gradients.DV, p.KeyShape, "gradients.DV", inputs);
         }
         TensorChecks.Finite(dOut, nameof(dOut));
         TensorChecks.Finite(q, nameof(q));
@@ -110,13 +104,5 @@ public static class Attention
         TensorChecks.SameDevice(q.Device, k, nameof(k));
         TensorChecks.SameDevice(q.Device, v, nameof(v));
         return AttentionParams.Resolve(q.Shape.ToArray(), k.Shape.ToArray(), v.Shape.ToArray(), options);
-    }
-
-    private static void CheckOutput(Device device, Tensor t, int[] shape, string name, params Tensor[] inputs)
-    {
-        TensorChecks.NotNull(t, name);
-        TensorChecks.SameDevice(device, t, name);
-        TensorChecks.Shape(t, shape, name);
-        TensorChecks.NotAliased(t, name, inputs);
     }
 }

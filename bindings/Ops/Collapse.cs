@@ -31,13 +31,7 @@ public static class Collapse
     {
         var (rows, columns) = Validate(x);
         var device = x.Device;
-        if (output is not null)
-        {
-            TensorChecks.NotNull(output, nameof(output));
-            TensorChecks.SameDevice(device, output, nameof(output));
-            TensorChecks.Shape(output, [columns, columns], nameof(output));
-            TensorChecks.NotAliased(output, nameof(output), x);
-        }
+        if (output is not null) TensorChecks.Output(device, output, [columns, columns], nameof(output), x);
         TensorChecks.Finite(x, nameof(x));
         var g = output ?? device.Zeros(columns, columns);
         if (device.Backend == Backend.Managed)

@@ -50,7 +50,7 @@ public static class FeatureNorms
         var (rows, features) = Validate(x);
         var device = x.Device;
         if (outputs is not null)
-            foreach (var (t, name) in outputs.All) CheckOutput(t, [rows], name, x);
+            foreach (var (t, name) in outputs.All) TensorChecks.Output(device, t, [rows], name, x);
         if (device.Backend == Backend.Managed)
             return ForwardManaged(x, rows, features, outputs);
         TensorChecks.Finite(x, nameof(x));
@@ -73,12 +73,12 @@ public static class FeatureNorms
         var (rows, features) = Validate(x);
         var device = x.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        CheckInput(forward.L2, [rows], "forward.L2", device);
+        TensorChecks.Input(device, forward.L2, [rows], "forward.L2");
         if (dL1 is null && dL2 is null)
             throw new ArgumentException("Both dL1 and dL2 are null: give the gradient of at least one norm.", nameof(dL1));
-        if (dL1 is not null) CheckInput(dL1, [rows], nameof(dL1), device);
-        if (dL2 is not null) CheckInput(dL2, [rows], nameof(dL2), device);
-        if (dx is not null) CheckOutput(dx, [rows, features], nameof(dx), x, forward.L2, dL1 ?? x, dL2 ?? x);
+        if (dL1 is not null) TensorChecks.Input(device, dL1, [rows], nameof(dL1));
+        if (dL2 is not null) TensorChecks.Input(device, dL2, [rows], nameof(dL2));
+        if (dx is not null) TensorChecks.Output(device, dx, [rows, features], nameof(dx), x, forward.L2, dL1 ?? x, dL2 ?? x);
         TensorChecks.Finite(x, nameof(x));
         if (dL1 is not null) TensorChecks.Finite(dL1, nameof(dL1));
         if (dL2 is not null) TensorChecks.Finite(dL2, nameof(dL2));
@@ -132,17 +132,4 @@ public static class FeatureNorms
 
     internal static int GridSize(Device device, int rows) =>
         Math.Min(rows, Math.Max(1, device.Accelerator!.NumMultiprocessors) * 64);
-
-    private static void CheckInput(Tensor t, int[] shape, string name, Device device)
-    {
-        TensorChecks.NotNull(t, name);
-        TensorChecks.SameDevice(device, t, name);
-        TensorChecks.Shape(t, shape, name);
-    }
-
-    private static void CheckOutput(Tensor t, int[] shape, string name, params Tensor[] inputs)
-    {
-        CheckInput(t, shape, name, inputs[0].Device);
-        TensorChecks.NotAliased(t, name, inputs);
-    }
 }

@@ -71,8 +71,8 @@ public static class LinearRecurrence
         Tensor[] inputs = h0 is null ? [a, x] : [a, x, h0];
         if (outputs is not null)
         {
-            CheckOutput(device, outputs.H, [batch, channels, steps], "outputs.H", inputs);
-            CheckOutput(device, outputs.Last, [batch, channels], "outputs.Last", inputs);
+            TensorChecks.Output(device, outputs.H, [batch, channels, steps], "outputs.H", inputs);
+            TensorChecks.Output(device, outputs.Last, [batch, channels], "outputs.Last", inputs);
         }
         TensorChecks.Finite(a, nameof(a));
         TensorChecks.Finite(x, nameof(x));
@@ -99,15 +99,15 @@ public static class LinearRecurrence
         var device = a.Device;
         ArgumentNullException.ThrowIfNull(forward);
         int[] shape = [batch, channels, steps];
-        CheckInput(device, dH, shape, nameof(dH));
-        CheckInput(device, forward.H, shape, "forward.H");
+        TensorChecks.Input(device, dH, shape, nameof(dH));
+        TensorChecks.Input(device, forward.H, shape, "forward.H");
         Tensor[] read = h0 is null ? [dH, a, x, forward.H] : [dH, a, x, forward.H, h0];
         if (gradients is not null)
         {
-            CheckOutput(device, gradients.DA, shape, "gradients.DA", read);
-            CheckOutput(device, gradients.DX, shape, "gradients.DX", read);
+            TensorChecks.Output(device, gradients.DA, shape, "gradients.DA", read);
+            TensorChecks.Output(device, gradients.DX, shape, "gradients.DX", read);
             if (h0 is not null)
-                CheckOutput(device, gradients.DH0 ?? throw new ArgumentException(
+                TensorChecks.Output(device, gradients.DH0 ?? throw new ArgumentException(
                     "h0 is given but gradients.DH0 is null; preallocate it [B, C].", nameof(gradients)), [batch, channels], "gradients.DH0", read);
             else if (gradients.DH0 is not null)
                 throw new ArgumentException("gradients.DH0 is given but h0 is null; pass null.", nameof(gradients));
@@ -143,18 +143,5 @@ public static class LinearRecurrence
             TensorChecks.Shape(h0, [shape[0], shape[1]], nameof(h0));
         }
         return (shape[0], shape[1], shape[2]);
-    }
-
-    private static void CheckInput(Device device, Tensor t, int[] shape, string name)
-    {
-        TensorChecks.NotNull(t, name);
-        TensorChecks.SameDevice(device, t, name);
-        TensorChecks.Shape(t, shape, name);
-    }
-
-    private static void CheckOutput(Device device, Tensor t, int[] shape, string name, params Tensor[] inputs)
-    {
-        CheckInput(device, t, shape, name);
-        TensorChecks.NotAliased(t, name, inputs);
     }
 }

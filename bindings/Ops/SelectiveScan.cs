@@ -34,11 +34,11 @@ public static class SelectiveScan
         var all = inputs.Present().Select(static x => x.Tensor).ToArray();
         if (outputs is not null)
         {
-            CheckOutput(device, outputs.Output, p.SequenceShape, "outputs.Output", all);
-            CheckOutput(device, outputs.LastState, p.StateShape, "outputs.LastState", all);
-            CheckOutput(device, outputs.ChunkStates, p.ChunkStateShape, "outputs.ChunkStates", all);
+            TensorChecks.Output(device, outputs.Output, p.SequenceShape, "outputs.Output", all);
+            TensorChecks.Output(device, outputs.LastState, p.StateShape, "outputs.LastState", all);
+            TensorChecks.Output(device, outputs.ChunkStates, p.ChunkStateShape, "outputs.ChunkStates", all);
             if (p.HasZ)
-                CheckOutput(device, outputs.PreGate ?? throw new ArgumentException(
+                TensorChecks.Output(device, outputs.PreGate ?? throw new ArgumentException(
                     "inputs.Z is given but outputs.PreGate is null; preallocate it [B, Dc, L].", nameof(outputs)),
                     p.SequenceShape, "outputs.PreGate", all);
         }
@@ -69,21 +69,21 @@ public static class SelectiveScan
         var p = Validate(inputs, options);
         var device = inputs.U.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        CheckInput(device, dOut, p.SequenceShape, nameof(dOut));
-        CheckInput(device, forward.ChunkStates, p.ChunkStateShape, "forward.ChunkStates");
+        TensorChecks.Input(device, dOut, p.SequenceShape, nameof(dOut));
+        TensorChecks.Input(device, forward.ChunkStates, p.ChunkStateShape, "forward.ChunkStates");
         if (p.HasZ)
-            CheckInput(device, forward.PreGate ?? throw new ArgumentException(
+            TensorChecks.Input(device, forward.PreGate ?? throw new ArgumentException(
                 "inputs.Z is given but forward.PreGate is null: pass the result of Forward with the same inputs.", nameof(forward)),
                 p.SequenceShape, "forward.PreGate");
         Tensor[] read = [dOut, forward.ChunkStates, .. inputs.Present().Select(static x => x.Tensor),
             .. forward.PreGate is null ? Array.Empty<Tensor>() : [forward.PreGate]];
         if (gradients is not null)
         {
-            CheckOutput(device, gradients.DU, p.SequenceShape, "gradients.DU", read);
-            CheckOutput(device, gradients.DDelta, p.SequenceShape, "gradients.DDelta", read);
-            CheckOutput(device, gradients.DA, p.AShape, "gradients.DA", read);
-            CheckOutput(device, gradients.DB, p.ProjectionShape, "gradients.DB", read);
-            CheckOutput(device, gradients.DC, p.ProjectionShape, "gradients.DC", read);
+            TensorChecks.Output(device, gradients.DU, p.SequenceShape, "gradients.DU", read);
+            TensorChecks.Output(device, gradients.DDelta, p.SequenceShape, "gradients.DDelta", read);
+            TensorChecks.Output(device, gradients.DA, p.AShape, "gradients.DA", read);
+            TensorChecks.Output(device, gradients.DB, p.ProjectionShape, "gradients.DB", read);
+            TensorChecks.Output(device, gradients.DC, p.ProjectionShape, "gradients.DC", read);
             CheckOptionalOutput(device, gradients.DD, p.HasD, p.ChannelShape, "gradients.DD", read);
             CheckOptionalOutput(device, gradients.DZ, p.HasZ, p.SequenceShape, "gradients.DZ", read);
             CheckOptionalOutput(device, gradients.DDeltaBias, p.HasDeltaBias, p.ChannelShape, "gradients.DDeltaBias", read);
@@ -135,23 +135,10 @@ public static class SelectiveScan
     private static SelectiveScanHostInputs HostInputs(SelectiveScanInputs x) => new(
         x.U.Host, x.Delta.Host, x.A.Host, x.B.Host, x.C.Host, x.D?.Host, x.Z?.Host, x.DeltaBias?.Host, x.InitialState?.Host);
 
-    private static void CheckInput(Device device, Tensor t, int[] shape, string name)
-    {
-        TensorChecks.NotNull(t, name);
-        TensorChecks.SameDevice(device, t, name);
-        TensorChecks.Shape(t, shape, name);
-    }
-
-    private static void CheckOutput(Device device, Tensor t, int[] shape, string name, params Tensor[] inputs)
-    {
-        CheckInput(device, t, shape, name);
-        TensorChecks.NotAliased(t, name, inputs);
-    }
-
     private static void CheckOptionalOutput(Device device, Tensor? t, bool wanted, int[] shape, string name, Tensor[] inputs)
     {
         if (wanted)
-            CheckOutput(device, t ?? throw new ArgumentException($"{name} is null but its input is given; preallocate it {Tensor.Format(shape)}.", name),
+            TensorChecks.Output(device, t ?? throw new ArgumentException($"{name} is null but its input is given; preallocate it {Tensor.Format(shape)}.", name),
                 shape, name, inputs);
         else if (t is not null)
             throw new ArgumentException($"{name} is given but its input is absent; pass null.", name);
