@@ -55,24 +55,10 @@ public static class AttentionBackward
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
         var paddedDim = 8 * lanes;
-        var threads = Group.DimX;
-        var tid = Group.IdxX;
-        var lane = tid & (lanes - 1);
-        var rowsPerGroup = threads / lanes;
-
-        var bh = Grid.IdxX / p.RowTiles;
-        var i0 = (Grid.IdxX - bh * p.RowTiles) * rowsPerGroup;
-        var h = bh % p.H;
-        var b = bh / p.H;
-        var kvRow0 = (b * p.Hkv + h / p.Group) * p.M;
-        var slope = slopes[h];
-
-        var i = i0 + tid / lanes;
-        var valid = i < p.N;
-        var ip = i + p.Offset;
-        AttentionBand.KeysOf(p, i, i, out var jLo, out var jHi);
-        if (!valid) jHi = -1;
-        AttentionBand.KeysOf(p, i0, Min(i0 + rowsPerGroup, p.N) - 1, out var gLo, out var gHi);
+        var tile = QueryRowTile.Locate(p, lanes);
+        var (lane, bh, kvRow0, i, valid, ip) = (tile.Lane, tile.BatchHead, tile.KeyRow0, tile.Row, tile.Valid, tile.Position);
+        var (jLo, jHi, gLo, gHi) = (tile.KeyLo, tile.KeyHi, tile.GroupKeyLo, tile.GroupKeyHi);
+        var slope = slopes[tile.Head];
 
         var dims = valid ? p.D : 0;
         var row = bh * p.N + i;

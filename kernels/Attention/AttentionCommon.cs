@@ -306,6 +306,51 @@ public struct LaneVector
     }
 }
 
+/// <summary>
+/// Where one thread sits in a query-row kernel (the forward, the dQ kernel): grid index = (b H + h) RowTiles + tile,
+/// R = Group.DimX / T query rows per group, T lanes per row. Also the row's and the group's key bands, so tiles
+/// outside the group's band are skipped and keys outside the row's band are masked.
+/// </summary>
+public struct QueryRowTile
+{
+    /// <summary>This thread's lane within its row's T-lane segment.</summary>
+    public int Lane;
+    /// <summary>b H + h.</summary>
+    public int BatchHead;
+    /// <summary>Query head h.</summary>
+    public int Head;
+    /// <summary>First key row of this (b, kv head) in [B, Hkv, M, D].</summary>
+    public int KeyRow0;
+    /// <summary>This thread's query row i.</summary>
+    public int Row;
+    /// <summary>False for the padding rows of the last tile (they still join shuffles and barriers).</summary>
+    public bool Valid;
+    /// <summary>i' = i + (M - N), the row's position among the keys.</summary>
+    public int Position;
+    /// <summary>The row's visible keys [KeyLo, KeyHi] (empty for padding and fully masked rows).</summary>
+    public int KeyLo, KeyHi;
+    /// <summary>The union of the group's rows' visible keys.</summary>
+    public int GroupKeyLo, GroupKeyHi;
+
+    /// <summary>Locates the calling thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static QueryRowTile Locate(AttentionKernelParams p, int lanes)
+    {
+        var rowsPerGroup = Group.DimX / lanes;
+        var t = new QueryRowTile { Lane = Group.IdxX & (lanes - 1), BatchHead = Grid.IdxX / p.RowTiles };
+        var i0 = (Grid.IdxX - t.BatchHead * p.RowTiles) * rowsPerGroup;
+        t.Head = t.BatchHead % p.H;
+        t.KeyRow0 = (t.BatchHead / p.H * p.Hkv + t.Head / p.Group) * p.M;
+        t.Row = i0 + Group.IdxX / lanes;
+        t.Valid = t.Row < p.N;
+        t.Position = t.Row + p.Offset;
+        AttentionBand.KeysOf(p, t.Row, t.Row, out t.KeyLo, out t.KeyHi);
+        if (!t.Valid) t.KeyHi = -1;
+        AttentionBand.KeysOf(p, i0, IntrinsicMath.Min(i0 + rowsPerGroup, p.N) - 1, out t.GroupKeyLo, out t.GroupKeyHi);
+        return t;
+    }
+}
+
 /// <summary>The causal/window band: which keys a range of query rows sees, and which queries a range of keys is seen by.</summary>
 public static class AttentionBand
 {

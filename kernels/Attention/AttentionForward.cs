@@ -61,26 +61,10 @@ public static class AttentionForward
         var hasBias = default(TScore).HasKeyBias;
         var diagnostics = default(TDiagnostics).Enabled;
         var paddedDim = 8 * lanes;
-        var threads = Group.DimX;
-        var tid = Group.IdxX;
-        var lane = tid & (lanes - 1);
-        var rowsPerGroup = threads / lanes;
-
-        var bh = Grid.IdxX / p.RowTiles; // b H + h
-        var i0 = (Grid.IdxX - bh * p.RowTiles) * rowsPerGroup;
-        var h = bh % p.H;
-        var b = bh / p.H;
-        var kvRow0 = (b * p.Hkv + h / p.Group) * p.M; // first key row of this (b, kv head)
-        var slope = slopes[h];
-
-        var i = i0 + tid / lanes;
-        var valid = i < p.N;
-        var ip = i + p.Offset;
-        // This row's visible keys are exactly jLo..jHi (empty for padding rows and fully masked rows); the group's band
-        // is the union of its rows' ranges, and tiles outside it are skipped.
-        AttentionBand.KeysOf(p, i, i, out var jLo, out var jHi);
-        if (!valid) jHi = -1;
-        AttentionBand.KeysOf(p, i0, Min(i0 + rowsPerGroup, p.N) - 1, out var gLo, out var gHi);
+        var tile = QueryRowTile.Locate(p, lanes);
+        var (lane, bh, kvRow0, i, valid, ip) = (tile.Lane, tile.BatchHead, tile.KeyRow0, tile.Row, tile.Valid, tile.Position);
+        var (jLo, jHi, gLo, gHi) = (tile.KeyLo, tile.KeyHi, tile.GroupKeyLo, tile.GroupKeyHi);
+        var slope = slopes[tile.Head];
 
         var dims = valid ? p.D : 0;
         var qOff = valid ? (bh * p.N + i) * p.D : 0;

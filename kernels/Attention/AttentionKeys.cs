@@ -38,30 +38,15 @@ public static class AttentionKeys
         var dims = valid ? p.D : 0; // an invalid row loads zeros but still joins the shuffles
         var off = valid ? row * p.D : 0;
 
-        var k0 = AttentionLanes.LoadPadded(k, off, lane, dims);
-        var k1 = AttentionLanes.LoadPadded(k, off, lane + lanes, dims);
-        var k2 = AttentionLanes.LoadPadded(k, off, lane + 2 * lanes, dims);
-        var k3 = AttentionLanes.LoadPadded(k, off, lane + 3 * lanes, dims);
-        var k4 = AttentionLanes.LoadPadded(k, off, lane + 4 * lanes, dims);
-        var k5 = AttentionLanes.LoadPadded(k, off, lane + 5 * lanes, dims);
-        var k6 = AttentionLanes.LoadPadded(k, off, lane + 6 * lanes, dims);
-        var k7 = AttentionLanes.LoadPadded(k, off, lane + 7 * lanes, dims);
-        var sq = default(TReduction).Sum<TLanes>(
-            k0 * k0 + k1 * k1 + k2 * k2 + k3 * k3 + k4 * k4 + k5 * k5 + k6 * k6 + k7 * k7);
+        var kr = LaneVector.Load(k, off, lane, lanes, dims);
+        var sq = default(TReduction).Sum<TLanes>(kr.Dot(kr));
         var norm = Sqrt(sq);
 
         var f = 1f;
         if (p.NormalizeKeys != 0)
         {
             f = p.KeyRadius / Max(norm, p.KeyEpsilon);
-            AttentionLanes.StorePadded(scoredKeys, off, lane, dims, f * k0);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + lanes, dims, f * k1);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + 2 * lanes, dims, f * k2);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + 3 * lanes, dims, f * k3);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + 4 * lanes, dims, f * k4);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + 5 * lanes, dims, f * k5);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + 6 * lanes, dims, f * k6);
-            AttentionLanes.StorePadded(scoredKeys, off, lane + 7 * lanes, dims, f * k7);
+            kr.Store(scoredKeys, off, lane, lanes, dims, f);
         }
         if (valid && lane == 0)
         {
