@@ -53,8 +53,10 @@ public sealed class Device : IDisposable
     /// managed) and otherwise picks Cuda, then OpenCL, then Managed.
     /// </summary>
     /// <exception cref="InvalidOperationException">The requested backend has no usable device here.</exception>
+    /// <exception cref="ArgumentException"><paramref name="backend"/> is not a defined <see cref="RouteKit.Backend"/>.</exception>
     public static Device Create(Backend backend = Backend.Auto)
     {
+        OptionChecks.Defined(backend, nameof(backend));
         if (backend == Backend.Auto)
         {
             var env = Environment.GetEnvironmentVariable("ROUTEKIT_BACKEND");

@@ -25,6 +25,11 @@
 //                   FlashAttention's 2.5x count credits); see perf/results/managed-attention-2026-11-28.md.
 //   v4 (2026-11-28) backward: P and dz without a branch per row (masked rows carry Lse = +inf), the column sums of dz
 //                   in registers. One core, N = M = 4096, D = 64: backward 147 -> 151 GFLOP/s.
+//   v5 (2026-12-02) backward: P = exp((z - m) - log l) from the forward's saved statistics (AttentionOutput.Stats)
+//                   instead of exp(z - (Lse - BiasShift)). Lse is stored in float32 in the absolute frame: with Distance
+//                   and key norms in the hundreds it is of order 1e4 and rounded by ~1e-3, which every probability of
+//                   the row carried (dV errors 230-5200x the naive float32 reference's, B1 H2 N37 M61 D64/128).
+//                   m is exactly a score the backward recomputes bit for bit, so the two passes now agree to an ulp.
 //
 // Numerics at 1e3-scale logits (the 2x rule against naive float32): scores are summed in chunks of 16 head dimensions
 // (Scores4x64), the Distance bias is stored minus its largest value (Lse adds it back in float64), Delta_i is summed in
@@ -46,16 +51,16 @@ internal static unsafe class AttentionManaged
 
     private const int Rows = ManagedKernels.Rows;
 
-    internal static void Forward(AttentionParams p, float[] q, float[] k, float[] v, float[] o, float[] lse,
+    internal static void Forward(AttentionParams p, float[] q, float[] k, float[] v, float[] o, float[] lse, float[] stats,
         float[]? entropy, float[]? sinkMass, float[]? maxProb)
     {
         if (p.N == 0 || p.B * p.H == 0) return;
         using var keys = PreparedKeys.Create(p, k, v, backward: false);
         var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
         var dp = PaddedDim(p.D);
-        fixed (float* qp = q, op = o, lp = lse, ep = entropy, sp = sinkMass, mp = maxProb)
+        fixed (float* qp = q, op = o, lp = lse, stp = stats, ep = entropy, sp = sinkMass, mp = maxProb)
         {
-            var ctx = new ForwardContext(p, keys, qp, op, lp, ep, sp, mp);
+            var ctx = new ForwardContext(p, keys, qp, op, lp, stp, ep, sp, mp);
             Parallel.For(0, p.B * p.H * queryBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
             {
                 ForwardBlock(ctx, item / queryBlocks, item % queryBlocks, tile);
@@ -64,7 +69,7 @@ internal static unsafe class AttentionManaged
         }
     }
 
-    internal static void Backward(AttentionParams p, float[] dOut, float[] q, float[] k, float[] v, float[] o, float[] lse,
+    internal static void Backward(AttentionParams p, float[] dOut, float[] q, float[] k, float[] v, float[] o, float[] stats,
         float[] dq, float[] dk, float[] dv)
     {
         if (p.B * p.Hkv == 0) return;
@@ -72,7 +77,7 @@ internal static unsafe class AttentionManaged
         var dp = PaddedDim(p.D);
         using var delta = new AlignedBuffer((long)p.B * p.H * p.N); // [B, H, N] dO_i . O_i
         var deltaP = delta.Pointer;
-        fixed (float* dOutP = dOut, qp = q, kp = k, op = o, lp = lse, dqp = dq, dkp = dk, dvp = dv)
+        fixed (float* dOutP = dOut, qp = q, kp = k, op = o, lp = stats, dqp = dq, dkp = dk, dvp = dv)
         {
             var ctx = new BackwardContext(p, keys, dOutP, qp, kp, lp, deltaP, dqp, dkp, dvp);
             nint dOutAddr = (nint)dOutP, oAddr = (nint)op, deltaAddr = (nint)deltaP;
@@ -293,6 +298,8 @@ internal static unsafe class AttentionManaged
             {
                 dst.Clear();
                 ctx.Lse[rowBase + r] = float.NegativeInfinity;
+                ctx.Stats[2 * (rowBase + r)] = float.NegativeInfinity;
+                ctx.Stats[2 * (rowBase + r) + 1] = 0f;
                 if (!diagnostics) continue;
                 ctx.Entropy[rowBase + r] = ctx.SinkMass[rowBase + r] = ctx.MaxProb[rowBase + r] = 0f;
                 continue;
@@ -302,6 +309,10 @@ internal static unsafe class AttentionManaged
             for (var c = 0; c < d; c++) dst[c] = orow[c] * inv;
             var logSum = MathF.Log(l[r]);
             ctx.Lse[rowBase + r] = (float)(m[r] + ctx.Keys.BiasShift[b * p.Hkv + hk] + logSum);
+            // The backward's P = exp((z - m) - log l): m is exactly one of the scores it recomputes (in this frame,
+            // less BiasShift), so no rounding of the absolute Lse reaches the probabilities.
+            ctx.Stats[2 * (rowBase + r)] = m[r];
+            ctx.Stats[2 * (rowBase + r) + 1] = logSum;
             if (!diagnostics) continue;
             ctx.Entropy[rowBase + r] = logSum - ent[r] * inv;
             ctx.SinkMass[rowBase + r] = sink[r] * inv;
@@ -309,8 +320,8 @@ internal static unsafe class AttentionManaged
         }
     }
 
-    // Loads q and dO rows [t0, t0 + QueryBlock) of one (b, h) into the tile (zero rows past N) with their Lse and Delta;
-    // a fully masked row gets Lse = +inf so its recomputed P is exactly 0.
+    // Loads q and dO rows [t0, t0 + QueryBlock) of one (b, h) into the tile (zero rows past N) with their saved row max,
+    // log-sum and Delta; a padding or fully masked row gets max = +inf so its recomputed P is exactly 0.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int LoadQueryTile(BackwardContext ctx, int bh, int t0, Tile tile)
     {
@@ -320,19 +331,20 @@ internal static unsafe class AttentionManaged
         new Span<float>(tile.Q, QueryBlock * dp).Clear();
         new Span<float>(tile.DO, QueryBlock * dp).Clear();
         var rowBase = (nint)bh * p.N + t0;
-        var shift = ctx.Keys.BiasShift[bh / p.H * p.Hkv + bh % p.H / p.Group];
         for (var r = 0; r < QueryBlock; r++)
         {
             if (r >= rows)
             {
-                tile.Lse[r] = float.PositiveInfinity;
+                tile.RowMax[r] = float.PositiveInfinity;
+                tile.RowSum[r] = 0f;
                 tile.Delta[r] = 0f;
                 continue;
             }
             new ReadOnlySpan<float>(ctx.Q + (rowBase + r) * d, d).CopyTo(new Span<float>(tile.Q + (nint)r * dp, d));
             new ReadOnlySpan<float>(ctx.DOut + (rowBase + r) * d, d).CopyTo(new Span<float>(tile.DO + (nint)r * dp, d));
-            var lse = ctx.Lse[rowBase + r];
-            tile.Lse[r] = float.IsNegativeInfinity(lse) ? float.PositiveInfinity : (float)(lse - shift);
+            var max = ctx.Stats[2 * (rowBase + r)];
+            tile.RowMax[r] = float.IsNegativeInfinity(max) ? float.PositiveInfinity : max;
+            tile.RowSum[r] = ctx.Stats[2 * (rowBase + r) + 1];
             tile.Delta[r] = ctx.Delta[rowBase + r];
         }
         return rows;
@@ -363,7 +375,7 @@ internal static unsafe class AttentionManaged
             ManagedKernels.Scores4x64(tile.Q + (nint)r0 * dp, dp, kt, d, tile.P + r0 * KeyBlock);
             ManagedKernels.Scores4x64(tile.DO + (nint)r0 * dp, dp, vt, d, tile.DZ + r0 * KeyBlock);
         }
-        // Padded and fully masked rows carry Lse = +inf, so they come out as exact zeros without a branch.
+        // Padded and fully masked rows carry max = +inf, so they come out as exact zeros without a branch.
         Vector512<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
         for (var r = 0; r < groups * Rows; r++)
         {
@@ -371,12 +383,13 @@ internal static unsafe class AttentionManaged
             var dzrow = tile.DZ + r * KeyBlock;
             var (lo, hi) = KeyRange(p, t0 + r);
             Scores(prow, bias, jb, t0 + r + p.Offset, slope, full, lo, hi);
-            var lse = Vector512.Create(tile.Lse[r]);
+            var max = Vector512.Create(tile.RowMax[r]);
+            var logSum = Vector512.Create(tile.RowSum[r]);
             var delta = Vector512.Create(tile.Delta[r]);
-            sum0 += ScoreGradient(prow, dzrow, lse, delta);
-            sum1 += ScoreGradient(prow + 16, dzrow + 16, lse, delta);
-            sum2 += ScoreGradient(prow + 32, dzrow + 32, lse, delta);
-            sum3 += ScoreGradient(prow + 48, dzrow + 48, lse, delta);
+            sum0 += ScoreGradient(prow, dzrow, max, logSum, delta);
+            sum1 += ScoreGradient(prow + 16, dzrow + 16, max, logSum, delta);
+            sum2 += ScoreGradient(prow + 32, dzrow + 32, max, logSum, delta);
+            sum3 += ScoreGradient(prow + 48, dzrow + 48, max, logSum, delta);
         }
         if (colSum != null)
         {
@@ -388,11 +401,13 @@ internal static unsafe class AttentionManaged
         return true;
     }
 
-    // p = exp(z - Lse) over z in prow[0..16), dz = p (dO . v - Delta) over dO . v in dzrow[0..16); both in place.
+    // p = exp((z - m) - log l) over z in prow[0..16), dz = p (dO . v - Delta) over dO . v in dzrow[0..16); both in
+    // place. z - m is exact near the row max (z is bit for bit the forward's score, m one of them).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> ScoreGradient(float* prow, float* dzrow, Vector512<float> lse, Vector512<float> delta)
+    private static Vector512<float> ScoreGradient(float* prow, float* dzrow, Vector512<float> max, Vector512<float> logSum,
+        Vector512<float> delta)
     {
-        var pr = ManagedKernels.Exp(Vector512.Load(prow) - lse);
+        var pr = ManagedKernels.Exp(Vector512.Load(prow) - max - logSum);
         pr.Store(prow);
         var dz = pr * (Vector512.Load(dzrow) - delta);
         dz.Store(dzrow);
@@ -674,7 +689,7 @@ internal static unsafe class AttentionManaged
         {
             Dp = dp;
             long rowsDp = (long)QueryBlock * dp, square = (long)QueryBlock * KeyBlock;
-            storage = GC.AllocateUninitializedArray<float>(checked((int)(5 * rowsDp + 2 * square + Rows * KeyBlock + KeyBlock + 6 * QueryBlock + 16)),
+            storage = GC.AllocateUninitializedArray<float>(checked((int)(5 * rowsDp + 2 * square + Rows * KeyBlock + KeyBlock + 5 * QueryBlock + 16)),
                 pinned: true);
             var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(storage));
             var at = (float*)((address + 63) & ~(nint)63);
@@ -691,7 +706,6 @@ internal static unsafe class AttentionManaged
             RowSum = at; at += QueryBlock;
             RowEntropy = at; at += QueryBlock;
             RowSink = at; at += QueryBlock;
-            Lse = at; at += QueryBlock;
             Delta = at;
         }
 
@@ -712,16 +726,15 @@ internal static unsafe class AttentionManaged
         public float* DZ { get; } // [QueryBlock, KB]
         public float* S { get; } // [Rows, KB]
         public float* ColSum { get; } // [KB]
-        public float* RowMax { get; } // [QueryBlock]
-        public float* RowSum { get; } // [QueryBlock]
+        public float* RowMax { get; } // [QueryBlock] running max (forward), saved m_i (backward)
+        public float* RowSum { get; } // [QueryBlock] running l (forward), saved log l_i (backward)
         public float* RowEntropy { get; } // [QueryBlock]
         public float* RowSink { get; } // [QueryBlock]
-        public float* Lse { get; } // [QueryBlock]
         public float* Delta { get; } // [QueryBlock]
     }
 
     /// <summary>What every forward work item reads and writes (pointers into arrays pinned for the call).</summary>
-    private sealed class ForwardContext(AttentionParams p, PreparedKeys keys, float* q, float* o, float* lse,
+    private sealed class ForwardContext(AttentionParams p, PreparedKeys keys, float* q, float* o, float* lse, float* stats,
         float* entropy, float* sinkMass, float* maxProb)
     {
         public AttentionParams P { get; } = p;
@@ -729,13 +742,14 @@ internal static unsafe class AttentionManaged
         public float* Q { get; } = q; // [B, H, N, D]
         public float* O { get; } = o; // [B, H, N, D]
         public float* Lse { get; } = lse; // [B, H, N]
+        public float* Stats { get; } = stats; // [B, H, N, 2] (m_i less BiasShift, log l_i)
         public float* Entropy { get; } = entropy; // [B, H, N] or null
         public float* SinkMass { get; } = sinkMass; // [B, H, N] or null
         public float* MaxProb { get; } = maxProb; // [B, H, N] or null
     }
 
     /// <summary>What every backward work item reads and writes (pointers into arrays pinned for the call).</summary>
-    private sealed class BackwardContext(AttentionParams p, PreparedKeys keys, float* dOut, float* q, float* k, float* lse,
+    private sealed class BackwardContext(AttentionParams p, PreparedKeys keys, float* dOut, float* q, float* k, float* stats,
         float* delta, float* dq, float* dk, float* dv)
     {
         public AttentionParams P { get; } = p;
@@ -743,7 +757,7 @@ internal static unsafe class AttentionManaged
         public float* DOut { get; } = dOut; // [B, H, N, D]
         public float* Q { get; } = q; // [B, H, N, D]
         public float* K { get; } = k; // [B, Hkv, M, D]
-        public float* Lse { get; } = lse; // [B, H, N]
+        public float* Stats { get; } = stats; // [B, H, N, 2] the forward's (m_i less BiasShift, log l_i)
         public float* Delta { get; } = delta; // [B, H, N]
         public float* DQ { get; } = dq; // [B, H, N, D]
         public float* DK { get; } = dk; // [B, Hkv, M, D]

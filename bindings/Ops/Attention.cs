@@ -2,6 +2,8 @@
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim.
 // Implementations: Managed -> bindings/Managed/AttentionManaged.cs; Cuda, OpenCL, IlgpuCpu -> bindings/Ops/AttentionIlgpu.cs
 // over the kernels in kernels/Attention/. Time them with `routekit-perf attention`.
+using ILGPU.Runtime;
+
 namespace RouteKit;
 
 /// <summary>
@@ -27,6 +29,7 @@ public static class Attention
         {
             TensorChecks.Output(device, outputs.Output, p.QueryShape, "outputs.Output", q, k, v);
             TensorChecks.Output(device, outputs.Lse, p.RowShape, "outputs.Lse", q, k, v);
+            TensorChecks.Output(device, outputs.Stats, p.StatsShape, "outputs.Stats", q, k, v);
             if (p.Diagnostics)
             {
                 var dg = outputs.Diagnostics ?? throw new ArgumentException(
@@ -40,28 +43,27 @@ public static class Attention
         TensorChecks.Finite(k, nameof(k));
         TensorChecks.Finite(v, nameof(v));
 
-        var result = outputs ?? new AttentionOutput(
-            device.Zeros(p.QueryShape), device.Zeros(p.RowShape),
-            p.Diagnostics ? new AttentionDiagnostics(device.Zeros(p.RowShape), device.Zeros(p.RowShape), device.Zeros(p.RowShape)) : null);
+        var result = outputs ?? AttentionOutput.Allocate(device, p.B, p.H, p.N, p.D, p.Diagnostics);
         var diag = p.Diagnostics ? result.Diagnostics : null;
 
         if (device.Backend == Backend.Managed)
-            AttentionManaged.Forward(p, q.Host, k.Host, v.Host, result.Output.Host, result.Lse.Host,
+            AttentionManaged.Forward(p, q.Host, k.Host, v.Host, result.Output.Host, result.Lse.Host, result.Stats.Host,
                 diag?.Entropy.Host, diag?.SinkMass.Host, diag?.MaxProb.Host);
         else
-            AttentionIlgpu.Forward(device, p, q, k, v, result.Output, result.Lse, diag);
+            AttentionIlgpu.Forward(device, p, q, k, v, result.Output, result.Lse, result.Stats, diag);
         return result;
     }
 
     /// <summary>
-    /// Gradients of a scalar loss L with respect to q, k and v, given <c>dOut = dL/dO</c> and the forward's O and Lse.
-    /// P is recomputed from Lse; nothing of size N x M is stored.
+    /// Gradients of a scalar loss L with respect to q, k and v, given <c>dOut = dL/dO</c> and the forward's O and saved
+    /// statistics. P is recomputed from <see cref="AttentionOutput.Stats"/>; nothing of size N x M is stored. The
+    /// backward is deterministic: repeated calls give bitwise-equal gradients.
     /// </summary>
     /// <param name="dOut">dL/dO <c>[B, H, N, D]</c>.</param>
     /// <param name="q">The forward's queries.</param>
     /// <param name="k">The forward's keys.</param>
     /// <param name="v">The forward's values.</param>
-    /// <param name="forward">The forward's result (Output and Lse are read).</param>
+    /// <param name="forward">The forward's result (Output and Stats are read, and checked like every input).</param>
     /// <param name="options">The forward's options (must be the same).</param>
     /// <param name="gradients">Preallocated gradients to overwrite; null to allocate.</param>
     public static AttentionGradients Backward(
@@ -73,10 +75,10 @@ public static class Attention
         ArgumentNullException.ThrowIfNull(forward);
         TensorChecks.Input(device, dOut, p.QueryShape, nameof(dOut));
         TensorChecks.Input(device, forward.Output, p.QueryShape, "forward.Output");
-        TensorChecks.Input(device, forward.Lse, p.RowShape, "forward.Lse");
+        TensorChecks.Input(device, forward.Stats, p.StatsShape, "forward.Stats");
         if (gradients is not null)
         {
-            Tensor[] inputs = [dOut, q, k, v, forward.Output, forward.Lse];
+            Tensor[] inputs = [dOut, q, k, v, forward.Output, forward.Stats];
             TensorChecks.Output(device, gradients.DQ, p.QueryShape, "gradients.DQ", inputs);
             TensorChecks.Output(device, gradients.DK, p.KeyShape, "gradients.DK", inputs);
             TensorChecks.Output(device, gradients.DV, p.KeyShape, "gradients.DV", inputs);
@@ -85,14 +87,56 @@ public static class Attention
         TensorChecks.Finite(q, nameof(q));
         TensorChecks.Finite(k, nameof(k));
         TensorChecks.Finite(v, nameof(v));
+        TensorChecks.Finite(forward.Output, "forward.Output");
+        CheckSavedStats(p, forward.Stats);
 
         var result = gradients ?? new AttentionGradients(device.Zeros(p.QueryShape), device.Zeros(p.KeyShape), device.Zeros(p.KeyShape));
         if (device.Backend == Backend.Managed)
-            AttentionManaged.Backward(p, dOut.Host, q.Host, k.Host, v.Host, forward.Output.Host, forward.Lse.Host,
+            AttentionManaged.Backward(p, dOut.Host, q.Host, k.Host, v.Host, forward.Output.Host, forward.Stats.Host,
                 result.DQ.Host, result.DK.Host, result.DV.Host);
         else
-            AttentionIlgpu.Backward(device, p, dOut, q, k, v, forward.Output, forward.Lse, result.DQ, result.DK, result.DV);
+            AttentionIlgpu.Backward(device, p, dOut, q, k, v, forward.Output, forward.Stats, result.DQ, result.DK, result.DV);
         return result;
+    }
+
+    /// <summary>
+    /// Refuses saved statistics the forward cannot have written: a row that sees some key needs a finite m and a
+    /// log-sum in [0, log M] (a sum of at most M terms, the largest exactly 1; a little slack for the rounding of exp
+    /// and log); a row that sees none needs (-inf, 0). A NaN there would reach every gradient of the row, and an
+    /// infinite m would silently give zero gradients.
+    /// </summary>
+    private static void CheckSavedStats(AttentionParams p, Tensor stats)
+    {
+        const float slack = 1e-3f;
+        float minLogSum = -slack, maxLogSum = (float)Math.Log(p.M) + slack;
+        int bad;
+        if (stats.Device.IsIlgpu)
+        {
+            bad = AttentionIlgpu.FirstBadStatsRow(stats.Device, p, stats, minLogSum, maxLogSum);
+            if (bad == int.MaxValue) return;
+        }
+        else
+        {
+            var s = stats.Host;
+            bad = int.MaxValue;
+            for (var row = 0; row < p.B * p.H * p.N && bad == int.MaxValue; row++)
+            {
+                float m = s[2 * row], logSum = s[2 * row + 1];
+                var ok = p.SeesAnyKey(row % p.N)
+                    ? float.IsFinite(m) && logSum >= minLogSum && logSum <= maxLogSum
+                    : float.IsNegativeInfinity(m) && logSum == 0f;
+                if (!ok) bad = row;
+            }
+            if (bad == int.MaxValue) return;
+        }
+        var pair = stats.Device.IsIlgpu ? stats.View.SubView(2L * bad, 2).GetAsArray1D() : stats.Host.AsSpan(2 * bad, 2).ToArray();
+        int i = bad % p.N, h = bad / p.N % p.H, b = bad / p.N / p.H;
+        var wanted = p.SeesAnyKey(i)
+            ? $"a finite row max and a log-sum in [0, log M = {Math.Log(p.M):G4}]"
+            : "(-inf, 0), since that row sees no key";
+        throw new ArgumentException(
+            $"forward.Stats {Tensor.Format(p.StatsShape)} holds (m, logsum) = ({pair[0]}, {pair[1]}) at row (b {b}, h {h}, i {i}); " +
+            $"wanted {wanted}. Pass the AttentionOutput of the forward call with these inputs and options.", "forward");
     }
 
     private static AttentionParams Validate(Tensor q, Tensor k, Tensor v, AttentionOptions? options)

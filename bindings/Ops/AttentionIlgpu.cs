@@ -104,12 +104,12 @@ internal static class AttentionIlgpu
     internal static KernelSpecialization Specialization(int warpSize) => new(Math.Max(MaxGroupThreads, warpSize), null);
 
     internal static void Forward(Device device, AttentionParams p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
-        AttentionDiagnostics? diagnostics) =>
-        Forward(device, p, q, k, v, o, lse, diagnostics, ReductionFor(device.Accelerator!));
+        Tensor stats, AttentionDiagnostics? diagnostics) =>
+        Forward(device, p, q, k, v, o, lse, stats, diagnostics, ReductionFor(device.Accelerator!));
 
     /// <summary>The forward with an explicit row reduction (tests run the OpenCL path on the CPU simulator).</summary>
     internal static void Forward(Device device, AttentionParams p, Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse,
-        AttentionDiagnostics? diagnostics, SegmentReduction reduction)
+        Tensor stats, AttentionDiagnostics? diagnostics, SegmentReduction reduction)
     {
         var acc = device.Accelerator!;
         var lanes = CheckLanes(acc, p, reduction);
@@ -117,25 +117,25 @@ internal static class AttentionIlgpu
         var slopes = Slopes(device, p);
         var withDiagnostics = p.Diagnostics && diagnostics is not null;
 
-        var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+        var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, $"attention.forward/{lanes}/{p.Score}/{withDiagnostics}/{reduction}",
             () => ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
             static (a, m, s) => a.LoadStreamKernel(
-                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (config, kp) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
-        kernel(config, q.View, keys, v.View, bias, slopes, o.View, lse.View,
+        kernel(config, q.View, keys, v.View, bias, slopes, o.View, lse.View, stats.View,
             withDiagnostics ? diagnostics!.Entropy.View : lse.View,
             withDiagnostics ? diagnostics!.SinkMass.View : lse.View,
             withDiagnostics ? diagnostics!.MaxProb.View : lse.View, kp);
     }
 
     internal static void Backward(Device device, AttentionParams p, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor o,
-        Tensor lse, Tensor dq, Tensor dk, Tensor dv) =>
-        Backward(device, p, dOut, q, k, v, o, lse, dq, dk, dv, ReductionFor(device.Accelerator!));
+        Tensor stats, Tensor dq, Tensor dk, Tensor dv) =>
+        Backward(device, p, dOut, q, k, v, o, stats, dq, dk, dv, ReductionFor(device.Accelerator!));
 
     /// <summary>The backward with an explicit row reduction.</summary>
     internal static void Backward(Device device, AttentionParams p, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor o,
-        Tensor lse, Tensor dq, Tensor dk, Tensor dv, SegmentReduction reduction)
+        Tensor stats, Tensor dq, Tensor dk, Tensor dv, SegmentReduction reduction)
     {
         var acc = device.Accelerator!;
         var lanes = CheckLanes(acc, p, reduction);
@@ -149,7 +149,7 @@ internal static class AttentionIlgpu
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (queryConfig, queryParams) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
-        queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, lse.View, delta, dq.View, queryParams);
+        queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, stats.View, delta, dq.View, queryParams);
 
         var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, $"attention.backward.key/{lanes}/{p.Score}/{reduction}",
@@ -157,7 +157,22 @@ internal static class AttentionIlgpu
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
-        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, dOut.View, lse.View, delta, dk.View, dv.View, keyParams);
+        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, dOut.View, stats.View, delta, dk.View, dv.View, keyParams);
+    }
+
+    /// <summary>
+    /// The first row of <paramref name="stats"/> <c>[B, H, N, 2]</c> the forward cannot have written (see
+    /// <see cref="AttentionStats.CheckKernel"/>), or int.MaxValue; one small kernel and one read of its flag.
+    /// </summary>
+    internal static int FirstBadStatsRow(Device device, AttentionParams p, Tensor stats, float minLogSum, float maxLogSum)
+    {
+        var acc = device.Accelerator!;
+        var kernel = device.GetKernel("attention.statsCheck", static a =>
+            a.LoadAutoGroupedStreamKernel<Index1D, View, ArrayView1D<int, Stride1D.Dense>, AttentionKernelParams, float, float>(
+                AttentionStats.CheckKernel));
+        using var flag = acc.Allocate1D(new[] { int.MaxValue });
+        kernel((int)((long)p.B * p.H * p.N), stats.View, flag.View, KernelParams(p, 0, 0), minLogSum, maxLogSum);
+        return flag.GetAsArray1D()[0];
     }
 
     // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.

@@ -9,7 +9,11 @@ public enum Score
     Distance = 1,
 }
 
-/// <summary>Options of <see cref="Attention"/>. Defaults give PyTorch SDPA's dot-product attention.</summary>
+/// <summary>
+/// Options of <see cref="Attention"/>. Defaults give PyTorch SDPA's dot-product attention. There is no determinism
+/// switch: every backend's attention backward is deterministic (no floating-point atomics, sums in a fixed order), so
+/// repeated runs give bitwise-equal gradients.
+/// </summary>
 public sealed record AttentionOptions
 {
     /// <summary>Dot or Distance scores.</summary>
@@ -41,9 +45,6 @@ public sealed record AttentionOptions
 
     /// <summary>SinkMass sums the probability of keys j &lt; SinkTokens.</summary>
     public int SinkTokens { get; init; } = 1;
-
-    /// <summary>Backward gives bitwise-identical results on every run (no floating-point atomics).</summary>
-    public bool Deterministic { get; init; } = true;
 
     /// <summary>The ALiBi slopes 2^(-8(h+1)/H) for <paramref name="heads"/> heads.</summary>
     public static float[] AlibiSlopes(int heads)
@@ -85,15 +86,34 @@ public sealed class AttentionDiagnostics : IDisposable
     }
 }
 
-/// <summary>What <see cref="Attention.Forward"/> returns; the backward needs <see cref="Output"/> and <see cref="Lse"/>.</summary>
+/// <summary>
+/// What <see cref="Attention.Forward"/> returns; the backward reads <see cref="Output"/> and <see cref="Stats"/>.
+/// </summary>
 public sealed class AttentionOutput : IDisposable
 {
     /// <summary>Wraps preallocated or fresh output tensors.</summary>
-    public AttentionOutput(Tensor output, Tensor lse, AttentionDiagnostics? diagnostics = null)
+    /// <param name="output">O, <c>[B, H, N, D]</c>.</param>
+    /// <param name="lse">Lse, <c>[B, H, N]</c>.</param>
+    /// <param name="stats">The saved softmax statistics, <c>[B, H, N, 2]</c>.</param>
+    /// <param name="diagnostics">The three diagnostics tensors, or null.</param>
+    public AttentionOutput(Tensor output, Tensor lse, Tensor stats, AttentionDiagnostics? diagnostics = null)
     {
         Output = output;
         Lse = lse;
+        Stats = stats;
         Diagnostics = diagnostics;
+    }
+
+    /// <summary>
+    /// Allocates the outputs of an attention over q <c>[B, H, N, D]</c> on <paramref name="device"/> (with the three
+    /// diagnostics tensors when <paramref name="diagnostics"/> is set), for <see cref="Attention.Forward"/>'s
+    /// <c>outputs</c> argument in a training loop.
+    /// </summary>
+    public static AttentionOutput Allocate(Device device, int b, int h, int n, int d, bool diagnostics = false)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return new AttentionOutput(device.Zeros(b, h, n, d), device.Zeros(b, h, n), device.Zeros(b, h, n, 2),
+            diagnostics ? new AttentionDiagnostics(device.Zeros(b, h, n), device.Zeros(b, h, n), device.Zeros(b, h, n)) : null);
     }
 
     /// <summary>O, <c>[B, H, N, D]</c>; zero for a fully masked row.</summary>
@@ -101,6 +121,17 @@ public sealed class AttentionOutput : IDisposable
 
     /// <summary><c>log sum_j exp(z_ij)</c>, <c>[B, H, N]</c>; -inf for a fully masked row.</summary>
     public Tensor Lse { get; } // [B, H, N]
+
+    /// <summary>
+    /// The softmax statistics the backward recomputes P from, <c>[B, H, N, 2]</c>: per row, <c>m_i</c>, the largest
+    /// score exactly as the forward computed it, and <c>log sum_j exp(z_ij - m_i)</c> (in [0, log M]); a fully masked
+    /// row holds (-inf, 0). The backward forms <c>P_ij = exp((z_ij - m_i) - logsum_i)</c> with z computed bit for bit
+    /// as in the forward, so P carries no rounding of a large absolute Lse (at 1e3-1e5 scale logits a float32 Lse is
+    /// off by up to 4e-3, and exp(z - Lse) would carry that into every probability). m_i is in the backend's own
+    /// score frame: Managed subtracts the largest Distance key bias of each (batch, kv head) before scoring (see
+    /// AttentionManaged.cs), so these statistics belong to the backend that wrote them.
+    /// </summary>
+    public Tensor Stats { get; } // [B, H, N, 2]
 
     /// <summary>Present when <see cref="AttentionOptions.Diagnostics"/> was set.</summary>
     public AttentionDiagnostics? Diagnostics { get; }
@@ -110,6 +141,7 @@ public sealed class AttentionOutput : IDisposable
     {
         Output.Dispose();
         Lse.Dispose();
+        Stats.Dispose();
         Diagnostics?.Dispose();
     }
 }

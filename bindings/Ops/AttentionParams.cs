@@ -44,8 +44,6 @@ public sealed record AttentionParams
     public required bool Diagnostics { get; init; }
     /// <summary>Keys j &lt; SinkTokens count as sinks.</summary>
     public required int SinkTokens { get; init; }
-    /// <summary>Deterministic backward.</summary>
-    public required bool Deterministic { get; init; }
 
     /// <summary>Query heads per key/value head.</summary>
     public int Group => H / Hkv;
@@ -58,6 +56,8 @@ public sealed record AttentionParams
     public int[] KeyShape => [B, Hkv, M, D];
     /// <summary>Shape of Lse and the diagnostics.</summary>
     public int[] RowShape => [B, H, N];
+    /// <summary>Shape of the saved softmax statistics (row max, log-sum relative to it).</summary>
+    public int[] StatsShape => [B, H, N, 2];
 
     /// <summary>True when key j is visible from query i (causal and window masks).</summary>
     public bool Visible(int i, int j)
@@ -66,6 +66,19 @@ public sealed record AttentionParams
         if (Causal && j > ip) return false;
         if (Window >= 0 && Math.Abs(ip - j) > Window) return false;
         return true;
+    }
+
+    /// <summary>True when query row i sees at least one key (a fully masked row gets O = 0 and Lse = -inf).</summary>
+    public bool SeesAnyKey(int i)
+    {
+        long ip = (long)i + Offset, lo = 0, hi = M - 1L;
+        if (Causal) hi = Math.Min(hi, ip);
+        if (Window >= 0)
+        {
+            lo = Math.Max(lo, ip - Window);
+            hi = Math.Min(hi, ip + Window);
+        }
+        return lo <= hi;
     }
 
     /// <summary>
@@ -95,6 +108,7 @@ public sealed record AttentionParams
             throw new ArgumentException(
                 $"Query heads H = {h} must be a multiple of key/value heads Hkv = {hkv} (q {Tensor.Format(qShape)}, k {Tensor.Format(kShape)}).", "k");
 
+        OptionChecks.Defined(options.Score, "options.Score");
         var scale = options.Scale ?? (float)(1.0 / Math.Sqrt(d));
         if (!float.IsFinite(scale) || scale <= 0f)
             throw new ArgumentException($"Scale must be finite and positive; got {scale}.", nameof(options));
@@ -125,7 +139,7 @@ public sealed record AttentionParams
             Scale = scale, Score = options.Score, NormalizeKeys = options.NormalizeKeys,
             KeyRadius = radius, KeyEpsilon = options.KeyEpsilon,
             Causal = options.Causal, Window = options.Window ?? -1, BrakeSlopes = slopes,
-            Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens, Deterministic = options.Deterministic,
+            Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens,
         };
     }
 

@@ -90,7 +90,7 @@ public static class LinearRecurrence
     /// <param name="a">The forward's decays.</param>
     /// <param name="x">The forward's inputs.</param>
     /// <param name="h0">The forward's initial state, or null.</param>
-    /// <param name="forward">The forward's result (H is read).</param>
+    /// <param name="forward">The forward's result (H is read, and checked finite like every input).</param>
     /// <param name="gradients">Preallocated gradients (DH0 exactly when h0 is given); null to allocate.</param>
     public static LinearRecurrenceGradients Backward(Tensor dH, Tensor a, Tensor x, Tensor? h0, LinearRecurrenceOutput forward,
         LinearRecurrenceGradients? gradients = null)
@@ -116,6 +116,7 @@ public static class LinearRecurrence
         TensorChecks.Finite(a, nameof(a));
         TensorChecks.Finite(x, nameof(x));
         if (h0 is not null) TensorChecks.Finite(h0, nameof(h0));
+        TensorChecks.Finite(forward.H, "forward.H");
         var result = gradients ?? new LinearRecurrenceGradients(device.Zeros(shape), device.Zeros(shape),
             h0 is null ? null : device.Zeros(batch, channels));
         if (device.Backend == Backend.Managed)

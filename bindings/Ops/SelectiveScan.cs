@@ -60,7 +60,7 @@ public static class SelectiveScan
     /// </summary>
     /// <param name="dOut">dL/dout <c>[B, Dc, L]</c>.</param>
     /// <param name="inputs">The forward's inputs.</param>
-    /// <param name="forward">The forward's result (ChunkStates, and PreGate with z, are read).</param>
+    /// <param name="forward">The forward's result (ChunkStates, and PreGate with z, are read, and checked finite).</param>
     /// <param name="options">The forward's options.</param>
     /// <param name="gradients">Preallocated gradients (one for each input given, null for the others); null to allocate.</param>
     public static SelectiveScanGradients Backward(Tensor dOut, SelectiveScanInputs inputs, SelectiveScanOutput forward,
@@ -91,6 +91,10 @@ public static class SelectiveScan
         }
         TensorChecks.Finite(dOut, nameof(dOut));
         CheckValues(inputs);
+        // The saved states and pre-gate output are inputs of the backward like any other: a NaN there would reach
+        // every gradient of its channel.
+        TensorChecks.Finite(forward.ChunkStates, "forward.ChunkStates");
+        if (p.HasZ) TensorChecks.Finite(forward.PreGate!, "forward.PreGate");
 
         var result = gradients ?? new SelectiveScanGradients(
             device.Zeros(p.SequenceShape), device.Zeros(p.SequenceShape), device.Zeros(p.AShape),

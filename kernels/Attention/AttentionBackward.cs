@@ -1,10 +1,10 @@
-// Attention backward, FlashAttention-2 style: P is recomputed from Lse, nothing of size N x M is stored, and every
+// Attention backward, FlashAttention-2 style: P is recomputed from the forward's saved row statistics, nothing of size N x M is stored, and every
 // gradient row is owned by one T-lane segment, so the result is deterministic (no floating-point atomics).
 //
 // Versions (time each with `routekit-perf attention --variant N`):
 //   1. AttentionBackward.QueryKernel + AttentionBackward.KeyKernel:
 //      QueryKernel (parallel over query rows, the forward's layout): Delta_i = dO_i . O_i, then over the row's key band
-//      P_ij = exp(z_ij - Lse_i), dz_ij = P_ij (dO_i . v_j - Delta_i), dq_i = s sum_j dz_ij k'_j.
+//      P_ij = exp((z_ij - m_i) - log l_i), dz_ij = P_ij (dO_i . v_j - Delta_i), dq_i = s sum_j dz_ij k'_j.
 //      KeyKernel (parallel over key rows, T lanes each, query and dO tiles in shared memory): over the g = H / Hkv
 //      query heads of the key's kv head, in a fixed order, and each head's query band:
 //      dv_j = sum_i P_ij dO_i, dk'_j = s sum_i dz_ij q_i (minus s (sum_i dz_ij) k'_j for Distance), then through the
@@ -12,7 +12,12 @@
 //      Deterministic and non-deterministic requests share it. Specialised on T, Dot/Distance and the row reduction.
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; query head h reads kv head
-// h / (H / Hkv). Scores as in AttentionForward.cs.
+// h / (H / Hkv). Scores as in AttentionForward.cs, in the same operation order (z = s dot - brake, then + bias), so
+// z_ij is bit for bit the forward's and z_ij - m_i is exact near the row max.
+//
+// 2026-12-02: P from (m_i, log l_i) instead of exp(z_ij - Lse_i). A float32 Lse of order 1e3-1e5 (Distance scores
+// with key norms in the hundreds) is rounded by up to ulp(Lse)/2 (2e-3 at 3e4), which every recomputed probability
+// of the row carried; the statistics carry no large magnitude that is not also in z.
 //
 // Performance notes: not yet timed on a GPU (2026-11-28). The dK/dV kernel recomputes each score once more than
 // FA2's fused single kernel (which shares P between dQ and dK/dV through atomics); that is the price of determinism
@@ -44,7 +49,7 @@ public static class AttentionBackward
         ArrayView1D<float, Stride1D.Dense> slopes,     // [H]
         ArrayView1D<float, Stride1D.Dense> o,          // [B, H, N, D] the forward's output
         ArrayView1D<float, Stride1D.Dense> dO,         // [B, H, N, D]
-        ArrayView1D<float, Stride1D.Dense> lse,        // [B, H, N]
+        ArrayView1D<float, Stride1D.Dense> stats,      // [B, H, N, 2] (m_i, log l_i) from the forward
         ArrayView1D<float, Stride1D.Dense> delta,      // [B, H, N] out: dO_i . O_i
         ArrayView1D<float, Stride1D.Dense> dq,         // [B, H, N, D] out
         AttentionKernelParams p)
@@ -67,7 +72,9 @@ public static class AttentionBackward
         var gi = LaneVector.Load(dO, off, lane, lanes, dims);
         // Delta_i = dO_i . O_i (FA2's preprocess), fused here: the row's dO is already in registers.
         var rowDelta = default(TReduction).Sum<TLanes>(gi.Dot(LaneVector.Load(o, off, lane, lanes, dims)));
-        var rowLse = valid ? lse[row] : float.NegativeInfinity;
+        // A row with no visible key never forms a probability; +inf keeps exp(-inf) = 0 should it ever do.
+        var rowMax = valid ? stats[2 * row] : float.PositiveInfinity;
+        var rowLogSum = valid ? stats[2 * row + 1] : 0f;
         var acc = default(LaneVector); // sum_j dz_ij k'_j
 
         var shared = SharedMemory.GetDynamic<float>();
@@ -93,7 +100,7 @@ public static class AttentionBackward
 
                 var z = p.Scale * dot - slope * Abs(ip - j);
                 if (hasBias) z += keyBias[kvRow0 + j];
-                var dz = XMath.Exp(z - rowLse) * (dOv - rowDelta);
+                var dz = XMath.Exp(z - rowMax - rowLogSum) * (dOv - rowDelta);
                 acc.AddScaled(dz, kj);
             }
         }
@@ -118,7 +125,7 @@ public static class AttentionBackward
         ArrayView1D<float, Stride1D.Dense> keyNorm,    // [B, Hkv, M] |k|, read only with NormalizeKeys
         ArrayView1D<float, Stride1D.Dense> slopes,     // [H]
         ArrayView1D<float, Stride1D.Dense> dO,         // [B, H, N, D]
-        ArrayView1D<float, Stride1D.Dense> lse,        // [B, H, N]
+        ArrayView1D<float, Stride1D.Dense> stats,      // [B, H, N, 2] (m_i, log l_i) from the forward
         ArrayView1D<float, Stride1D.Dense> delta,      // [B, H, N]
         ArrayView1D<float, Stride1D.Dense> dk,         // [B, Hkv, M, D] out
         ArrayView1D<float, Stride1D.Dense> dv,         // [B, Hkv, M, D] out
@@ -185,8 +192,9 @@ public static class AttentionBackward
                     if (i < iLo || i > iHi) continue;
 
                     var queryRow = bh * p.N + i;
-                    var z = p.Scale * dot + bias - slope * Abs(i + p.Offset - j);
-                    var prob = XMath.Exp(z - lse[queryRow]);
+                    var z = p.Scale * dot - slope * Abs(i + p.Offset - j);
+                    if (hasBias) z += bias;
+                    var prob = XMath.Exp(z - stats[2 * queryRow] - stats[2 * queryRow + 1]);
                     var dz = prob * (dOv - delta[queryRow]);
                     dzSum += dz;
                     dkScored.AddScaled(dz, qi);

@@ -36,9 +36,9 @@ public static class AttentionForward
 
     /// <summary>
     /// Version 1. Grid: B H ceil(N / R) groups, R = Group.DimX / T query rows each (Group.DimX a multiple of the warp
-    /// size); dynamic shared memory: 2 StreamTile 8T floats (k' and v tiles). Writes O, Lse and, with
+    /// size); dynamic shared memory: 2 StreamTile 8T floats (k' and v tiles). Writes O, Lse, the saved statistics and, with
     /// <typeparamref name="TDiagnostics"/> enabled, Entropy, SinkMass and MaxProb. A row with every key masked gets
-    /// O = 0, Lse = -inf and zero diagnostics.
+    /// O = 0, Lse = -inf, statistics (-inf, 0) and zero diagnostics.
     /// </summary>
     public static void TiledKernel<TLanes, TScore, TDiagnostics, TReduction>(
         ArrayView1D<float, Stride1D.Dense> q,          // [B, H, N, D]
@@ -48,6 +48,7 @@ public static class AttentionForward
         ArrayView1D<float, Stride1D.Dense> slopes,     // [H] brake slopes m_h
         ArrayView1D<float, Stride1D.Dense> o,          // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> lse,        // [B, H, N]
+        ArrayView1D<float, Stride1D.Dense> stats,      // [B, H, N, 2] (m_i, log l_i) for the backward
         ArrayView1D<float, Stride1D.Dense> entropy,    // [B, H, N], written only with diagnostics
         ArrayView1D<float, Stride1D.Dense> sinkMass,   // [B, H, N], written only with diagnostics
         ArrayView1D<float, Stride1D.Dense> maxProb,    // [B, H, N], written only with diagnostics
@@ -129,6 +130,10 @@ public static class AttentionForward
         var row = bh * p.N + i;
         var logSum = sum > 0f ? XMath.Log(sum) : 0f;
         lse[row] = sum > 0f ? rowMax + logSum : float.NegativeInfinity;
+        // The backward forms P = exp((z - m) - log l) from these: m is exactly one of the scores it recomputes, so
+        // it never sees the rounding of the absolute Lse (ulp(|Lse|) / 2, 2e-3 at |Lse| ~ 3e4).
+        stats[2 * row] = sum > 0f ? rowMax : float.NegativeInfinity;
+        stats[2 * row + 1] = logSum;
         if (diagnostics)
         {
             // Entropy = Lse - sum P z = log l - s1 / l, free of the O(|z|) cancellation of the literal formula.

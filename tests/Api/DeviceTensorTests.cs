@@ -13,6 +13,14 @@ public sealed class DeviceTensorTests
     public void ParsesBackendNames(string name, Backend expected) => Assert.That(Device.ParseBackend(name), Is.EqualTo(expected));
 
     [Test]
+    public void UndefinedBackendValueIsRejected()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Device.Create((Backend)9))!;
+        Assert.That(e.ParamName, Is.EqualTo("backend"));
+        Assert.That(e.Message, Does.Contain("9").And.Contain("Managed (4)").And.Contain("IlgpuCpu (3)"));
+    }
+
+    [Test]
     public void UnknownBackendNameIsRejected()
     {
         var e = Assert.Throws<ArgumentException>(() => Device.ParseBackend("tpu"))!;

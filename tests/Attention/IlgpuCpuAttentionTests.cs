@@ -39,6 +39,10 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
             new(2, 4, 2, 16, 20, 1, Score.Distance, NormalizeKeys: true, Window: 2),
             new(1, 2, 2, 19, 29, 7, NormalizeKeys: true, Causal: true, Brake: true, InputScale: 31f),
             new(1, 1, 1, 5, 20, 200, Score.Distance, Causal: true, SinkTokens: 0),
+            // Key norms in the hundreds: Distance scores of order 1e4, where a float32 Lse is off by ~1e-3 (the
+            // backward must form P from the saved (max, log-sum), in the forward's operation order, brake included).
+            new(1, 2, 1, 17, 33, 64, Score.Distance, Causal: true, Brake: true, KeyScale: 125f),
+            new(1, 1, 1, 9, 17, 16, Score.Dot, KeyScale: 125f),
             // A window wider than any distance is no window (and i' + W must not overflow).
             new(1, 1, 1, 17, 33, 16, Window: int.MaxValue),
         ];
@@ -93,16 +97,15 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
         using var tk = Device.FromArray(k, p.KeyShape);
         using var tv = Device.FromArray(v, p.KeyShape);
         using var tdo = Device.FromArray(dOut, p.QueryShape);
-        using var fwd = new AttentionOutput(Device.Zeros(p.QueryShape), Device.Zeros(p.RowShape),
-            new AttentionDiagnostics(Device.Zeros(p.RowShape), Device.Zeros(p.RowShape), Device.Zeros(p.RowShape)));
-        AttentionIlgpu.Forward(Device, p, tq, tk, tv, fwd.Output, fwd.Lse, fwd.Diagnostics, reduction);
+        using var fwd = AttentionOutput.Allocate(Device, p.B, p.H, p.N, p.D, diagnostics: true);
+        AttentionIlgpu.Forward(Device, p, tq, tk, tv, fwd.Output, fwd.Lse, fwd.Stats, fwd.Diagnostics, reduction);
         ErrorRule.Assert2x($"{what} O", fwd.Output.ToArray(), f64.Output, f32.Output);
         ErrorRule.Assert2x($"{what} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
         ErrorRule.Assert2x($"{what} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
         ErrorRule.Assert2x($"{what} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
         ErrorRule.Assert2x($"{what} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
         using var grads = new AttentionGradients(Device.Zeros(p.QueryShape), Device.Zeros(p.KeyShape), Device.Zeros(p.KeyShape));
-        AttentionIlgpu.Backward(Device, p, tdo, tq, tk, tv, fwd.Output, fwd.Lse, grads.DQ, grads.DK, grads.DV, reduction);
+        AttentionIlgpu.Backward(Device, p, tdo, tq, tk, tv, fwd.Output, fwd.Stats, grads.DQ, grads.DK, grads.DV, reduction);
         ErrorRule.Assert2x($"{what} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
         ErrorRule.Assert2x($"{what} dK", grads.DK.ToArray(), g64.DK, g32.DK);
         ErrorRule.Assert2x($"{what} dV", grads.DV.ToArray(), g64.DV, g32.DV);

@@ -253,4 +253,46 @@ public sealed class ScanValidationTests(Backend backend)
         using var x = Rand(B, Dc, L);
         Throws(() => LinearRecurrence.Forward(x, a), "x", "index 2");
     }
+
+    /// <summary>
+    /// The backward reads the forward's saved chunk states and pre-gate output; a NaN or infinity there is refused by
+    /// name before any kernel runs (before 2026-12-02 it flowed into every gradient of its channel).
+    /// </summary>
+    [TestCase("ChunkStates", float.NaN)]
+    [TestCase("ChunkStates", float.PositiveInfinity)]
+    [TestCase("PreGate", float.NaN)]
+    public void BackwardRefusesNonFiniteSavedState(string which, float bad)
+    {
+        var x = Valid() with { Z = Rand(B, Dc, L) };
+        using var dOut = Rand(B, Dc, L);
+        try
+        {
+            using var fwd = SelectiveScan.Forward(x);
+            using var grads = SelectiveScan.Backward(dOut, x, fwd);
+            var before = grads.DU.ToArray();
+            var saved = which == "ChunkStates" ? fwd.ChunkStates : fwd.PreGate!;
+            var values = saved.ToArray();
+            values[3] = bad;
+            saved.CopyFrom(values);
+            Throws(() => SelectiveScan.Backward(dOut, x, fwd, null, grads), $"forward.{which}", "index 3", bad.ToString());
+            Assert.That(grads.DU.ToArray(), Is.EqualTo(before).AsCollection, "a refused backward must not touch its outputs");
+        }
+        finally
+        {
+            Release(x);
+        }
+    }
+
+    [Test]
+    public void RecurrenceBackwardRefusesNonFiniteSavedStates()
+    {
+        using var a = Rand(B, Dc, L);
+        using var x = Rand(B, Dc, L);
+        using var dH = Rand(B, Dc, L);
+        using var fwd = LinearRecurrence.Forward(a, x);
+        var h = fwd.H.ToArray();
+        h[7] = float.NaN;
+        fwd.H.CopyFrom(h);
+        Throws(() => LinearRecurrence.Backward(dH, a, x, null, fwd), "forward.H", "index 7", "NaN");
+    }
 }
