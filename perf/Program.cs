@@ -10,14 +10,33 @@ namespace RouteKit.Perf;
 
 /// <summary>
 /// <c>routekit-perf</c>: every command validates against the float64 reference before it times (llm.c) and reports a
-/// ratio to a peak or a peer measured in the same run. Exit codes: 0 done, 1 a validation failed (nothing wrong was
-/// timed), 2 bad usage or no such device.
+/// ratio to a peak or a peer measured in the same run. Every command that times something first passes the load gate
+/// (perf/Common/MachineLoad.cs): it records the 1-, 5- and 15-minute load averages in its results and refuses to start
+/// when the 1-minute average is above 0.5 per logical core, unless --allow-busy marks the results as taken on a busy
+/// machine. Exit codes: 0 done, 1 a validation failed (nothing wrong was timed), 2 bad usage or no such device, 3 the
+/// machine was busy (nothing ran).
 /// </summary>
-internal static class Program
+public static class Program
 {
-    private static int Main(string[] args)
+    private static int Main(string[] args) => Run(args, () => LoadAverages.Read(), Console.Error);
+
+    /// <summary>
+    /// Parses and runs one command line. <paramref name="loadAverages"/> gives the load the gate judges (the tests inject
+    /// one; the real program reads /proc/loadavg); <paramref name="error"/> receives usage errors and refusals. Reports
+    /// go to the console and, with --out, to files.
+    /// </summary>
+    public static int Run(string[] args, Func<LoadAverages?> loadAverages, TextWriter error)
     {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(loadAverages);
+        ArgumentNullException.ThrowIfNull(error);
         var command = "routekit-perf " + string.Join(' ', args);
+        var allowBusy = new Option<bool>("--allow-busy")
+        {
+            Description = $"Run even when the 1-minute load average is above {LoadCheck.PerCoreLimit} per logical core; the results are marked as taken on a busy machine.",
+        };
+        int Gate(ParseResult r, Func<LoadCheck, int> run) =>
+            LoadGate.Run(LoadGate.Check(loadAverages(), Environment.ProcessorCount, r.GetValue(allowBusy)), error, run);
         var quick = new Option<bool>("--quick") { Description = "Small grid and few repeats (seconds; for tests and the simulator)." };
         var outDir = new Option<string?>("--out") { Description = "Folder to write the markdown report (and CSV) into." };
         var repeats = new Option<int>("--repeats") { Description = "Timed samples per point (median and spread).", DefaultValueFactory = _ => 7 };
@@ -38,58 +57,62 @@ internal static class Program
         var normalize = new Option<bool>("--normalize") { Description = "Normalise keys." };
         var attention = new Command("attention", "Validate one attention variant on one shape against the float64 Reference, then time it.")
         {
-            variant, shape, causal, score, normalize, backend, repeats, outDir,
+            variant, shape, causal, score, normalize, backend, repeats, outDir, allowBusy,
         };
         attention.SetAction(r =>
         {
             var s = AttentionShape.Parse(r.GetValue(shape)!, r.GetValue(causal), r.GetValue(score) == "distance" ? Score.Distance : Score.Dot, r.GetValue(normalize));
-            return WithDevice(r.GetValue(backend)!, device => RunAttention(device, s, r.GetValue(variant), r.GetValue(repeats), r.GetValue(outDir), command));
+            return Gate(r, load => WithDevice(r.GetValue(backend)!, error, device => RunAttention(device, s, r.GetValue(variant), r.GetValue(repeats), r.GetValue(outDir), command, load)));
         });
 
-        var attentionManaged = new Command("attention-managed", "Managed attention forward/backward grid, GFLOP/s vs the FMA peak.") { quick, outDir };
-        attentionManaged.SetAction(r => ManagedAttentionBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command));
+        var attentionManaged = new Command("attention-managed", "Managed attention forward/backward grid, GFLOP/s vs the FMA peak.") { quick, outDir, allowBusy };
+        attentionManaged.SetAction(r => Gate(r, load => ManagedAttentionBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command, load)));
 
-        var featureNorms = new Command("featurenorms", "Managed feature norms, GB/s vs memory copy.") { quick };
-        featureNorms.SetAction(r => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick)));
+        var featureNorms = new Command("featurenorms", "Managed feature norms, GB/s vs the read bandwidth (and the memory copy) measured in the same run.")
+        {
+            quick, outDir, allowBusy,
+        };
+        featureNorms.SetAction(r => Gate(r, load => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
 
         var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
         scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
-        var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend };
-        scan.SetAction(r => r.GetValue(scanBackend) == "managed"
-            ? ScanBenchmark.Run(Console.Out, r.GetValue(quick))
-            : ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(scanBackend)!), r.GetValue(quick)));
+        var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend, outDir, allowBusy };
+        scan.SetAction(r => Gate(r, load => r.GetValue(scanBackend) == "managed"
+            ? ScanBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)
+            : ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(scanBackend)!), r.GetValue(quick), load)));
 
         var deviceName = new Argument<string>("backend") { Description = "cuda, opencl or ilgpu-cpu." };
-        var scanDevice = new Command("scan-device", "Alias of `scan --backend B`.") { deviceName, quick };
-        scanDevice.SetAction(r => ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(deviceName)!), r.GetValue(quick)));
+        var scanDevice = new Command("scan-device", "Alias of `scan --backend B`.") { deviceName, quick, allowBusy };
+        scanDevice.SetAction(r => Gate(r, load => ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(deviceName)!), r.GetValue(quick), load)));
 
         var onnxRepeats = new Option<int>("--repeats") { Description = "Interleaved samples per point.", DefaultValueFactory = _ => 9 };
-        var onnx = new Command("onnx", "RouteKit Managed vs ONNX Runtime (CPU) on the same attention and feature-norm shapes.") { quick, onnxRepeats, outDir };
-        onnx.SetAction(r =>
+        var onnx = new Command("onnx", "RouteKit Managed vs ONNX Runtime (CPU) on the same attention and feature-norm shapes.") { quick, onnxRepeats, outDir, allowBusy };
+        onnx.SetAction(r => Gate(r, load =>
         {
             try
             {
-                return OnnxBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(onnxRepeats), r.GetValue(outDir), command);
+                return OnnxBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(onnxRepeats), r.GetValue(outDir), command, load);
             }
             catch (TypeInitializationException e) when (e.InnerException is DllNotFoundException)
             {
                 // The GPU bundle leaves out libonnxruntime.so (perf/gpu/bundle.sh).
-                Console.Error.WriteLine($"routekit-perf: ONNX Runtime's native library is not in this build ({e.InnerException.Message}); run `onnx` from a build with the SDK.");
+                error.WriteLine($"routekit-perf: ONNX Runtime's native library is not in this build ({e.InnerException.Message}); run `onnx` from a build with the SDK.");
                 return 2;
             }
-        });
+        }));
 
         var smoke = new Option<bool>("--smoke") { Description = "Tiny shapes, two repeats: proves the build validates and runs (the simulator's default)." };
         var all = new Command("all", "The standard grid on one backend: validate every point, time it, write one markdown table and a CSV.")
         {
-            backend, smoke, outDir,
+            backend, smoke, outDir, allowBusy,
         };
-        all.SetAction(r => WithDevice(r.GetValue(backend)!, device => StandardGrid.Run(device, r.GetValue(smoke), r.GetValue(outDir), command)));
+        all.SetAction(r => Gate(r, load => WithDevice(r.GetValue(backend)!, error, device => StandardGrid.Run(device, r.GetValue(smoke), r.GetValue(outDir), command, load))));
 
         var bdn = new Command("bdn", "BenchmarkDotNet suites of the Managed ops (attention, feature norms, scan), with GFLOP/s and GB/s columns.");
         var bdnArgs = new Argument<string[]>("args") { Description = "Arguments passed to BenchmarkDotNet (e.g. --filter *Attention*).", Arity = ArgumentArity.ZeroOrMore };
         bdn.Add(bdnArgs);
-        bdn.SetAction(r => Bdn.ManagedSuites.Run(r.GetValue(bdnArgs) ?? []));
+        bdn.Add(allowBusy);
+        bdn.SetAction(r => Gate(r, load => Bdn.ManagedSuites.Run(r.GetValue(bdnArgs) ?? [], load)));
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
@@ -98,13 +121,13 @@ internal static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            foreach (var e in parsed.Errors) Console.Error.WriteLine($"routekit-perf: {e.Message}");
+            foreach (var e in parsed.Errors) error.WriteLine($"routekit-perf: {e.Message}");
             return 2;
         }
         return parsed.Invoke();
     }
 
-    private static int WithDevice(string backendName, Func<Device, int> run)
+    private static int WithDevice(string backendName, TextWriter error, Func<Device, int> run)
     {
         Device device;
         try
@@ -113,7 +136,7 @@ internal static class Program
         }
         catch (InvalidOperationException e)
         {
-            Console.Error.WriteLine($"routekit-perf: {e.Message}");
+            error.WriteLine($"routekit-perf: {e.Message}");
             return 2;
         }
         using (device) return run(device);
@@ -139,7 +162,7 @@ internal static class Program
         return 0;
     }
 
-    private static int RunAttention(Device device, AttentionShape s, int variant, int repeats, string? outDir, string command)
+    private static int RunAttention(Device device, AttentionShape s, int variant, int repeats, string? outDir, string command, LoadCheck load)
     {
         var report = new StringBuilder();
         Bench.Progress($"peaks of {device}");
@@ -150,8 +173,7 @@ internal static class Program
             Console.Error.WriteLine("validation failed: not timing a wrong kernel.");
             return 1;
         }
-        report.AppendLine($"# attention variant {variant} on {device}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC").AppendLine();
-        report.AppendLine($"- commit {Bench.GitCommit()}; command `{command}`; load average {Bench.LoadAverage()}");
+        report.Append(Bench.ReportHeader($"attention variant {variant} on {device}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC", load, command));
         report.AppendLine($"- peak: {peak.How}");
         report.AppendLine($"- {result.Validation}").AppendLine();
         report.AppendLine(AttentionBenchmark.TableHeader).AppendLine(AttentionBenchmark.TableRow(result));
@@ -160,7 +182,7 @@ internal static class Program
         {
             Directory.CreateDirectory(outDir);
             File.WriteAllText(Path.Combine(outDir, "attention.md"), report.ToString());
-            File.WriteAllText(Path.Combine(outDir, "attention.csv"), AttentionBenchmark.CsvHeader + "\n" + AttentionBenchmark.CsvRow(result) + "\n");
+            File.WriteAllText(Path.Combine(outDir, "attention.csv"), AttentionBenchmark.CsvHeader + "\n" + AttentionBenchmark.CsvRow(result, load) + "\n");
         }
         return 0;
     }

@@ -57,14 +57,18 @@ public static class StandardGrid
     }
 
     /// <summary>Runs the grid on <paramref name="device"/>; 0, or 1 when a validation failed.</summary>
-    public static int Run(Device device, bool smoke, string? outDir, string command)
+    /// <param name="device">Where to run.</param>
+    /// <param name="smoke">Tiny shapes, one sample.</param>
+    /// <param name="outDir">Folder for all-&lt;backend&gt;.md and .csv, or null.</param>
+    /// <param name="command">The command line, for the header.</param>
+    /// <param name="load">The load check taken at the command's start (header and every CSV row).</param>
+    public static int Run(Device device, bool smoke, string? outDir, string command, LoadCheck load)
     {
+        ArgumentNullException.ThrowIfNull(load);
         var started = DateTime.UtcNow;
         var repeats = smoke ? 1 : device.Backend == Backend.IlgpuCpu ? 2 : 7;
         var md = new StringBuilder();
-        md.AppendLine($"# routekit-perf all on {device}, {started:yyyy-MM-dd HH:mm} UTC").AppendLine();
-        md.AppendLine($"- machine: {Bench.CpuModel()}, {Environment.ProcessorCount} logical cores; commit {Bench.GitCommit()}");
-        md.AppendLine($"- command: `{command}`; load average at start: {Bench.LoadAverage()}");
+        md.Append(Bench.ReportHeader($"routekit-perf all on {device}, {started:yyyy-MM-dd HH:mm} UTC", load, command));
         Bench.Progress($"peaks of {device}");
         var peak = DevicePeak.Measure(device, quick: smoke || device.Backend == Backend.IlgpuCpu);
         md.AppendLine($"- peak: {peak.How}");
@@ -92,7 +96,7 @@ public static class StandardGrid
             }
             results.Add(result);
             Bench.Progress(AttentionBenchmark.TableRow(result));
-            if (stem is not null) File.AppendAllText(stem + ".csv", AttentionBenchmark.CsvRow(result) + "\n");
+            if (stem is not null) File.AppendAllText(stem + ".csv", AttentionBenchmark.CsvRow(result, load) + "\n");
         }
         md.AppendLine("## Attention (variant 1)").AppendLine().AppendLine(AttentionBenchmark.TableHeader);
         foreach (var r in results) md.AppendLine(AttentionBenchmark.TableRow(r));

@@ -181,16 +181,18 @@ public static class AttentionBenchmark
 
     /// <summary>The CSV header of <see cref="CsvRow"/>.</summary>
     public const string CsvHeader =
-        "op,backend,b,h,n,m,d,causal,score,normalize,fwd_ms,fwd_min_ms,fwd_max_ms,fwd_gflops,fwd_peak_fraction,bwd_ms,bwd_min_ms,bwd_max_ms,bwd_gflops,bwd_peak_fraction,clock";
+        "op,backend,b,h,n,m,d,causal,score,normalize,fwd_ms,fwd_min_ms,fwd_max_ms,fwd_gflops,fwd_peak_fraction,bwd_ms,bwd_min_ms,bwd_max_ms,bwd_gflops,bwd_peak_fraction,clock," +
+        LoadCheck.CsvHeader;
 
-    /// <summary>One CSV row.</summary>
-    public static string CsvRow(AttentionResult r)
+    /// <summary>One CSV row; <paramref name="load"/> is the run's load check at start (the last four columns).</summary>
+    public static string CsvRow(AttentionResult r, LoadCheck load)
     {
+        ArgumentNullException.ThrowIfNull(load);
         var s = r.Shape;
         return string.Create(Bench.Inv,
             $"attention,{r.Backend},{s.B},{s.H},{s.N},{s.M},{s.D},{s.Causal},{s.Score},{s.Normalize},{r.Forward.MedianMs:F4},{r.Forward.MinMs:F4},{r.Forward.MaxMs:F4}," +
             $"{r.ForwardGflops:F2},{r.ForwardGflops / r.Peak.Gflops:F4},{r.Backward.MedianMs:F4},{r.Backward.MinMs:F4},{r.Backward.MaxMs:F4}," +
-            $"{r.BackwardGflops:F2},{r.BackwardGflops / r.Peak.Gflops:F4},{r.Forward.Clock}");
+            $"{r.BackwardGflops:F2},{r.BackwardGflops / r.Peak.Gflops:F4},{r.Forward.Clock},{load.CsvFields}");
     }
 
     /// <summary>"12.3%", or "n/a" when the peak is unknown.</summary>

@@ -30,16 +30,21 @@ public static class ManagedAttentionBenchmark
     ];
 
     /// <summary>Runs everything and prints the markdown report (and writes it with a CSV under outDir); 1 on a failed validation.</summary>
-    public static int Run(bool quick, string? outDir, string command)
+    /// <param name="quick">Small grid, few repeats.</param>
+    /// <param name="outDir">Folder for managed-attention-&lt;date&gt;.md and .csv, or null.</param>
+    /// <param name="command">The command line, for the header.</param>
+    /// <param name="load">The load check taken at the command's start (header and every CSV row).</param>
+    public static int Run(bool quick, string? outDir, string command, RouteKit.Perf.Common.LoadCheck load)
     {
+        ArgumentNullException.ThrowIfNull(load);
         var started = DateTime.UtcNow;
         var report = new StringBuilder();
         report.AppendLine($"# Managed attention benchmark, {started:yyyy-MM-dd HH:mm} UTC").AppendLine();
+        foreach (var line in load.MarkdownLines()) report.AppendLine(line);
         report.AppendLine($"- machine: {CpuModel()}, {Environment.ProcessorCount} logical cores, Vector512 accelerated: {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
         report.AppendLine($"- runtime: {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, Server GC: {System.Runtime.GCSettings.IsServerGC}");
         report.AppendLine($"- git commit: {GitCommit()}");
         report.AppendLine($"- command: `{command}`");
-        report.AppendLine($"- load average at start: {LoadAverage()}");
 
         using var device = Device.Create(Backend.Managed);
         Progress("validating against the float64 reference");
@@ -112,12 +117,13 @@ public static class ManagedAttentionBenchmark
         report.AppendLine($"- load average at end: {LoadAverage()}");
 
         var csv = new StringBuilder("n,m,d,causal,variant,b,h,forward_ms,forward_gflops,forward_wall_peak_fraction,forward_cpu_gflops,forward_cpu_peak_fraction," +
-                                    "backward_ms,backward_gflops,backward_wall_peak_fraction,backward_cpu_gflops,backward_cpu_peak_fraction\n");
+                                    "backward_ms,backward_gflops,backward_wall_peak_fraction,backward_cpu_gflops,backward_cpu_peak_fraction," +
+                                    RouteKit.Perf.Common.LoadCheck.CsvHeader + "\n");
         foreach (var pt in points)
             csv.AppendLine(string.Create(Inv,
                 $"{pt.N},{pt.N},{pt.D},{pt.Causal},{pt.Variant},{pt.B},{pt.H},{pt.ForwardMs:F3},{pt.ForwardGflops:F2},{pt.ForwardGflops / wallPeak:F4}," +
                 $"{pt.ForwardCpuGflops:F2},{pt.ForwardCpuGflops / cpuPeak:F4},{pt.BackwardMs:F3},{pt.BackwardGflops:F2},{pt.BackwardGflops / wallPeak:F4}," +
-                $"{pt.BackwardCpuGflops:F2},{pt.BackwardCpuGflops / cpuPeak:F4}"));
+                $"{pt.BackwardCpuGflops:F2},{pt.BackwardCpuGflops / cpuPeak:F4},{load.CsvFields}"));
 
         Console.Out.Write(report);
         Console.Out.WriteLine();

@@ -175,13 +175,55 @@ public class FeatureNormsSuite
     }
 }
 
+/// <summary>
+/// A column with the same value on every row: the load check taken when `routekit-perf bdn` started ("0.72 0.36 0.14
+/// quiet", or "... BUSY (--allow-busy)"), so BenchmarkDotNet's markdown, CSV and HTML exports carry it.
+/// </summary>
+/// <param name="load">The check taken at the start.</param>
+public sealed class LoadColumn(LoadCheck load) : IColumn
+{
+    /// <inheritdoc />
+    public string Id => "RouteKit.LoadAtStart";
+    /// <inheritdoc />
+    public string ColumnName => "Load at start (1 5 15 min)";
+    /// <inheritdoc />
+    public bool AlwaysShow => true;
+    /// <inheritdoc />
+    public ColumnCategory Category => ColumnCategory.Custom;
+    /// <inheritdoc />
+    public int PriorityInCategory => 1;
+    /// <inheritdoc />
+    public bool IsNumeric => false;
+    /// <inheritdoc />
+    public UnitType UnitType => UnitType.Dimensionless;
+    /// <inheritdoc />
+    public string Legend => $"load averages when the run started; quiet means 1-minute <= {LoadCheck.PerCoreLimit} per logical core";
+    /// <inheritdoc />
+    public bool IsAvailable(Summary summary) => true;
+    /// <inheritdoc />
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    /// <inheritdoc />
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => Value;
+    /// <inheritdoc />
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) => Value;
+
+    /// <summary>"0.72 0.36 0.14 quiet", "3.10 1.20 0.80 BUSY (--allow-busy)" or "unknown".</summary>
+    public string Value => load.Load is null ? "unknown" : $"{load.Load} {(load.Busy ? "BUSY (--allow-busy)" : load.Machine)}";
+}
+
 /// <summary>Entry point of the suites.</summary>
 public static class ManagedSuites
 {
-    /// <summary>Runs the suites BenchmarkDotNet's switcher selects with <paramref name="args"/>.</summary>
-    public static int Run(string[] args)
+    /// <summary>
+    /// Runs the suites BenchmarkDotNet's switcher selects with <paramref name="args"/>, after printing the load check
+    /// taken at the start; every summary gets a <see cref="LoadColumn"/>.
+    /// </summary>
+    public static int Run(string[] args, LoadCheck load)
     {
-        var summaries = BenchmarkSwitcher.FromTypes([typeof(AttentionSuite), typeof(FeatureNormsSuite), typeof(ScanSuite)]).Run(args);
+        ArgumentNullException.ThrowIfNull(load);
+        foreach (var line in load.MarkdownLines()) Console.Out.WriteLine(line);
+        var config = ManualConfig.Create(DefaultConfig.Instance).AddColumn(new LoadColumn(load));
+        var summaries = BenchmarkSwitcher.FromTypes([typeof(AttentionSuite), typeof(FeatureNormsSuite), typeof(ScanSuite)]).Run(args, config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 }

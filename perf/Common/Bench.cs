@@ -116,6 +116,20 @@ public static class Bench
         return sorted[sorted.Length / 2];
     }
 
+    /// <summary>
+    /// The header of a results file: "# title", a blank line, the load check's lines (the busy warning first), the
+    /// machine and commit, and the command when given; ends with a newline.
+    /// </summary>
+    public static string ReportHeader(string title, LoadCheck load, string? command)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        var header = new System.Text.StringBuilder().AppendLine($"# {title}").AppendLine();
+        foreach (var line in load.MarkdownLines()) header.AppendLine(line);
+        header.AppendLine($"- machine: {CpuModel()}, {Environment.ProcessorCount} logical cores; git commit: {GitCommit()}");
+        if (command is not null) header.AppendLine($"- command: `{command}`");
+        return header.ToString();
+    }
+
     /// <summary>/proc/loadavg, or n/a.</summary>
     public static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 

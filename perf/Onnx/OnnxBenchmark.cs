@@ -34,16 +34,23 @@ public sealed record SideBySide(string What, Timing RouteKit, Timing Ort, double
 /// <summary>The ONNX Runtime side by side.</summary>
 public static class OnnxBenchmark
 {
-    /// <summary>Runs the side by side and writes the report (and, with outDir, a markdown file). 0, or 1 on a failed validation.</summary>
-    public static int Run(TextWriter output, bool quick, int repeats, string? outDir, string command)
+    /// <summary>Runs the side by side and writes the report (and, with outDir, a markdown file and a CSV). 0, or 1 on a failed validation.</summary>
+    /// <param name="output">Receives the report.</param>
+    /// <param name="quick">One small shape per op, for tests.</param>
+    /// <param name="repeats">Interleaved samples per point.</param>
+    /// <param name="outDir">Folder for onnxruntime-&lt;date&gt;.md and .csv, or null.</param>
+    /// <param name="command">The command line, for the header.</param>
+    /// <param name="load">The load check taken at the command's start (header and every CSV row).</param>
+    public static int Run(TextWriter output, bool quick, int repeats, string? outDir, string command, LoadCheck load)
     {
+        ArgumentNullException.ThrowIfNull(load);
         var started = DateTime.UtcNow;
         using var device = Device.Create(Backend.Managed);
         var report = new StringBuilder();
         report.AppendLine($"# RouteKit Managed vs ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU provider), {started:yyyy-MM-dd HH:mm} UTC").AppendLine();
+        foreach (var line in load.MarkdownLines()) report.AppendLine(line);
         report.AppendLine($"- machine: {Bench.CpuModel()}, {Environment.ProcessorCount} logical cores; {device.Name}");
         report.AppendLine($"- git commit: {Bench.GitCommit()}; command: `{command}`");
-        report.AppendLine($"- load average at start: {Bench.LoadAverage()}");
 
         using var options = new SessionOptions
         {
@@ -94,6 +101,14 @@ public static class OnnxBenchmark
         {
             Directory.CreateDirectory(outDir);
             File.WriteAllText(Path.Combine(outDir, $"onnxruntime-{started:yyyy-MM-dd}.md"), report.ToString());
+            var csv = new StringBuilder("op,shape,routekit_ms,routekit_min_ms,routekit_max_ms,ort_ms,ort_min_ms,ort_max_ms,work,unit,ort_over_routekit," + LoadCheck.CsvHeader + "\n");
+            foreach (var x in rows)
+            {
+                var parts = x.What.Split(" | ");
+                csv.AppendLine(string.Create(Bench.Inv,
+                    $"{parts[0]},{parts[1]},{x.RouteKit.MedianMs:F4},{x.RouteKit.MinMs:F4},{x.RouteKit.MaxMs:F4},{x.Ort.MedianMs:F4},{x.Ort.MinMs:F4},{x.Ort.MaxMs:F4},{x.Work:G6},{x.Unit},{x.Ratio:F4},{load.CsvFields}"));
+            }
+            File.WriteAllText(Path.Combine(outDir, $"onnxruntime-{started:yyyy-MM-dd}.csv"), csv.ToString());
         }
         return 0;
     }

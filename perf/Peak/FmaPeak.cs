@@ -1,11 +1,13 @@
 // FMA peak of this machine: the denominator of every "% of peak" the perf harness reports (llm.c and FlashAttention
 // quote a fraction of a peak; on a CPU we measure it rather than trust a datasheet, so it reflects the clock we get).
-// Each thread runs 24 independent FMA chains on Vector512 (or Vector256), 2 flops per lane per FMA: 2 FMA pipes x 4-6
+// Each thread runs 24 independent FMA chains on Vector512 where accelerated and on Vector<float> (the JIT's preferred
+// width: 256 bits on AVX2, 128 on SSE and Arm NEON), and keeps the faster; 2 flops per lane per FMA: 2 FMA pipes x 4-6
 // cycles latency need 8-12 in flight, 24 leaves margin. Wall-clock GFLOP/s is what a user sees; GFLOP per CPU-second
 // is what the cores do while they run, and is the fair denominator when other processes share the machine.
 // 2026-11-28, AMD EPYC (2 cores, shared, load average ~100): 12 and 24 chains both gave ~265 GFLOP per CPU-second
 // (one core, 64 flops/cycle at ~4.2 GHz), while wall-clock GFLOP/s swung between 80 and 270 with the other load. Time it with `dotnet run -c Release --project perf -- attention-managed`.
 using System.Diagnostics;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -14,7 +16,7 @@ namespace RouteKit.Perf.Peak;
 /// <summary>One FMA peak measurement.</summary>
 /// <param name="GflopsPerSecond">Best GFLOP/s over the trials, all threads together.</param>
 /// <param name="Threads">Threads that ran FMA chains at once.</param>
-/// <param name="VectorBits">512 or 256.</param>
+/// <param name="VectorBits">512 (Vector512) or the width of Vector&lt;float&gt; (256 on AVX2, 128 on SSE and NEON).</param>
 /// <param name="GflopsPerCpuSecond">Best GFLOP per second of process CPU time: what the cores do while they run, which
 /// a busy machine does not distort the way it distorts wall time.</param>
 public sealed record FmaPeakResult(double GflopsPerSecond, int Threads, int VectorBits, double GflopsPerCpuSecond);
@@ -25,12 +27,18 @@ public static class FmaPeak
     private const int Chains = 24;
     private const long Iterations = 10_000_000;
 
-    /// <summary>The best of Vector512 and Vector256 (whichever the hardware accelerates) on all cores.</summary>
+    /// <summary>Width in bits of <see cref="Vector{T}"/> here: 256 with AVX2 (and by default with AVX-512), 128 with SSE or Arm NEON.</summary>
+    public static int VectorBits => Vector<float>.Count * 32;
+
+    /// <summary>
+    /// The best of <see cref="Vector{T}"/> (the JIT's preferred width on this hardware) and, where the hardware
+    /// accelerates it and it is wider, Vector512, on all cores.
+    /// </summary>
     public static FmaPeakResult Measure(int threads = 0, int trials = 5)
     {
         threads = threads > 0 ? threads : Environment.ProcessorCount;
-        var best = Measure(threads, trials, 256);
-        if (Vector512.IsHardwareAccelerated)
+        var best = Measure(threads, trials, VectorBits);
+        if (Vector512.IsHardwareAccelerated && VectorBits < 512)
         {
             var wide = Measure(threads, trials, 512);
             if (wide.GflopsPerSecond > best.GflopsPerSecond) best = wide;
@@ -38,9 +46,14 @@ public static class FmaPeak
         return best;
     }
 
-    /// <summary>GFLOP/s with <paramref name="bits"/>-wide vectors (256 or 512) on <paramref name="threads"/> threads.</summary>
+    /// <summary>
+    /// GFLOP/s with <paramref name="bits"/>-wide vectors on <paramref name="threads"/> threads: 512 (Vector512) or
+    /// <see cref="VectorBits"/> (<see cref="Vector{T}"/>).
+    /// </summary>
     public static FmaPeakResult Measure(int threads, int trials, int bits)
     {
+        if (bits != 512 && bits != VectorBits)
+            throw new ArgumentOutOfRangeException(nameof(bits), bits, $"FMA chains run on Vector512 or Vector<float> ({VectorBits} bits here).");
         var lanes = bits / 32;
         double best = 0, bestCpu = 0;
         using var process = Process.GetCurrentProcess();
@@ -55,7 +68,7 @@ public static class FmaPeak
                 workers[w] = new Thread(() =>
                 {
                     start.SignalAndWait();
-                    sink[id] = bits == 512 ? Chains512(Iterations) : Chains256(Iterations);
+                    sink[id] = bits == VectorBits ? ChainsVector(Iterations) : Chains512(Iterations);
                 });
                 workers[w].Start();
             }
@@ -96,21 +109,21 @@ public static class FmaPeak
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float Chains256(long iterations)
+    private static float ChainsVector(long iterations)
     {
-        var a = Vector256.Create(0.999f);
-        var b = Vector256.Create(1e-3f);
-        Vector256<float> x0 = b, x1 = b, x2 = b, x3 = b, x4 = b, x5 = b, x6 = b, x7 = b, x8 = b, x9 = b, x10 = b, x11 = b;
-        Vector256<float> x12 = b, x13 = b, x14 = b, x15 = b, x16 = b, x17 = b, x18 = b, x19 = b, x20 = b, x21 = b, x22 = b, x23 = b;
+        var a = new Vector<float>(0.999f);
+        var b = new Vector<float>(1e-3f);
+        Vector<float> x0 = b, x1 = b, x2 = b, x3 = b, x4 = b, x5 = b, x6 = b, x7 = b, x8 = b, x9 = b, x10 = b, x11 = b;
+        Vector<float> x12 = b, x13 = b, x14 = b, x15 = b, x16 = b, x17 = b, x18 = b, x19 = b, x20 = b, x21 = b, x22 = b, x23 = b;
         for (long i = 0; i < iterations; i++)
         {
-            x0 = Vector256.FusedMultiplyAdd(x0, a, b); x1 = Vector256.FusedMultiplyAdd(x1, a, b); x2 = Vector256.FusedMultiplyAdd(x2, a, b); x3 = Vector256.FusedMultiplyAdd(x3, a, b);
-            x4 = Vector256.FusedMultiplyAdd(x4, a, b); x5 = Vector256.FusedMultiplyAdd(x5, a, b); x6 = Vector256.FusedMultiplyAdd(x6, a, b); x7 = Vector256.FusedMultiplyAdd(x7, a, b);
-            x8 = Vector256.FusedMultiplyAdd(x8, a, b); x9 = Vector256.FusedMultiplyAdd(x9, a, b); x10 = Vector256.FusedMultiplyAdd(x10, a, b); x11 = Vector256.FusedMultiplyAdd(x11, a, b);
-            x12 = Vector256.FusedMultiplyAdd(x12, a, b); x13 = Vector256.FusedMultiplyAdd(x13, a, b); x14 = Vector256.FusedMultiplyAdd(x14, a, b); x15 = Vector256.FusedMultiplyAdd(x15, a, b);
-            x16 = Vector256.FusedMultiplyAdd(x16, a, b); x17 = Vector256.FusedMultiplyAdd(x17, a, b); x18 = Vector256.FusedMultiplyAdd(x18, a, b); x19 = Vector256.FusedMultiplyAdd(x19, a, b);
-            x20 = Vector256.FusedMultiplyAdd(x20, a, b); x21 = Vector256.FusedMultiplyAdd(x21, a, b); x22 = Vector256.FusedMultiplyAdd(x22, a, b); x23 = Vector256.FusedMultiplyAdd(x23, a, b);
+            x0 = Vector.FusedMultiplyAdd(x0, a, b); x1 = Vector.FusedMultiplyAdd(x1, a, b); x2 = Vector.FusedMultiplyAdd(x2, a, b); x3 = Vector.FusedMultiplyAdd(x3, a, b);
+            x4 = Vector.FusedMultiplyAdd(x4, a, b); x5 = Vector.FusedMultiplyAdd(x5, a, b); x6 = Vector.FusedMultiplyAdd(x6, a, b); x7 = Vector.FusedMultiplyAdd(x7, a, b);
+            x8 = Vector.FusedMultiplyAdd(x8, a, b); x9 = Vector.FusedMultiplyAdd(x9, a, b); x10 = Vector.FusedMultiplyAdd(x10, a, b); x11 = Vector.FusedMultiplyAdd(x11, a, b);
+            x12 = Vector.FusedMultiplyAdd(x12, a, b); x13 = Vector.FusedMultiplyAdd(x13, a, b); x14 = Vector.FusedMultiplyAdd(x14, a, b); x15 = Vector.FusedMultiplyAdd(x15, a, b);
+            x16 = Vector.FusedMultiplyAdd(x16, a, b); x17 = Vector.FusedMultiplyAdd(x17, a, b); x18 = Vector.FusedMultiplyAdd(x18, a, b); x19 = Vector.FusedMultiplyAdd(x19, a, b);
+            x20 = Vector.FusedMultiplyAdd(x20, a, b); x21 = Vector.FusedMultiplyAdd(x21, a, b); x22 = Vector.FusedMultiplyAdd(x22, a, b); x23 = Vector.FusedMultiplyAdd(x23, a, b);
         }
-        return Vector256.Sum(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x10 + x11 + x12 + x13 + x14 + x15 + x16 + x17 + x18 + x19 + x20 + x21 + x22 + x23);
+        return Vector.Sum(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x10 + x11 + x12 + x13 + x14 + x15 + x16 + x17 + x18 + x19 + x20 + x21 + x22 + x23);
     }
 }

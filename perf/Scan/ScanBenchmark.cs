@@ -11,8 +11,10 @@
 // and every gradient on that device against the float64 reference, then time the forward and both backward modes
 // with the device synchronised around each call.
 //
-// Run: `routekit-perf scan [--quick]` (Managed) and `routekit-perf scan --backend cuda|ilgpu-cpu [--quick]` (RunDevice).
+// Run: `routekit-perf scan [--quick] [--out DIR]` (Managed; DIR gets scan-managed-<date>.md) and
+// `routekit-perf scan --backend cuda|ilgpu-cpu [--quick]` (RunDevice).
 using System.Diagnostics;
+using RouteKit.Perf.Common;
 using RouteKit.Reference;
 
 namespace RouteKit.Perf;
@@ -27,9 +29,31 @@ public static class ScanBenchmark
     /// Validates, then times the forward for each L and writes a table to <paramref name="output"/>. Quick mode uses
     /// Dc = 16 and two short lengths (seconds, for tests). Returns 0, or 1 when validation fails.
     /// </summary>
-    public static int Run(TextWriter output, bool quick)
+    /// <param name="output">Receives the report.</param>
+    /// <param name="quick">Small problem, one run each.</param>
+    /// <param name="load">The load check taken at the command's start, written as the report's header; null when the
+    /// caller's report already carries it (the standard grid's section).</param>
+    /// <param name="outDir">With <paramref name="load"/>: the folder for scan-managed-&lt;date&gt;.md.</param>
+    /// <param name="command">The command line, for the header.</param>
+    public static int Run(TextWriter output, bool quick, LoadCheck? load = null, string? outDir = null, string? command = null)
     {
         ArgumentNullException.ThrowIfNull(output);
+        var started = DateTime.UtcNow;
+        var report = new StringWriter();
+        if (load is not null) report.Write(Bench.ReportHeader($"Selective scan, Managed backend, {started:yyyy-MM-dd HH:mm} UTC", load, command) + "\n");
+        var code = RunManaged(report, quick);
+        if (load is not null) report.WriteLine($"\n- load average at end: {Bench.LoadAverage()}");
+        output.Write(report);
+        if (load is not null && outDir is not null)
+        {
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(Path.Combine(outDir, $"scan-managed-{started:yyyy-MM-dd}.md"), report.ToString());
+        }
+        return code;
+    }
+
+    private static int RunManaged(TextWriter output, bool quick)
+    {
         using var device = Device.Create(Backend.Managed);
         output.WriteLine($"# Selective scan forward, Managed backend: {device.Name}; {Environment.ProcessorCount} logical cores");
         output.WriteLine("# Mamba configuration: softplus(delta + deltaBias), D, z; A = -exp(N(0, 0.5)); float32.");
@@ -42,6 +66,7 @@ public static class ScanBenchmark
         output.WriteLine("|------:|-----------:|--------:|------------------:|------------:|------:|--------------:|------------:|------------:|");
         foreach (var l in lengths)
         {
+            Bench.Progress($"scan L={l}");
             var data = Problem(1, channels, l, States, seed: l);
             using var inputs = Upload(device, data, 1, channels, l);
             var options = new SelectiveScanOptions { DeltaSoftplus = true };
@@ -65,9 +90,16 @@ public static class ScanBenchmark
     /// Validates, then times the ILGPU scan kernels on <paramref name="backend"/> (Cuda for real numbers; IlgpuCpu
     /// only in quick mode, as a smoke test). Returns 0, 1 when validation fails, 2 when the backend has no device.
     /// </summary>
-    public static int RunDevice(TextWriter output, Backend backend, bool quick)
+    /// <param name="output">Receives the report.</param>
+    /// <param name="backend">The ILGPU backend.</param>
+    /// <param name="quick">Tiny shapes, one run each.</param>
+    /// <param name="load">The load check taken at the command's start, written first; null when the caller's report
+    /// already carries it (the standard grid's section).</param>
+    public static int RunDevice(TextWriter output, Backend backend, bool quick, LoadCheck? load = null)
     {
         ArgumentNullException.ThrowIfNull(output);
+        if (load is not null)
+            foreach (var line in load.MarkdownLines()) output.WriteLine(line);
         Device device;
         try
         {

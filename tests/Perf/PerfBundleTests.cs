@@ -5,7 +5,7 @@ namespace RouteKit.Tests;
 
 /// <summary>
 /// Proves the GPU bundle before a GPU is lent (DESIGN.md section 8): perf/gpu/bundle.sh publishes self-contained into a
-/// temporary folder (and fails if the tar.xz is 40 MiB or more), then perf/gpu/run.sh unpacks that tar.xz and runs the
+/// temporary folder (and fails unless the tar.xz is under 40 MB, 40,000,000 bytes: 37,035,300 measured 2026-12-02), then perf/gpu/run.sh unpacks that tar.xz and runs the
 /// bundled `routekit devices` and `routekit-perf all --smoke` on Managed and on the IlgpuCpu simulator, each of which
 /// validates every point against the float64 Reference before timing it and exits non-zero on a mismatch.
 /// Measured 2026-11-28 on the 2-core CI machine: the publish about 70 s, each smoke run well under a minute.
@@ -22,7 +22,7 @@ public sealed class PerfBundleTests
         dir = Directory.CreateTempSubdirectory("routekit-bundle-").FullName;
         var (code, text) = Sh("perf/gpu/bundle.sh", TimeSpan.FromMinutes(6), ("BUNDLE_DIR", dir));
         Assert.That(code, Is.Zero, text);
-        Assert.That(new FileInfo(Path.Combine(dir, "app.tar.xz")).Length, Is.LessThan(40L << 20), text);
+        Assert.That(new FileInfo(Path.Combine(dir, "app.tar.xz")).Length, Is.LessThan(40_000_000), text);
     }
 
     [OneTimeTearDown]
@@ -34,13 +34,14 @@ public sealed class PerfBundleTests
     {
         var output = Path.Combine(dir, "out-" + backend);
         var (code, text) = Sh("perf/gpu/run.sh", TimeSpan.FromMinutes(6),
-            ("BUNDLE", Path.Combine(dir, "app.tar.xz")), ("OUT", output), ("BACKEND", backend));
+            ("BUNDLE", Path.Combine(dir, "app.tar.xz")), ("OUT", output), ("BACKEND", backend), ("ALLOW_BUSY", "1")); // CI machines are busy
         var report = Path.Combine(output, $"all-{backend.Replace("-", "")}.md");
         var log = File.Exists(Path.Combine(output, $"all-{backend}.log")) ? File.ReadAllText(Path.Combine(output, $"all-{backend}.log")) : "";
         Assert.That(code, Is.Zero, text + log);
         Assert.That(File.ReadAllText(Path.Combine(output, "devices.log")), Does.Contain("managed:").And.Contain("ilgpu-cpu:"));
         var markdown = File.ReadAllText(report);
         Assert.That(markdown, Does.Contain("every point validated"));
+        Assert.That(markdown, Does.Contain("- load average at start (1, 5, 15 min): "), "the load gate's line in the header");
         Assert.That(markdown, Does.Contain("Distance+Norm causal"));
         Assert.That(File.ReadAllLines(Path.ChangeExtension(report, ".csv")), Has.Length.EqualTo(3), "header and two attention rows");
     }

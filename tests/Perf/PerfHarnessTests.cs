@@ -39,7 +39,9 @@ public sealed class PerfHarnessTests
     public void OnnxQuickRunValidatesOrtAgainstTheReference()
     {
         using var output = new StringWriter();
-        var code = OnnxBenchmark.Run(output, quick: true, repeats: 1, outDir: null, command: "test");
+        // --allow-busy's check: CI machines are often busy, and this test proves validation, not speed.
+        var load = LoadGate.Check(LoadAverages.Read(), Environment.ProcessorCount, allowBusy: true);
+        var code = OnnxBenchmark.Run(output, quick: true, repeats: 1, outDir: null, command: "test", load);
         var text = output.ToString();
         Assert.That(code, Is.Zero, text);
         Assert.That(text, Does.Contain("ORT Attention-23 O").And.Contain("ORT MatMul-Softmax-MatMul O").And.Contain("ORT / RouteKit"));
