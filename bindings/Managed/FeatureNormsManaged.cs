@@ -1,11 +1,21 @@
-// Feature norms and collapse reductions on the Managed backend: Vector512 SIMD, Parallel.For over row blocks.
-// Shapes: R rows, F (or C) features per row.
-// Accumulation: Kahan-compensated float32 in every SIMD lane (two independent accumulator sets so the 4-add latency
-// chain of a Kahan step does not bound throughput), lanes combined in float64 at the end of a row. The result's error
-// is ~2 eps |sum|, independent of F, so F = 16384 rows of mixed sign stay well inside the 2x rule.
-using System.Runtime.CompilerServices;
+// Feature norms and collapse reductions on the Managed backend, Parallel.For over row blocks. Shapes: R rows, F (or C)
+// features per row. The feature-norm forward and backward are SIMD over System.Numerics.Vector<T>, written once for any
+// width (the JIT picks 128 bits on NEON/SSE machines, 256 on AVX2 and AVX-512 ones), so no width is emulated; the
+// collapse reductions below them are scalar loops with Kahan-compensated float32 sums.
+//
+// Feature-norm forward versions (time with `routekit-perf featurenorms`):
+//   1  (2026-11) Kahan-compensated float32 per Vector512 lane. Squares of |x| > 1.8e19 overflowed float32 and the
+//      compensation turned the infinity into NaN (L2 = NaN from F = 32, the first full SIMD step, for rows whose L2
+//      fits), squares of |x| < 1e-23 underflowed to 0 (L2 = 0), and Vector512 was emulated on 128/256-bit machines.
+//   2  (2026-12-02) float64 accumulation of |x| and x^2: each float lane widens to two double lanes. |x| and x^2 of any
+//      finite float32 are normal doubles (x^2 in [2e-90, 1.2e77]), so for any finite row neither sum can overflow,
+//      underflow or turn NaN, and their rounding (F eps64 relative) sits far below float32's half ulp: L1 and L2 are
+//      correctly rounded to float32 in practice, and a norm beyond float.MaxValue shows as +inf for the caller to
+//      refuse. x is still read once; four independent double accumulators per sum hide the add latency.
+// Backward: dx = dL1 sign(x) + dL2 (x / L2); the ratio |x / L2| <= 1 is formed first, so neither dL2 x (overflows at
+// |x| ~ 1e38) nor 1 / L2 (overflows for L2 < 3e-39) appears.
+using System.Numerics;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace RouteKit;
 
@@ -30,34 +40,39 @@ internal static class FeatureNormsManaged
         });
     }
 
-    // One row: (sum|x|, sum x^2, #{x > 0}, max x).
-    private static (double L1, double L2Squared, int Count, float Max) Row(ReadOnlySpan<float> row)
+    // One row: (sum|x|, sum x^2, #{x > 0}, max x), the sums in float64.
+    private static (double L1, double SumSquares, int Count, float Max) Row(ReadOnlySpan<float> row)
     {
-        var w = Vector512<float>.Count;
-        Vector512<float> s1a = default, c1a = default, s2a = default, c2a = default;
-        Vector512<float> s1b = default, c1b = default, s2b = default, c2b = default;
-        Vector512<int> cnt = default;
-        var mx = Vector512.Create(float.NegativeInfinity);
+        var w = Vector<float>.Count;
+        Vector<double> l1a = default, l1b = default, l1c = default, l1d = default;
+        Vector<double> s2a = default, s2b = default, s2c = default, s2d = default;
+        Vector<int> cnt = default;
+        var mx = new Vector<float>(float.NegativeInfinity);
         ref var p = ref MemoryMarshal.GetReference(row);
         var f = 0;
         for (; f <= row.Length - 2 * w; f += 2 * w)
         {
-            var va = Vector512.LoadUnsafe(ref p, (nuint)f);
-            var vb = Vector512.LoadUnsafe(ref p, (nuint)(f + w));
-            Kahan(ref s1a, ref c1a, Vector512.Abs(va));
-            Kahan(ref s2a, ref c2a, va * va);
-            Kahan(ref s1b, ref c1b, Vector512.Abs(vb));
-            Kahan(ref s2b, ref c2b, vb * vb);
-            cnt -= Vector512.GreaterThan(va, Vector512<float>.Zero).AsInt32();
-            cnt -= Vector512.GreaterThan(vb, Vector512<float>.Zero).AsInt32();
-            mx = Vector512.Max(mx, Vector512.Max(va, vb));
+            var va = Vector.LoadUnsafe(ref p, (nuint)f);
+            var vb = Vector.LoadUnsafe(ref p, (nuint)(f + w));
+            Vector.Widen(va, out var a0, out var a1);
+            Vector.Widen(vb, out var b0, out var b1);
+            l1a += Vector.Abs(a0);
+            l1b += Vector.Abs(a1);
+            l1c += Vector.Abs(b0);
+            l1d += Vector.Abs(b1);
+            s2a += a0 * a0;
+            s2b += a1 * a1;
+            s2c += b0 * b0;
+            s2d += b1 * b1;
+            cnt -= Vector.GreaterThan(va, Vector<float>.Zero);
+            cnt -= Vector.GreaterThan(vb, Vector<float>.Zero);
+            mx = Vector.Max(mx, Vector.Max(va, vb));
         }
-        // Lanes are combined in float64: each lane's compensated value s - c widened, so nothing is lost in the fold.
-        var l1 = Fold(s1a, c1a) + Fold(s1b, c1b);
-        var l2 = Fold(s2a, c2a) + Fold(s2b, c2b);
-        var count = Vector512.Sum(cnt);
-        var mx128 = Vector128.Max(Vector256.Max(mx.GetLower(), mx.GetUpper()).GetLower(), Vector256.Max(mx.GetLower(), mx.GetUpper()).GetUpper());
-        var m = Math.Max(Math.Max(mx128[0], mx128[1]), Math.Max(mx128[2], mx128[3]));
+        var l1 = Vector.Sum(l1a + l1b + (l1c + l1d));
+        var l2 = Vector.Sum(s2a + s2b + (s2c + s2d));
+        var count = Vector.Sum(cnt);
+        var m = float.NegativeInfinity;
+        for (var i = 0; i < w; i++) m = Math.Max(m, mx[i]);
         for (; f < row.Length; f++)
         {
             var v = row[f];
@@ -69,23 +84,6 @@ internal static class FeatureNormsManaged
         return (l1, l2, count, m);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static double Fold(Vector512<float> sum, Vector512<float> compensation)
-    {
-        var (sLo, sHi) = Vector512.Widen(sum);
-        var (cLo, cHi) = Vector512.Widen(compensation);
-        return Vector512.Sum(sLo - cLo + (sHi - cHi));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kahan(ref Vector512<float> sum, ref Vector512<float> compensation, Vector512<float> value)
-    {
-        var y = value - compensation;
-        var t = sum + y;
-        compensation = t - sum - y;
-        sum = t;
-    }
-
     public static void Backward(float[] x, int rows, int features, float[] l2, float[]? dL1, float[]? dL2, float[] dx)
     {
         Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
@@ -93,17 +91,36 @@ internal static class FeatureNormsManaged
             var end = Math.Min(rows, (block + 1) * RowsPerTask);
             for (var r = block * RowsPerTask; r < end; r++)
             {
-                var g1 = dL1?[r] ?? 0f;
-                var g2 = dL2 is not null && l2[r] > 0f ? dL2[r] / l2[r] : 0f;
-                var src = x.AsSpan(r * features, features);
-                var dst = dx.AsSpan(r * features, features);
-                for (var f = 0; f < features; f++)
-                {
-                    var v = src[f];
-                    dst[f] = g1 * (v > 0f ? 1f : v < 0f ? -1f : 0f) + g2 * v;
-                }
+                var norm = l2[r];
+                // An all-zero row gets no L2 gradient: g2 = 0, and a divisor of 1 keeps 0 / 0 out of the sum.
+                var g2 = dL2 is not null && norm > 0f ? dL2[r] : 0f;
+                BackwardRow(x.AsSpan(r * features, features), dx.AsSpan(r * features, features), dL1?[r] ?? 0f, g2, norm > 0f ? norm : 1f);
             }
         });
+    }
+
+    // dx = g1 sign(x) + g2 (x / norm), sign(0) = 0.
+    private static void BackwardRow(ReadOnlySpan<float> x, Span<float> dx, float g1, float g2, float norm)
+    {
+        var w = Vector<float>.Count;
+        var vg1 = new Vector<float>(g1);
+        var vg2 = new Vector<float>(g2);
+        var vNorm = new Vector<float>(norm);
+        ref var px = ref MemoryMarshal.GetReference(x);
+        ref var pdx = ref MemoryMarshal.GetReference(dx);
+        var f = 0;
+        for (; f <= x.Length - w; f += w)
+        {
+            var v = Vector.LoadUnsafe(ref px, (nuint)f);
+            // Comparison masks are -1 where true: (v < 0) - (v > 0) is sign(v).
+            var sign = Vector.ConvertToSingle(Vector.LessThan(v, Vector<float>.Zero) - Vector.GreaterThan(v, Vector<float>.Zero));
+            (vg1 * sign + vg2 * (v / vNorm)).StoreUnsafe(ref pdx, (nuint)f);
+        }
+        for (; f < x.Length; f++)
+        {
+            var v = x[f];
+            dx[f] = g1 * (v > 0f ? 1f : v < 0f ? -1f : 0f) + g2 * (v / norm);
+        }
     }
 
     public static void Gram(float[] x, int rows, int columns, float[] gram)
