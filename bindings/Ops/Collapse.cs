@@ -53,7 +53,9 @@ public static class Collapse
     public static double EffectiveRank(Tensor x)
     {
         var (_, columns) = Validate(x);
-        using var g = Gram(x);
+        TensorChecks.Finite(x, nameof(x));
+        using var scaled = ScaledIntoRange(x);
+        using var g = Gram(scaled ?? x);
         var host = g.ToArray();
         var m = Matrix<double>.Build.Dense(columns, columns, (i, j) => 0.5 * ((double)host[i * columns + j] + host[j * columns + i]));
         var eig = m.Evd(Symmetricity.Symmetric).EigenValues;
@@ -87,6 +89,8 @@ public static class Collapse
     {
         var (rows, columns) = Validate(x);
         TensorChecks.Finite(x, nameof(x));
+        using var scaled = ScaledIntoRange(x);
+        x = scaled ?? x;
         var device = x.Device;
         using var sums = device.Zeros(columns);
         using var deviation = device.Zeros(rows);
@@ -226,6 +230,30 @@ public static class Collapse
             device.GetKernel("Collapse.UnitColumnSums", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
                 ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, int, int>(
                 CollapseKernels.UnitColumnSums))(columns, x.View, norms.View, sums.View, rows, columns);
+    }
+
+    /// <summary>Largest row norm the float32 Gram and squared deviations take without overflow (rows up to 1e6).</summary>
+    private const float LargestSafeNorm = 1e12f;
+
+    /// <summary>Smallest row norm whose squares stay normal floats (no flush to zero before the eigenvalue floor).</summary>
+    private const float SmallestSafeNorm = 1e-12f;
+
+    /// <summary>
+    /// The measures that square X (effective rank through the Gram, the residual ratio through squared deviations) are
+    /// invariant to scaling X, but float32 squares are not: rows of norm 1e20 overflow to +inf and rows of norm 1e-25
+    /// underflow to 0, so the measure came out NaN or 0 where the answer is an ordinary number. Such an X is divided
+    /// by its largest row norm (computed overflow-free by <see cref="FeatureNorms"/>) into a copy; null when X is
+    /// already in range (the common case: no copy) or zero.
+    /// </summary>
+    private static Tensor? ScaledIntoRange(Tensor x)
+    {
+        using var norms = FeatureNorms.Forward(x);
+        var largest = norms.L2.ToArray().Max();
+        if (largest == 0f || (largest >= SmallestSafeNorm && largest <= LargestSafeNorm)) return null;
+        var data = x.ToArray();
+        var inverse = 1.0 / largest;
+        for (var i = 0; i < data.Length; i++) data[i] = (float)(data[i] * inverse);
+        return x.Device.FromArray(data, x.Shape.ToArray());
     }
 
     private static (int Rows, int Columns) Validate(Tensor x)
