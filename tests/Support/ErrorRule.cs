@@ -98,6 +98,20 @@ public static class ErrorRule
             $"reference {reference[worst]:R}.", relErr, rtol);
     }
 
+    /// <summary>
+    /// The 2x rule's 1e-6 floor carried to an output's own scale: <c>floor max(1, max |ref|)</c>. The floor is ~8 float32
+    /// ulps of an O(1) output; an output of magnitude 2e3 (an Lse at 1e3-scale logits) has ulps of 2.4e-4, so there an
+    /// unscaled floor fails a backend one ulp from the float64 answer whenever the few-entry naive result happens to
+    /// round correctly. Scaling keeps the rule's meaning (8 ulps of the output's scale) at every magnitude.
+    /// </summary>
+    public static double ScaledFloor(double[] reference, double floor = 1e-6)
+    {
+        var max = 1.0;
+        foreach (var r in reference)
+            if (double.IsFinite(r)) max = Math.Max(max, Math.Abs(r));
+        return floor * max;
+    }
+
     /// <summary>Asserts the 2x rule (see <see cref="Check2x"/>).</summary>
     public static void Assert2x(string what, float[] actual, double[] reference, float[] naive, double atol = 1e-6,
         bool expectOverflow = false)
