@@ -10,31 +10,37 @@ namespace RouteKit.Tests;
 public abstract class AttentionBackendTests : BackendFixture
 {
 
-    /// <summary>Runs forward and backward on the backend and asserts the 2x rule on every output.</summary>
-    protected void CheckAgainstReference(AttentionCase c, bool backward = true)
+    /// <summary>
+    /// Runs forward and backward on the backend and asserts the 2x rule on every output; with
+    /// <paramref name="scaledFloor"/> each output's 1e-6 floor is carried to its scale (<see cref="ErrorRule.ScaledFloor"/>).
+    /// </summary>
+    protected void CheckAgainstReference(AttentionCase c, bool backward = true, int seed = 1, bool scaledFloor = false)
     {
-        var (q, k, v, dOut) = c.Inputs();
-        var (f64, f32, g64, g32) = c.References();
+        void Assert2x(string what, float[] actual, double[] reference, float[] naive) =>
+            ErrorRule.Assert2x(what, actual, reference, naive, scaledFloor ? ErrorRule.ScaledFloor(reference) : 1e-6);
+
+        var (q, k, v, dOut) = c.Inputs(seed);
+        var (f64, f32, g64, g32) = c.References(seed);
         var options = c.Options;
         using var tq = Device.FromArray(q, c.B, c.H, c.N, c.D);
         using var tk = Device.FromArray(k, c.B, c.Hkv, c.M, c.D);
         using var tv = Device.FromArray(v, c.B, c.Hkv, c.M, c.D);
         using var fwd = Attention.Forward(tq, tk, tv, options);
-        ErrorRule.Assert2x($"{c} O", fwd.Output.ToArray(), f64.Output, f32.Output);
-        ErrorRule.Assert2x($"{c} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
+        Assert2x($"{c} O", fwd.Output.ToArray(), f64.Output, f32.Output);
+        Assert2x($"{c} Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse);
         if (c.Diagnostics)
         {
             // Entropy is a difference of two O(|z|) terms, so its float32 error scales with the logits' magnitude.
-            ErrorRule.Assert2x($"{c} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
-            ErrorRule.Assert2x($"{c} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
-            ErrorRule.Assert2x($"{c} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
+            Assert2x($"{c} Entropy", fwd.Diagnostics!.Entropy.ToArray(), f64.Entropy, f32.Entropy);
+            Assert2x($"{c} SinkMass", fwd.Diagnostics.SinkMass.ToArray(), f64.SinkMass, f32.SinkMass);
+            Assert2x($"{c} MaxProb", fwd.Diagnostics.MaxProb.ToArray(), f64.MaxProb, f32.MaxProb);
         }
         if (!backward) return;
         using var tdo = Device.FromArray(dOut, c.B, c.H, c.N, c.D);
         using var grads = Attention.Backward(tdo, tq, tk, tv, fwd, options);
-        ErrorRule.Assert2x($"{c} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
-        ErrorRule.Assert2x($"{c} dK", grads.DK.ToArray(), g64.DK, g32.DK);
-        ErrorRule.Assert2x($"{c} dV", grads.DV.ToArray(), g64.DV, g32.DV);
+        Assert2x($"{c} dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ);
+        Assert2x($"{c} dK", grads.DK.ToArray(), g64.DK, g32.DK);
+        Assert2x($"{c} dV", grads.DV.ToArray(), g64.DV, g32.DV);
     }
 
     /// <summary>Runs the backward <paramref name="repeats"/> times and asserts bitwise-equal gradients.</summary>

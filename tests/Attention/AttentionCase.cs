@@ -7,7 +7,7 @@ namespace RouteKit.Tests;
 public sealed record AttentionCase(
     int B, int H, int Hkv, int N, int M, int D,
     Score Score = Score.Dot, bool NormalizeKeys = false, bool Causal = false, int? Window = null,
-    bool Brake = false, bool Diagnostics = true, float InputScale = 1f, int SinkTokens = 1, float KeyScale = 1f)
+    bool Brake = false, bool Diagnostics = true, float InputScale = 1f, int SinkTokens = 1, float? KeyScale = null)
 {
     /// <summary>The options this case runs with (ALiBi slopes times 4 as the brake, so it matters at short N).</summary>
     public AttentionOptions Options => new()
@@ -21,14 +21,14 @@ public sealed record AttentionCase(
     public AttentionParams Params => AttentionParams.Resolve([B, H, N, D], [B, Hkv, M, D], [B, Hkv, M, D], Options);
 
     /// <summary>
-    /// Seeded q, k, v and dO; q and k are multiplied by <see cref="InputScale"/> (1e3-scale logits at ~31), k also by
-    /// <see cref="KeyScale"/> (key norms of KeyScale sqrt(D): Distance's -(s/2)|k|^2 then reaches 1e3-1e5).
+    /// Seeded q, k, v and dO; q and k are multiplied by <see cref="InputScale"/> (1e3-scale logits at ~31), or k by
+    /// <see cref="KeyScale"/> when given (key norms ~ KeyScale sqrt(D), independent of the queries' scale).
     /// </summary>
     public (float[] Q, float[] K, float[] V, float[] DOut) Inputs(int seed = 1)
     {
         var qn = B * H * N * D;
         var kn = B * Hkv * M * D;
-        return (TestData.Normal(qn, seed, InputScale), TestData.Normal(kn, seed + 1, InputScale * KeyScale),
+        return (TestData.Normal(qn, seed, InputScale), TestData.Normal(kn, seed + 1, KeyScale ?? InputScale),
             TestData.Normal(kn, seed + 2), TestData.Normal(qn, seed + 3));
     }
 
@@ -47,5 +47,5 @@ public sealed record AttentionCase(
     public override string ToString() =>
         $"B{B} H{H}/{Hkv} N{N} M{M} D{D} {Score}{(NormalizeKeys ? "+norm" : "")}{(Causal ? " causal" : "")}" +
         $"{(Window is { } w ? $" win{w}" : "")}{(Brake ? " brake" : "")}{(InputScale != 1f ? $" x{InputScale}" : "")}" +
-        $"{(KeyScale != 1f ? $" |k|x{KeyScale}" : "")}";
+        $"{(KeyScale is { } ks ? $" k x{ks}" : "")}";
 }
