@@ -19,4 +19,21 @@ public static class TestData
 
     /// <summary>Widens to float64 exactly.</summary>
     public static double[] ToDouble(float[] x) => Array.ConvertAll(x, v => (double)v);
+
+    /// <summary>
+    /// x with every entry multiplied by (1 + u 2^-23), u uniform in [-1, 1], then rounded to float32: inputs moved by
+    /// about one ulp, the uncertainty float32 data already carries. A naive float32 reference run on such inputs is
+    /// another sample of the error a float32 implementation is entitled to (see <see cref="ErrorRule.WorstNaive"/>).
+    /// </summary>
+    public static float[] PerturbUlp(float[] x, int seed)
+    {
+        var rng = new Random(seed);
+        var y = new float[x.Length];
+        for (var i = 0; i < x.Length; i++)
+            y[i] = (float)(x[i] * (1.0 + (2.0 * rng.NextDouble() - 1.0) * Math.Pow(2, -23)));
+        return y;
+    }
+
+    /// <summary><see cref="PerturbUlp"/> of an optional array.</summary>
+    public static float[]? PerturbUlpOrNull(float[]? x, int seed) => x is null ? null : PerturbUlp(x, seed);
 }
