@@ -26,24 +26,20 @@ public abstract class AttentionBackendTests : BackendFixture
         var (f64, f32, g64, g32) = c.References(seed);
         List<(Reference.AttentionReferenceOutput<float> F, Reference.AttentionReferenceGradients<float> G)>? perturbed = null;
 
+        List<(Reference.AttentionReferenceOutput<float> F, Reference.AttentionReferenceGradients<float> G)> Perturbed() =>
+            perturbed ??= Enumerable.Range(1, PerturbedNaiveRuns).Select(r =>
+            {
+                var s = seed * 7919 + r;
+                float[] pq = TestData.PerturbUlp(q, s), pk = TestData.PerturbUlp(k, s + 1), pv = TestData.PerturbUlp(v, s + 2);
+                return (Reference.AttentionReference.Forward(c.Params, pq, pk, pv),
+                    Reference.AttentionReference.Backward(c.Params, TestData.PerturbUlp(dOut, s + 3), pq, pk, pv));
+            }).ToList();
+
         void Assert2x(string what, float[] actual, double[] reference, float[] naive,
             Func<Reference.AttentionReferenceOutput<float>, Reference.AttentionReferenceGradients<float>, float[]> pick)
         {
-            var atol = scaledFloor ? ErrorRule.ScaledFloor(reference) : 1e-6;
-            var verdict = ErrorRule.Check2x(what, actual, reference, naive, atol);
-            if (!verdict.Passed && scaledFloor)
-            {
-                perturbed ??= Enumerable.Range(1, PerturbedNaiveRuns).Select(r =>
-                {
-                    var s = seed * 7919 + r;
-                    float[] pq = TestData.PerturbUlp(q, s), pk = TestData.PerturbUlp(k, s + 1), pv = TestData.PerturbUlp(v, s + 2);
-                    return (Reference.AttentionReference.Forward(c.Params, pq, pk, pv),
-                        Reference.AttentionReference.Backward(c.Params, TestData.PerturbUlp(dOut, s + 3), pq, pk, pv));
-                }).ToList();
-                var worst = ErrorRule.WorstNaive(reference, [naive, .. perturbed.Select(x => pick(x.F, x.G))]);
-                verdict = ErrorRule.Check2x($"{what} (worst of {PerturbedNaiveRuns + 1} naive float32 runs, inputs moved by an ulp)",
-                    actual, reference, worst, atol);
-            }
+            var verdict = ErrorRule.Check2xResampled(what, actual, reference, naive,
+                scaledFloor ? ErrorRule.ScaledFloor(reference) : 1e-6, scaledFloor ? () => Perturbed().Select(x => pick(x.F, x.G)) : null);
             if (!verdict.Passed) Assert.Fail(verdict.Message);
         }
 

@@ -45,32 +45,28 @@ public abstract class ScanBackendTests : BackendFixture
         var p = c.Params;
         List<(SelectiveScanReferenceOutput<float> F, SelectiveScanReferenceGradients<float> G)>? perturbed = null;
 
+        List<(SelectiveScanReferenceOutput<float> F, SelectiveScanReferenceGradients<float> G)> Perturbed() =>
+            perturbed ??= Enumerable.Range(1, PerturbedNaiveRuns).Select(r =>
+            {
+                var s = seed * 7919 + r;
+                var px = x with
+                {
+                    U = TestData.PerturbUlp(x.U, s), Delta = TestData.PerturbUlp(x.Delta, s + 1), A = TestData.PerturbUlp(x.A, s + 2),
+                    B = TestData.PerturbUlp(x.B, s + 3), C = TestData.PerturbUlp(x.C, s + 4), D = TestData.PerturbUlpOrNull(x.D, s + 5),
+                    Z = TestData.PerturbUlpOrNull(x.Z, s + 6), DeltaBias = TestData.PerturbUlpOrNull(x.DeltaBias, s + 7),
+                    InitialState = TestData.PerturbUlpOrNull(x.InitialState, s + 8),
+                };
+                return (ScanReference.Forward(p, px), ScanReference.Backward(p, px, TestData.PerturbUlp(dOut, s + 9)));
+            }).ToList();
+
         // As the attention suite (AttentionBackendTests.CheckAgainstReference): in the randomised mode an output that
         // fails against the plain naive float32 run is checked again against the worst of it and a few runs on inputs
         // moved by an ulp (ErrorRule.WorstNaive), computed only then.
         void Check(string what, float[] actual, double[] reference, float[] naive,
             Func<SelectiveScanReferenceOutput<float>, SelectiveScanReferenceGradients<float>, float[]> pick, double? floor = null)
         {
-            var atol = floor ?? (scaledFloor ? ErrorRule.ScaledFloor(reference) : 1e-6);
-            var verdict = ErrorRule.Check2x(what, actual, reference, naive, atol);
-            if (!verdict.Passed && scaledFloor)
-            {
-                perturbed ??= Enumerable.Range(1, PerturbedNaiveRuns).Select(r =>
-                {
-                    var s = seed * 7919 + r;
-                    var px = x with
-                    {
-                        U = TestData.PerturbUlp(x.U, s), Delta = TestData.PerturbUlp(x.Delta, s + 1), A = TestData.PerturbUlp(x.A, s + 2),
-                        B = TestData.PerturbUlp(x.B, s + 3), C = TestData.PerturbUlp(x.C, s + 4), D = TestData.PerturbUlpOrNull(x.D, s + 5),
-                        Z = TestData.PerturbUlpOrNull(x.Z, s + 6), DeltaBias = TestData.PerturbUlpOrNull(x.DeltaBias, s + 7),
-                        InitialState = TestData.PerturbUlpOrNull(x.InitialState, s + 8),
-                    };
-                    return (ScanReference.Forward(p, px), ScanReference.Backward(p, px, TestData.PerturbUlp(dOut, s + 9)));
-                }).ToList();
-                var worst = ErrorRule.WorstNaive(reference, [naive, .. perturbed.Select(v => pick(v.F, v.G))]);
-                verdict = ErrorRule.Check2x($"{what} (worst of {PerturbedNaiveRuns + 1} naive float32 runs, inputs moved by an ulp)",
-                    actual, reference, worst, atol);
-            }
+            var verdict = ErrorRule.Check2xResampled(what, actual, reference, naive,
+                floor ?? (scaledFloor ? ErrorRule.ScaledFloor(reference) : 1e-6), scaledFloor ? () => Perturbed().Select(v => pick(v.F, v.G)) : null);
             if (!verdict.Passed) Assert.Fail(verdict.Message);
         }
 

@@ -137,6 +137,22 @@ public static class ErrorRule
         return worst;
     }
 
+    /// <summary>
+    /// The 2x rule against <paramref name="naive"/>; when that fails and <paramref name="resample"/> is given, again
+    /// against the worst of <paramref name="naive"/> and the naive runs it returns on ulp-perturbed inputs
+    /// (<see cref="WorstNaive"/>). The resampling is lazy because a naive reference can cost as much as the whole
+    /// check: most outputs pass against the first run.
+    /// </summary>
+    public static ErrorVerdict Check2xResampled(string what, float[] actual, double[] reference, float[] naive, double atol,
+        Func<IEnumerable<float[]>>? resample)
+    {
+        var verdict = Check2x(what, actual, reference, naive, atol);
+        if (verdict.Passed || resample is null) return verdict;
+        float[][] runs = [naive, .. resample()];
+        return Check2x($"{what} (worst of {runs.Length} naive float32 runs, inputs moved by an ulp)", actual, reference,
+            WorstNaive(reference, runs), atol);
+    }
+
     /// <summary>Asserts the 2x rule (see <see cref="Check2x"/>).</summary>
     public static void Assert2x(string what, float[] actual, double[] reference, float[] naive, double atol = 1e-6,
         bool expectOverflow = false)

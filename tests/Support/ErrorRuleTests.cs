@@ -102,4 +102,43 @@ public sealed class ErrorRuleTests
         Assert.That(thrown, Is.Not.Null, "Assert2x passed garbage");
         Assert.That(thrown!.Message, Does.Contain("unusable"));
     }
+
+    [Test]
+    public void ResamplingTakesTheWorstNaiveRunAndOnlyWhenNeeded()
+    {
+        float[] lucky = [1f, -2f, 3f, 4f];                // the plain naive run happens to be exact
+        float[] actual = [1f + 2e-4f, -2f, 3f, 4f];       // off by rounding noise
+        float[] unlucky = [1f, -2f, 3f - 3e-4f, 4f];      // a perturbed naive run shows that noise is float32's
+        var calls = 0;
+        IEnumerable<float[]> Resample() { calls++; return [lucky, unlucky]; }
+
+        Assert.That(ErrorRule.Check2x("x", actual, Reference, lucky, 1e-6).Passed, Is.False, "against the lucky run alone");
+        var verdict = ErrorRule.Check2xResampled("x", actual, Reference, lucky, 1e-6, Resample);
+        Assert.That(verdict.Passed, Is.True, verdict.Message);
+        Assert.That(calls, Is.EqualTo(1));
+        Assert.That(ErrorRule.Check2xResampled("x", Array.ConvertAll(Reference, r => (float)r), Reference, lucky, 1e-6, Resample).Passed,
+            Is.True);
+        Assert.That(calls, Is.EqualTo(1), "a check that passes against the first run must not resample");
+    }
+
+    [Test]
+    public void ResamplingStillFailsADefect()
+    {
+        float[] naive = [1f, -2f, 3f, 4f + 1e-6f];
+        float[] perturbed = [1f, -2f, 3f + 2e-6f, 4f];
+        float[] defect = [1f, -2f + 1e-3f, 3f, 4f];
+        var verdict = ErrorRule.Check2xResampled("x", defect, Reference, naive, 1e-6, () => [perturbed]);
+        Assert.That(verdict.Passed, Is.False);
+        Assert.That(verdict.Message, Does.Contain("worst of 2 naive float32 runs").And.Contain("worst at [1]"));
+    }
+
+    [Test]
+    public void WorstNaiveCountsANonFiniteRunAsWorst()
+    {
+        float[] fine = [1f, -2f, 3f, 4f];
+        float[] overflowed = [1f, float.PositiveInfinity, 3f, 4f];
+        Assert.That(ErrorRule.WorstNaive(Reference, fine, overflowed), Is.SameAs(overflowed));
+        Assert.That(ErrorRule.Check2xResampled("x", fine, Reference, [1f, -2f, 3f, 4f + 1e-3f], 1e-6, () => [overflowed]).Passed,
+            Is.True, "a first run that passes never reaches the overflowed one");
+    }
 }
