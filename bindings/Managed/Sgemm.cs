@@ -128,12 +128,15 @@ internal static unsafe class Sgemm
 
     /// <summary>
     /// C[M, N] = A[M, K] . B[K, N] (overwriting C, row-major with leading dimension <paramref name="ldc"/>); A and B
-    /// through their strides. The caller keeps all three pinned for the call.
+    /// through their strides. The caller keeps all three pinned for the call. <paramref name="vectorBits"/> forces a
+    /// width (128, 256 or 512; tests run every width on one machine), 0 takes <see cref="VectorBits"/>.
     /// </summary>
-    internal static void Multiply(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc)
+    internal static void Multiply(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int vectorBits = 0)
     {
+        if (vectorBits is not (0 or 128 or 256 or 512))
+            throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "128, 256, 512, or 0 for the widest accelerated width.");
         var j = job ??= new Job();
-        j.Set(m, n, k, a, b, c, ldc);
+        j.Set(m, n, k, a, b, c, ldc, vectorBits == 0 ? VectorBits : vectorBits);
         j.RunAll();
     }
 
@@ -165,15 +168,16 @@ internal static unsafe class Sgemm
         private int m, n, k;
         private MatrixOperand a, b;
         private nint c, ldc;
+        private int bits;
         private int nextTile, tiles, pendingWorkers;
         private Exception? failure;
 
         public int TilesM { get; private set; }
         public int TilesN { get; private set; }
 
-        public void Set(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc)
+        public void Set(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits)
         {
-            (this.m, this.n, this.k, this.a, this.b, this.c, this.ldc) = (m, n, k, a, b, (nint)c, ldc);
+            (this.m, this.n, this.k, this.a, this.b, this.c, this.ldc, this.bits) = (m, n, k, a, b, (nint)c, ldc, bits);
             TilesM = (m + MC - 1) / MC;
             TilesN = (n + NC - 1) / NC;
         }
@@ -226,7 +230,7 @@ internal static unsafe class Sgemm
             var j0 = tile % TilesN * NC;
             var mc = Math.Min(MC, m - i0);
             var nc = Math.Min(NC, n - j0);
-            switch (VectorBits)
+            switch (bits)
             {
                 case 512: Tile<Lanes512, Vector512<float>>(i0, j0, mc, nc); break;
                 case 256: Tile<Lanes256, Vector256<float>>(i0, j0, mc, nc); break;

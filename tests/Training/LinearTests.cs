@@ -134,3 +134,23 @@ public sealed class IlgpuCpuLinearTests : LinearBackendTests
         yield return (70, 19, 66); // two tiles in M and in N, a K edge inside one 16-step
     }
 }
+
+/// <summary>The linear layer on a real GPU (CUDA): larger, awkward shapes. Skipped, never passed, without a GPU.</summary>
+[Category("Gpu")]
+public sealed class CudaLinearTests : LinearBackendTests
+{
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Cuda;
+
+    /// <inheritdoc />
+    protected override IEnumerable<(int T, int I, int O)> Shapes()
+    {
+        int[] sizes = [1, 7, 33, 127];
+        foreach (var t in sizes)
+        foreach (var i in sizes)
+        foreach (var o in sizes)
+            yield return (t, i, o);
+        yield return (300, 257, 511);
+        yield return (1025, 768, 2304);
+    }
+}
