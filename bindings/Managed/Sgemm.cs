@@ -16,10 +16,11 @@
 //      step 2 loads and 6 broadcasts feed 12 independent FMA chains, enough for 2 FMA pipes x 4-5 cycles latency.
 //      KC = 128 keeps one B micro-panel (KC x 2 vectors, 16 KiB at 512 bits) in half of L1 while the A block (48 KiB) sits
 //      in L2. 2026-12-02, 2-core AMD EPYC (AVX-512 with BF16, so Zen 4 or later: 32 KiB L1D), one thread
-//      (DOTNET_PROCESSOR_COUNT=1), load average ~200: KC = 256 (a 32 KiB micro-panel, all of L1) gave 106 / 96 / 86 GFLOP per CPU-second at 512^3 / 1024^3 /
-//      2048^3, KC = 128 gave 119 / 102 / 96, against one core's FMA peak of ~205; within the busy machine's noise
-//      (+-10% between runs) but the same sign at every size. Retune on a quiet machine. The JIT keeps the 12
-//      accumulators in zmm0-11 and the B vectors in zmm12-13, broadcasts from memory (DOTNET_JitDisasm=Micro): no spills.
+//      (DOTNET_PROCESSOR_COUNT=1), load average ~200: KC = 256 (a 32 KiB micro-panel, all of L1) gave 106 / 96 / 86
+//      GFLOP per CPU-second at 512^3 / 1024^3 / 2048^3, KC = 128 gave 119 / 102 / 96, against one core's FMA peak of
+//      ~205; within the busy machine's noise (+-10% between runs) but the same sign at every size. Retune on a quiet
+//      machine. The JIT keeps the 12 accumulators in zmm0-11 and the B vectors in zmm12-13 and broadcasts from memory
+//      (checked with DOTNET_JitDisasm=Micro): no spills.
 //      The first K block stores, later ones add to C: each C element is a sequential FMA chain over k, like the naive
 //      loop, so the error is the naive error (no error-free tricks needed for the 2x rule). Multiply-add is
 //      MultiplyAddEstimate: fused where the hardware has FMA, multiply then add where it does not (.NET groups FMA
