@@ -3,6 +3,7 @@ using System.Text;
 using RouteKit.Perf.Attention;
 using RouteKit.Perf.Common;
 using RouteKit.Perf.FeatureNorms;
+using RouteKit.Perf.Gemm;
 using RouteKit.Perf.Onnx;
 using RouteKit.Perf.Peak;
 
@@ -74,6 +75,12 @@ public static class Program
         };
         featureNorms.SetAction(r => Gate(r, load => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
 
+        var gemm = new Command("gemm", "Managed SGEMM (Linear's engine) at 512^3, 1024^3, 2048^3: GFLOP/s vs the FMA peak measured in the same run.")
+        {
+            quick, repeats, outDir, allowBusy,
+        };
+        gemm.SetAction(r => Gate(r, load => GemmBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
+
         var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
         scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
         var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend, outDir, allowBusy };
@@ -116,7 +123,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, featureNorms, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, featureNorms, gemm, scan, scanDevice, onnx, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -153,6 +160,9 @@ public static class Program
         output.WriteLine("featurenorms (routekit-perf featurenorms):");
         output.WriteLine("  managed  1. FeatureNormsManaged: one pass per row, L1, L2, L0, max and NaN count together, Vector SIMD");
         output.WriteLine("  ilgpu    1. FeatureNormsKernels.Forward: one group per row, group reduction");
+        output.WriteLine("gemm (routekit-perf gemm), the engine of Linear:");
+        output.WriteLine($"  managed  1. Sgemm: packed panels, {Sgemm.MR} x {Sgemm.NR}-vector register block at Vector{Sgemm.VectorBits}, K blocks of {Sgemm.KC}, tiles over the thread pool");
+        output.WriteLine("  ilgpu    1. LinearKernels.Sgemm: 64 x 64 tile per 16 x 16 group, 4 x 4 registers per thread, K steps of 16 in shared memory");
         output.WriteLine("scan (routekit-perf scan [--backend B]):");
         output.WriteLine("  managed  1. SelectiveScanManaged: Vector256 across 8 channels via tile transposes, chunk states saved for the backward");
         output.WriteLine("  ilgpu    1. the kernels below (warp-shuffle scans):");

@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using RouteKit.Kernels.Collapse;
 using RouteKit.Kernels.Common;
 using RouteKit.Kernels.FeatureNorms;
+using RouteKit.Kernels.Linear;
 
 namespace RouteKit;
 
@@ -49,6 +50,9 @@ internal static class KernelCatalog
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.ColumnSums));
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.UnitColumnSums));
         yield return new("Collapse.RowDeviation", Method(typeof(CollapseKernels), nameof(CollapseKernels.RowDeviation)), true, grouped);
+        yield return new("Linear.Sgemm", Method(typeof(LinearKernels), nameof(LinearKernels.Sgemm)), true,
+            new KernelSpecialization(LinearKernels.GroupSize, null));
+        yield return Implicit(typeof(LinearKernels), nameof(LinearKernels.ColumnSums));
     }
 
     private static KernelEntry Implicit(Type type, string name) =>

@@ -68,6 +68,15 @@ public sealed class KernelCodegenTests
         }
     }
 
+    /// <summary>The linear layer's SGEMM keeps its 4 x 4 register block in registers and stages tiles in shared memory.</summary>
+    [Test]
+    public void LinearSgemmKeepsItsRegisterBlockInRegisters()
+    {
+        var ptx = Ptx(Cuda("Linear.Sgemm"), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80);
+        Assert.That(ptx, Does.Not.Contain(".local"), "the 16 accumulators spill to .local");
+        Assert.That(ptx, Does.Contain(".shared"));
+    }
+
     /// <summary>
     /// The scans keep every per-lane value in registers (states live in shared memory, the warp scan is hand-unrolled),
     /// and shuffle through warp-synchronous instructions.

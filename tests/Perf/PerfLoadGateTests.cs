@@ -127,7 +127,7 @@ public sealed class PerfLoadGateTests
         string[][] commands =
         [
             ["attention", "--shape", "1,1,8,8,8"], ["all", "--smoke"], ["onnx", "--quick"], ["attention-managed", "--quick"],
-            ["featurenorms", "--quick"], ["scan", "--quick"], ["scan-device", "ilgpu-cpu", "--quick"], ["bdn", "--filter", "NoSuchBenchmark"],
+            ["featurenorms", "--quick"], ["gemm", "--quick"], ["scan", "--quick"], ["scan-device", "ilgpu-cpu", "--quick"], ["bdn", "--filter", "NoSuchBenchmark"],
         ];
         foreach (var args in commands)
         {
@@ -155,6 +155,28 @@ public sealed class PerfLoadGateTests
             Assert.That(csv[0], Does.EndWith(",load1,load5,load15,machine"));
             Assert.That(csv, Has.Length.EqualTo(2), "header and the quick shape");
             Assert.That(csv[1], Does.EndWith(",busy"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void GemmAllowedOnABusyMachineValidatesAndReportsAgainstThePeak()
+    {
+        var busy = new LoadAverages(10.0 * Environment.ProcessorCount, 2, 1);
+        var dir = Directory.CreateTempSubdirectory("routekit-load-").FullName;
+        try
+        {
+            using var error = new StringWriter();
+            var code = RouteKit.Perf.Program.Run(["gemm", "--quick", "--allow-busy", "--out", dir], () => busy, error);
+            Assert.That(code, Is.Zero, error.ToString());
+            var md = File.ReadAllText(Directory.GetFiles(dir, "gemm-managed-*.md").Single());
+            Assert.That(md, Does.Contain("**BUSY MACHINE").And.Contain("validated 256^3").And.Contain("% of peak (wall)"));
+            var csv = File.ReadAllLines(Directory.GetFiles(dir, "gemm-managed-*.csv").Single());
+            Assert.That(csv, Has.Length.EqualTo(2), "header and the quick size");
+            Assert.That(csv[1], Does.StartWith("256,").And.EndWith(",busy"));
         }
         finally
         {
