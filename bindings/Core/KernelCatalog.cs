@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using RouteKit.Kernels.Collapse;
 using RouteKit.Kernels.Common;
 using RouteKit.Kernels.FeatureNorms;
+using RouteKit.Kernels.Training;
 
 namespace RouteKit;
 
@@ -49,6 +50,16 @@ internal static class KernelCatalog
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.ColumnSums));
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.UnitColumnSums));
         yield return new("Collapse.RowDeviation", Method(typeof(CollapseKernels), nameof(CollapseKernels.RowDeviation)), true, grouped);
+        foreach (var k in Training()) yield return k;
+    }
+
+    /// <summary>The training ops' kernels (DESIGN.md section 9).</summary>
+    private static IEnumerable<KernelEntry> Training()
+    {
+        var grouped = new KernelSpecialization(GroupReduce.GroupSize, null);
+        yield return Implicit(typeof(TokenIdCheck), nameof(TokenIdCheck.FirstBadIdKernel));
+        foreach (var name in new[] { nameof(CrossEntropyKernels.Count), nameof(CrossEntropyKernels.Rows), nameof(CrossEntropyKernels.Mean) })
+            yield return new($"CrossEntropy.{name}", Method(typeof(CrossEntropyKernels), name), true, grouped);
     }
 
     private static KernelEntry Implicit(Type type, string name) =>
