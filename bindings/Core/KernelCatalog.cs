@@ -60,6 +60,8 @@ internal static class KernelCatalog
         yield return Implicit(typeof(TokenIdCheck), nameof(TokenIdCheck.FirstBadIdKernel));
         foreach (var name in new[] { nameof(CrossEntropyKernels.Count), nameof(CrossEntropyKernels.Rows), nameof(CrossEntropyKernels.Mean) })
             yield return new($"CrossEntropy.{name}", Method(typeof(CrossEntropyKernels), name), true, grouped);
+        yield return Implicit(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward));
+        yield return Implicit(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Backward));
     }
 
     private static KernelEntry Implicit(Type type, string name) =>
