@@ -62,6 +62,9 @@ internal static class KernelCatalog
             yield return new($"CrossEntropy.{name}", Method(typeof(CrossEntropyKernels), name), true, grouped);
         yield return Implicit(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward));
         yield return Implicit(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Backward));
+        yield return Implicit(typeof(AdamWKernels), nameof(AdamWKernels.Update));
+        yield return new("GradientClip.Norm", Method(typeof(GradientClipKernels), nameof(GradientClipKernels.Norm)), true, grouped);
+        yield return Implicit(typeof(GradientClipKernels), nameof(GradientClipKernels.Scale));
     }
 
     private static KernelEntry Implicit(Type type, string name) =>
