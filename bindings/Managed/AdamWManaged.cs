@@ -5,6 +5,8 @@
 // Versions:
 //   AdamW 1 (2026-12-02) one fused sweep per chunk: decay, both moments, the update; the step's constants are folded
 //      in float64 by the launcher. Memory-bound: 5 reads and 3 writes per parameter.
+// Timing (2026-12-02, Release, 2-core EPYC shared with other builds, load1 415 at the time, so an upper bound;
+// median of 7 through the public op, validation included): N = 4,194,304: 19.1 ms.
 using System.Numerics;
 using System.Runtime.InteropServices;
 

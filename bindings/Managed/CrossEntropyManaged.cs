@@ -6,6 +6,8 @@
 //   1  (2026-12-02) per row three sweeps: max, sum of exp(x - max) (Vector.Exp, four independent accumulators), then
 //      dlogits = (exp(x - max) / sum - onehot) / count; the loss log(sum) - (x[target] - max). The mean is summed in
 //      float64 over rows in order, so it does not depend on the thread count.
+// Timing (2026-12-02, Release, 2-core EPYC shared with other builds, load1 415 at the time, so an upper bound;
+// median of 7 through the public op, validation included): T = 1024, V = 1000: 29.2 ms; T = 64, V = 50257: 27.3 ms.
 using System.Numerics;
 using System.Runtime.InteropServices;
 

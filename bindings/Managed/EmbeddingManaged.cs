@@ -7,6 +7,9 @@
 //   Backward 1 (2026-12-02) deterministic without atomics: a stable counting sort of the token positions by id
 //      (pooled scratch, O(V + T)), then Parallel.For over blocks of vocabulary rows; each row owner adds its tokens'
 //      dOut rows in ascending t, so the result does not depend on the thread count.
+// Timing (2026-12-02, Release, 2-core EPYC shared with other builds, load1 415 at the time, so an upper bound;
+// median of 7 through the public op, validation included): T = 1024, V = 8192, C = 256: forward 0.58 ms,
+// backward 3.5 ms (with the finite checks of dOut and dTable).
 using System.Buffers;
 using System.Numerics.Tensors;
 

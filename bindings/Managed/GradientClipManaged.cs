@@ -4,6 +4,8 @@
 // Versions:
 //   1  (2026-12-02) float64 sums of g^2 per fixed chunk, added in chunk order (no overflow or underflow for any finite
 //      float32 g, and the same bits for any thread count), then one scaling sweep when the coefficient is < 1.
+// Timing (2026-12-02, Release, 2-core EPYC shared with other builds, load1 415 at the time, so an upper bound;
+// median of 7 through the public op, validation included): N = 4,194,304: 5.8 ms (nothing clipped).
 using System.Numerics;
 using System.Runtime.InteropServices;
 
