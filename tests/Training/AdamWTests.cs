@@ -180,6 +180,16 @@ public sealed class IlgpuCpuAdamWTests : AdamWTests
     protected override int[] Lengths => [1, 7, 33, 300];
 }
 
+/// <summary>The kernels on a real GPU (skipped where none is found).</summary>
+[Category("Gpu")]
+public sealed class CudaAdamWTests : AdamWTests
+{
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Cuda;
+    /// <inheritdoc />
+    protected override int[] Lengths => [1, 7, 33, 127, 1000, 40_003];
+}
+
 /// <summary>The decay mask's segment rules and the cosine schedule, backend-free.</summary>
 public sealed class AdamWScheduleTests
 {

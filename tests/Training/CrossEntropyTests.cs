@@ -137,6 +137,16 @@ public sealed class IlgpuCpuCrossEntropyTests : CrossEntropyTests
     protected override (int Rows, int Classes)[] Shapes => [(1, 1), (7, 33), (3, 300)];
 }
 
+/// <summary>The kernels on a real GPU (skipped where none is found).</summary>
+[Category("Gpu")]
+public sealed class CudaCrossEntropyTests : CrossEntropyTests
+{
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Cuda;
+    /// <inheritdoc />
+    protected override (int Rows, int Classes)[] Shapes => [(1, 1), (7, 33), (33, 127), (127, 7), (33, 1000), (7, 1021), (64, 50257)];
+}
+
 /// <summary>The reference's dlogits against central finite differences of its mean loss, in float64.</summary>
 public sealed class CrossEntropyReferenceTests
 {

@@ -111,6 +111,17 @@ public sealed class IlgpuCpuEmbeddingTests : EmbeddingTests
     protected override (int Tokens, int Vocabulary, int Channels)[] Shapes => [(1, 1, 1), (7, 5, 33), (33, 40, 7)];
 }
 
+/// <summary>The kernels on a real GPU (skipped where none is found).</summary>
+[Category("Gpu")]
+public sealed class CudaEmbeddingTests : EmbeddingTests
+{
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Cuda;
+    /// <inheritdoc />
+    protected override (int Tokens, int Vocabulary, int Channels)[] Shapes =>
+        [(1, 1, 1), (7, 5, 33), (33, 1000, 7), (127, 997, 127), (127, 3, 64)];
+}
+
 /// <summary>The reference's dTable against central finite differences, in float64.</summary>
 public sealed class EmbeddingReferenceTests
 {
