@@ -55,7 +55,7 @@ internal static class TokenIds
     {
         if (limit > MaxClasses)
             throw new ArgumentException(
-                $"{name} is {limit:N0}, more than the {MaxClasses:N0} ids float32-coded ids can name exactly.", name);
+                $"{name} is {limit:N0}, more than the {MaxClasses:N0} that float32 counts and float-coded ids hold exactly.", name);
     }
 
     /// <summary>Refuses an ignore index that float32 does not hold exactly.</summary>

@@ -56,7 +56,7 @@ public static class CrossEntropy
     /// <param name="outputs">Preallocated outputs (losses [T], mean [1], dlogits [T, V]), distinct from the inputs and
     /// from each other; allocated when null.</param>
     /// <exception cref="ArgumentException">A shape, rank or device does not match, logits hold NaN or infinity, a target
-    /// is not an integer in [0, V) nor the ignore index, V exceeds 2^24, or an output aliases an input; nothing is
+    /// is not an integer in [0, V) nor the ignore index, T or V exceeds 2^24, or an output aliases an input; nothing is
     /// launched and preallocated outputs are untouched.</exception>
     public static CrossEntropyOutput Forward(Tensor logits, Tensor targets, int ignoreIndex = DefaultIgnoreIndex,
         CrossEntropyOutput? outputs = null)
@@ -69,6 +69,7 @@ public static class CrossEntropy
         var device = logits.Device;
         TensorChecks.Input(device, targets, [rows], nameof(targets));
         TokenIds.CheckLimit(classes, "V (logits.Shape[1])");
+        TokenIds.CheckLimit(rows, "T (logits.Shape[0])"); // the GPU counts rows in float32, exact up to 2^24
         TokenIds.CheckIgnore(ignoreIndex, nameof(ignoreIndex));
         if (outputs is not null)
         {
