@@ -32,7 +32,9 @@ public abstract class CrossEntropyTests : BackendFixture
         var floor = ErrorRule.ScaledFloor(r64.Losses);
         ErrorRule.Assert2x($"{what} losses", o.Losses.ToArray(), r64.Losses, r32.Losses, floor);
         ErrorRule.Assert2x($"{what} mean", o.Mean.ToArray(), [r64.Mean], [r32.Mean], floor);
-        ErrorRule.Assert2x($"{what} dlogits", o.DLogits.ToArray(), r64.DLogits, r32.DLogits);
+        // dlogits are at most 1 / count: the floor is 1e-6 of their own largest magnitude (8 ulps), not 1e-6 absolute.
+        var dFloor = Math.Max(1e-6 * r64.DLogits.Max(Math.Abs), 1e-30);
+        ErrorRule.Assert2x($"{what} dlogits", o.DLogits.ToArray(), r64.DLogits, r32.DLogits, dFloor);
         var d = o.DLogits.ToArray();
         var losses = o.Losses.ToArray();
         for (var r = 0; r < rows; r++)

@@ -89,6 +89,11 @@ public abstract class EmbeddingTests : BackendFixture
         using var other = Device.Create(Backend.Managed);
         using var foreign = other.FromArray([0f, 1f], tokens);
         Refused("ids", () => Embedding.Forward(table, foreign, output));
+        // T = V: dTable [V, C] could be dOut [T, C] itself.
+        using var square = Device.FromArray(TestData.Normal(vocabulary * channels, 3), vocabulary, channels);
+        using var idsV = Device.FromArray([0f, 1f, 2f, 3f], vocabulary);
+        var e = Assert.Throws<ArgumentException>(() => Embedding.Backward(square, idsV, square))!;
+        Assert.That(e.ParamName, Is.EqualTo("dTable"), e.Message);
     }
 }
 
