@@ -4,6 +4,7 @@ using RouteKit.Kernels.Collapse;
 using RouteKit.Kernels.Common;
 using RouteKit.Kernels.FeatureNorms;
 using RouteKit.Kernels.Linear;
+using RouteKit.Kernels.Training;
 
 namespace RouteKit;
 
@@ -50,9 +51,24 @@ internal static class KernelCatalog
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.ColumnSums));
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.UnitColumnSums));
         yield return new("Collapse.RowDeviation", Method(typeof(CollapseKernels), nameof(CollapseKernels.RowDeviation)), true, grouped);
+        foreach (var k in Training()) yield return k;
+    }
+
+    /// <summary>The training ops' kernels (DESIGN.md section 9).</summary>
+    private static IEnumerable<KernelEntry> Training()
+    {
+        var grouped = new KernelSpecialization(GroupReduce.GroupSize, null);
         yield return new("Linear.Sgemm", Method(typeof(LinearKernels), nameof(LinearKernels.Sgemm)), true,
             new KernelSpecialization(LinearKernels.GroupSize, null));
         yield return Implicit(typeof(LinearKernels), nameof(LinearKernels.ColumnSums));
+        yield return Implicit(typeof(TokenIdCheck), nameof(TokenIdCheck.FirstBadIdKernel));
+        foreach (var name in new[] { nameof(CrossEntropyKernels.Count), nameof(CrossEntropyKernels.Rows), nameof(CrossEntropyKernels.Mean) })
+            yield return new($"CrossEntropy.{name}", Method(typeof(CrossEntropyKernels), name), true, grouped);
+        yield return Implicit(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward));
+        yield return Implicit(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Backward));
+        yield return Implicit(typeof(AdamWKernels), nameof(AdamWKernels.Update));
+        yield return new("GradientClip.Norm", Method(typeof(GradientClipKernels), nameof(GradientClipKernels.Norm)), true, grouped);
+        yield return Implicit(typeof(GradientClipKernels), nameof(GradientClipKernels.Scale));
     }
 
     private static KernelEntry Implicit(Type type, string name) =>
