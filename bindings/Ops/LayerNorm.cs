@@ -64,6 +64,12 @@ public static class LayerNorm
     public const float DefaultEps = 1e-5f;
 
     /// <summary>y = (x - mean) / sqrt(var + eps) weight + bias per row of x [T, C]; also returns mean and rstd [T].</summary>
+    /// <remarks>
+    /// The row statistics are float32 sums on every backend: a row whose sum of squared deviations exceeds float32's
+    /// range (|x - mean| beyond about 1.8e19 / sqrt(C)) is not refused but gets rstd = 0, so y = bias there (NaN where
+    /// the row sum itself overflows, |x| near float.MaxValue / C); scale such rows down first (LayerNorm is invariant
+    /// to the scale of x up to eps).
+    /// </remarks>
     /// <exception cref="ArgumentException">x is not rank 2, weight or bias is not [C], eps is not finite and positive, a
     /// tensor lives on another device, an output has the wrong shape or is an input, or an input holds NaN or infinity.
     /// Nothing is launched and the outputs are untouched then.</exception>

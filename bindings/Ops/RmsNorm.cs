@@ -58,6 +58,10 @@ public static class RmsNorm
     public const float DefaultEps = 1e-5f;
 
     /// <summary>y = x / sqrt(mean(x^2) + eps) weight per row of x [T, C]; also returns rstd [T].</summary>
+    /// <remarks>
+    /// The sum of squares is a float32 sum on every backend: a row with |x| beyond about 1.8e19 / sqrt(C) is not refused
+    /// but gets rstd = 0, so y = 0 there; scale such rows down first (RMSNorm is invariant to the scale of x up to eps).
+    /// </remarks>
     /// <exception cref="ArgumentException">x is not rank 2, weight is not [C], eps is not finite and positive, a tensor lives
     /// on another device, an output has the wrong shape or is an input, or an input holds NaN or infinity. Nothing is
     /// launched and the outputs are untouched then.</exception>
