@@ -52,6 +52,7 @@ internal static class KernelCatalog
         yield return Implicit(typeof(CollapseKernels), nameof(CollapseKernels.UnitColumnSums));
         yield return new("Collapse.RowDeviation", Method(typeof(CollapseKernels), nameof(CollapseKernels.RowDeviation)), true, grouped);
         foreach (var k in Training()) yield return k;
+        foreach (var k in TrainingNorms()) yield return k;
     }
 
     /// <summary>The training ops' kernels (DESIGN.md section 9).</summary>
@@ -70,6 +71,30 @@ internal static class KernelCatalog
         yield return new("GradientClip.Norm", Method(typeof(GradientClipKernels), nameof(GradientClipKernels.Norm)), true, grouped);
         yield return Implicit(typeof(GradientClipKernels), nameof(GradientClipKernels.Scale));
     }
+
+    /// <summary>The normalisation layers and activations of the training stack (DESIGN.md section 9).</summary>
+    public static IEnumerable<KernelEntry> TrainingNorms()
+    {
+        var grouped = new KernelSpecialization(RowReduce.GroupSize, null);
+        yield return new("LayerNorm.Forward", Method(typeof(LayerNormKernels), nameof(LayerNormKernels.Forward)), true, grouped);
+        yield return new("LayerNorm.BackwardInput", Method(typeof(LayerNormKernels), nameof(LayerNormKernels.BackwardInput)), true, grouped);
+        yield return Implicit(typeof(LayerNormKernels), nameof(LayerNormKernels.BackwardParameters));
+        yield return new("RmsNorm.Forward", Method(typeof(RmsNormKernels), nameof(RmsNormKernels.Forward)), true, grouped);
+        yield return new("RmsNorm.BackwardInput", Method(typeof(RmsNormKernels), nameof(RmsNormKernels.BackwardInput)), true, grouped);
+        yield return Implicit(typeof(RmsNormKernels), nameof(RmsNormKernels.BackwardWeight));
+        foreach (var form in new[] { typeof(GeluTanh), typeof(GeluErf) })
+        {
+            yield return Generic(typeof(GeluKernels), nameof(GeluKernels.Forward), form);
+            yield return Generic(typeof(GeluKernels), nameof(GeluKernels.Backward), form);
+        }
+        yield return Implicit(typeof(SiluKernels), nameof(SiluKernels.Forward));
+        yield return Implicit(typeof(SiluKernels), nameof(SiluKernels.Backward));
+        yield return Implicit(typeof(ReluKernels), nameof(ReluKernels.Forward));
+        yield return Implicit(typeof(ReluKernels), nameof(ReluKernels.Backward));
+    }
+
+    private static KernelEntry Generic(Type type, string name, Type argument) =>
+        new($"{type.Name}.{name}<{argument.Name}>", Method(type, name).MakeGenericMethod(argument), false, KernelSpecialization.Empty);
 
     private static KernelEntry Implicit(Type type, string name) =>
         new($"{type.Name}.{name}", Method(type, name), false, KernelSpecialization.Empty);

@@ -1,0 +1,45 @@
+// Shared launcher of the elementwise training ops (activations): one validation path and one ILGPU launch shape, so
+// Gelu, Silu and Relu differ only in their kernels and Managed loops. Shapes: any, n elements; dy, dx like x.
+using ILGPU;
+using ILGPU.Runtime;
+using View = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
+
+namespace RouteKit;
+
+/// <summary>Validation and dispatch of elementwise forward (x -> y) and backward ((dy, x) -> dx) ops.</summary>
+internal static class Elementwise
+{
+    /// <summary>Checks x and the optional y, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>.</summary>
+    public static Tensor Forward(Tensor x, Tensor? y, Action<float[], float[]> managed, string key,
+        Func<Accelerator, Action<Index1D, View, View>> load)
+    {
+        TensorChecks.NotNull(x, nameof(x));
+        var device = x.Device;
+        device.ThrowIfDisposed();
+        var shape = x.Shape.ToArray();
+        if (y is not null) TensorChecks.Output(device, y, shape, nameof(y), x);
+        TensorChecks.Finite(x, nameof(x));
+        var result = y ?? device.Zeros(shape);
+        if (device.Backend == Backend.Managed) managed(x.Host, result.Host);
+        else device.GetKernel(key, load)(x.Length, x.View, result.View);
+        return result;
+    }
+
+    /// <summary>Checks dy, x and the optional dx, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>.</summary>
+    public static Tensor Backward(Tensor dy, Tensor x, Tensor? dx, Action<float[], float[], float[]> managed, string key,
+        Func<Accelerator, Action<Index1D, View, View, View>> load)
+    {
+        TensorChecks.NotNull(x, nameof(x));
+        var device = x.Device;
+        device.ThrowIfDisposed();
+        var shape = x.Shape.ToArray();
+        TensorChecks.Input(device, dy, shape, nameof(dy));
+        if (dx is not null) TensorChecks.Output(device, dx, shape, nameof(dx), x, dy);
+        TensorChecks.Finite(x, nameof(x));
+        TensorChecks.Finite(dy, nameof(dy));
+        var result = dx ?? device.Zeros(shape);
+        if (device.Backend == Backend.Managed) managed(dy.Host, x.Host, result.Host);
+        else device.GetKernel(key, load)(x.Length, dy.View, x.View, result.View);
+        return result;
+    }
+}

@@ -1,0 +1,73 @@
+// The loop shared by the elementwise Managed ops (Gelu, Silu, Relu): an op is a struct functor giving its value and
+// derivative on one Vector<float> (any width), specialised by the JIT; the tail shorter than a vector goes through the
+// same code on a zero-padded stack vector, so each op has one formulation. Parallel.For over chunks once n is large.
+// Shapes: n elements; y, dy, dx like x.
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace RouteKit;
+
+/// <summary>An elementwise op on one vector of floats.</summary>
+internal interface IElementwiseOp
+{
+    /// <summary>f(x) lane by lane.</summary>
+    static abstract Vector<float> Value(Vector<float> x);
+
+    /// <summary>f'(x) lane by lane.</summary>
+    static abstract Vector<float> Derivative(Vector<float> x);
+}
+
+internal static class ElementwiseManaged
+{
+    /// <summary>Elements per task; a multiple of every vector width.</summary>
+    private const int ChunkSize = 1 << 15;
+
+    /// <summary>y = f(x).</summary>
+    public static void Forward<TOp>(float[] x, float[] y) where TOp : struct, IElementwiseOp =>
+        For(x.Length, (start, count) => ForwardChunk<TOp>(x.AsSpan(start, count), y.AsSpan(start, count)));
+
+    /// <summary>dx = dy f'(x).</summary>
+    public static void Backward<TOp>(float[] dy, float[] x, float[] dx) where TOp : struct, IElementwiseOp =>
+        For(x.Length, (start, count) => BackwardChunk<TOp>(dy.AsSpan(start, count), x.AsSpan(start, count), dx.AsSpan(start, count)));
+
+    private static void ForwardChunk<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
+    {
+        var width = Vector<float>.Count;
+        ref var px = ref MemoryMarshal.GetReference(x);
+        ref var py = ref MemoryMarshal.GetReference(y);
+        var i = 0;
+        for (; i <= x.Length - width; i += width) TOp.Value(Vector.LoadUnsafe(ref px, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
+        if (i == x.Length) return;
+        Span<float> pad = stackalloc float[width];
+        x[i..].CopyTo(pad);
+        TOp.Value(new Vector<float>(pad)).CopyTo(pad);
+        pad[..(x.Length - i)].CopyTo(y[i..]);
+    }
+
+    private static void BackwardChunk<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) where TOp : struct, IElementwiseOp
+    {
+        var width = Vector<float>.Count;
+        ref var pg = ref MemoryMarshal.GetReference(dy);
+        ref var px = ref MemoryMarshal.GetReference(x);
+        ref var pd = ref MemoryMarshal.GetReference(dx);
+        var i = 0;
+        for (; i <= x.Length - width; i += width)
+            (Vector.LoadUnsafe(ref pg, (nuint)i) * TOp.Derivative(Vector.LoadUnsafe(ref px, (nuint)i))).StoreUnsafe(ref pd, (nuint)i);
+        if (i == x.Length) return;
+        Span<float> padX = stackalloc float[width], padG = stackalloc float[width];
+        x[i..].CopyTo(padX);
+        dy[i..].CopyTo(padG);
+        (new Vector<float>(padG) * TOp.Derivative(new Vector<float>(padX))).CopyTo(padX);
+        padX[..(x.Length - i)].CopyTo(dx[i..]);
+    }
+
+    private static void For(int n, Action<int, int> body)
+    {
+        if (n <= ChunkSize)
+        {
+            body(0, n);
+            return;
+        }
+        Parallel.For(0, (n + ChunkSize - 1) / ChunkSize, k => body(k * ChunkSize, Math.Min(ChunkSize, n - k * ChunkSize)));
+    }
+}
