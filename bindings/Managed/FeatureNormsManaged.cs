@@ -1,7 +1,8 @@
 // Feature norms and collapse reductions on the Managed backend, Parallel.For over row blocks. Shapes: R rows, F (or C)
-// features per row. The feature-norm forward and backward are SIMD over System.Numerics.Vector<T>, written once for any
-// width (the JIT picks 128 bits on NEON/SSE machines, 256 on AVX2 and AVX-512 ones), so no width is emulated; the
-// collapse reductions below them are scalar loops with Kahan-compensated float32 sums.
+// features per row. The feature-norm forward's fast path is written once over a small struct strategy (IWidth) and runs
+// on the widest accelerated width: Vector512, else Vector256, else Vector128 (never an emulated one). Its float64
+// fallback and the backward are SIMD over System.Numerics.Vector<T> (the JIT picks 128 bits on NEON/SSE machines, 256 on
+// AVX2 and AVX-512 ones); the collapse reductions below them are scalar loops with Kahan-compensated float32 sums.
 //
 // Feature-norm forward versions (time with `routekit-perf featurenorms`):
 //   1  (2026-11) Kahan-compensated float32 per Vector512 lane. Squares of |x| > 1.8e19 overflowed float32 and the
@@ -12,6 +13,19 @@
 //      underflow or turn NaN, and their rounding (F eps64 relative) sits far below float32's half ulp: L1 and L2 are
 //      correctly rounded to float32 in practice, and a norm beyond float.MaxValue shows as +inf for the caller to
 //      refuse. x is still read once; four independent double accumulators per sum hide the add latency.
+//      Correct at every magnitude, but at R=65536, F=2048 (quiet machine) 33.7 GB/s = 71% of the read bandwidth: on one
+//      core it computes only ~20 GB/s from cache, under a core's share of the memory stream.
+//   3  (2026-12-02) float32 fast path, float64 where needed. A row is cut into blocks of 2048 floats (8 KiB); per block
+//      sum|x| and sum x^2 are float32 on the widest accelerated vector (Vector512/256/128, one generic kernel), four
+//      independent accumulators each, whose lanes are summed in float64 and added to float64 row totals. A block whose
+//      float32 sum of squares is outside [2^-100, float.MaxValue] (or NaN) is summed again in float64 by the version-2
+//      code from L1 (see MinBlockSumSquares: this catches any overflow, any underflow that could matter, and NaN/inf,
+//      and passes every block with 2^-50 <= max|x| < 2^58), so rows of 1e20, 1e-30, subnormals and mixes give what
+//      version 2 gives; count and max are exact either way. x is read once unless a block falls back. Measured from
+//      cache, one core, CPU time (machine under load 90-200, so wall-clock GB/s were noise): 20 -> 56-65 GB/s per core
+//      at F=2048 and 16384, 19 -> 37-39 GB/s at F=512, so two cores now out-compute the 47.6 GB/s read stream. The
+//      `routekit-perf featurenorms --allow-busy` pairs run back to back (1-min load 114-391) gave before 91%, 69% / after
+//      115%, 38% of read at R=65536, F=2048: noise, not a measurement; rerun quietly (perf/results/run-quiet.sh).
 // Backward: dx = dL1 sign(x) + dL2 (x / L2); the ratio |x / L2| <= 1 is formed first, so neither dL2 x (overflows at
 // |x| ~ 1e38) nor 1 / L2 (overflows for L2 < 3e-39) appears.
 using System.Numerics;
