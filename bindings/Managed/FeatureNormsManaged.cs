@@ -21,11 +21,14 @@
 //      float32 sum of squares is outside [2^-100, float.MaxValue] (or NaN) is summed again in float64 by the version-2
 //      code from L1 (see MinBlockSumSquares: this catches any overflow, any underflow that could matter, and NaN/inf,
 //      and passes every block with 2^-50 <= max|x| < 2^58), so rows of 1e20, 1e-30, subnormals and mixes give what
-//      version 2 gives; count and max are exact either way. x is read once unless a block falls back. Measured from
-//      cache, one core, CPU time (machine under load 90-200, so wall-clock GB/s were noise): 20 -> 56-65 GB/s per core
-//      at F=2048 and 16384, 19 -> 37-39 GB/s at F=512, so two cores now out-compute the 47.6 GB/s read stream. The
-//      `routekit-perf featurenorms --allow-busy` pairs run back to back (1-min load 114-391) gave before 91%, 69% / after
-//      115%, 38% of read at R=65536, F=2048: noise, not a measurement; rerun quietly (perf/results/run-quiet.sh).
+//      version 2 gives; count and max are exact either way. x is read once unless a block falls back. Measured with
+//      `routekit-perf featurenorms --allow-busy`, version 2 and 3 back to back, three pairs at 02:20-02:23 UTC as the
+//      other engineers' load went away (1-min load average still decaying 162 -> 18, 81 processes; the read bandwidth
+//      of each run 43.7-49.4 GB/s, near the quiet 47.6): R=65536, F=2048 before 74%, 78%, 66% of read (33.5, 36.9,
+//      32.6 GB/s), after 83%, 115%, 99% (37.7, 52.3, 43.2 GB/s); F=16384 before 74/81/71%, after 96/101/138%; F=512
+//      before 62/70/70%, after 85/98/95%. Above 100% the read-bandwidth probe itself read low; rerun quietly with
+//      perf/results/run-quiet.sh for the record. From cache on one core (CPU time): 20 -> 56-65 GB/s at F=2048 and
+//      16384, 19 -> 37-39 GB/s at F=512, so two cores now out-compute the read stream.
 // Backward: dx = dL1 sign(x) + dL2 (x / L2); the ratio |x / L2| <= 1 is formed first, so neither dL2 x (overflows at
 // |x| ~ 1e38) nor 1 / L2 (overflows for L2 < 3e-39) appears.
 using System.Numerics;
