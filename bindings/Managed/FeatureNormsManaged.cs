@@ -1,7 +1,8 @@
 // Feature norms and collapse reductions on the Managed backend, Parallel.For over row blocks. Shapes: R rows, F (or C)
-// features per row. The feature-norm forward and backward are SIMD over System.Numerics.Vector<T>, written once for any
-// width (the JIT picks 128 bits on NEON/SSE machines, 256 on AVX2 and AVX-512 ones), so no width is emulated; the
-// collapse reductions below them are scalar loops with Kahan-compensated float32 sums.
+// features per row. The feature-norm forward's fast path is written once over a small struct strategy (IWidth) and runs
+// on the widest accelerated width: Vector512, else Vector256, else Vector128 (never an emulated one). Its float64
+// fallback and the backward are SIMD over System.Numerics.Vector<T> (the JIT picks 128 bits on NEON/SSE machines, 256 on
+// AVX2 and AVX-512 ones); the collapse reductions below them are scalar loops with Kahan-compensated float32 sums.
 //
 // Feature-norm forward versions (time with `routekit-perf featurenorms`):
 //   1  (2026-11) Kahan-compensated float32 per Vector512 lane. Squares of |x| > 1.8e19 overflowed float32 and the
@@ -12,10 +13,29 @@
 //      underflow or turn NaN, and their rounding (F eps64 relative) sits far below float32's half ulp: L1 and L2 are
 //      correctly rounded to float32 in practice, and a norm beyond float.MaxValue shows as +inf for the caller to
 //      refuse. x is still read once; four independent double accumulators per sum hide the add latency.
+//      Correct at every magnitude, but at R=65536, F=2048 (quiet machine) 33.7 GB/s = 71% of the read bandwidth: on one
+//      core it computes only ~20 GB/s from cache, under a core's share of the memory stream.
+//   3  (2026-12-02) float32 fast path, float64 where needed. A row is cut into blocks of 2048 floats (8 KiB); per block
+//      sum|x| and sum x^2 are float32 on the widest accelerated vector (Vector512/256/128, one generic kernel), four
+//      independent accumulators each, whose lanes are summed in float64 and added to float64 row totals. A block whose
+//      float32 sum of squares is outside [2^-100, float.MaxValue] (or NaN) is summed again in float64 by the version-2
+//      code from L1 (see MinBlockSumSquares: this catches any overflow, any underflow that could matter, and NaN/inf,
+//      and passes every block with 2^-50 <= max|x| < 2^58), so rows of 1e20, 1e-30, subnormals and mixes give what
+//      version 2 gives; count and max are exact either way. x is read once unless a block falls back. Measured with
+//      `routekit-perf featurenorms --allow-busy`, version 2 and 3 back to back, three pairs at 02:20-02:23 UTC as the
+//      other engineers' load went away (1-min load average still decaying 162 -> 18, 81 processes; the read bandwidth
+//      of each run 43.7-49.4 GB/s, near the quiet 47.6): R=65536, F=2048 before 74%, 78%, 66% of read (33.5, 36.9,
+//      32.6 GB/s), after 83%, 115%, 99% (37.7, 52.3, 43.2 GB/s); F=16384 before 74/81/71%, after 96/101/138%; F=512
+//      before 62/70/70%, after 85/98/95%. Above 100% the read-bandwidth probe itself read low; rerun quietly with
+//      perf/results/run-quiet.sh for the record. From cache on one core (CPU time): 20 -> 56-65 GB/s at F=2048 and
+//      16384, 19 -> 37-39 GB/s at F=512, so two cores now out-compute the read stream.
 // Backward: dx = dL1 sign(x) + dL2 (x / L2); the ratio |x / L2| <= 1 is formed first, so neither dL2 x (overflows at
 // |x| ~ 1e38) nor 1 / L2 (overflows for L2 < 3e-39) appears.
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
 
 namespace RouteKit;
 
@@ -40,8 +60,8 @@ internal static class FeatureNormsManaged
         });
     }
 
-    // One row: (sum|x|, sum x^2, #{x > 0}, max x), the sums in float64.
-    private static (double L1, double SumSquares, int Count, float Max) Row(ReadOnlySpan<float> row)
+    // One row (or block): (sum|x|, sum x^2, #{x > 0}, max x), the sums in float64 (version 2; the fallback of version 3).
+    private static (double L1, double SumSquares, int Count, float Max) Row64(ReadOnlySpan<float> row)
     {
         var w = Vector<float>.Count;
         Vector<double> l1a = default, l1b = default, l1c = default, l1d = default;
@@ -73,6 +93,192 @@ internal static class FeatureNormsManaged
         var count = Vector.Sum(cnt);
         var m = float.NegativeInfinity;
         for (var i = 0; i < w; i++) m = Math.Max(m, mx[i]);
+        for (; f < row.Length; f++)
+        {
+            var v = row[f];
+            l1 += Math.Abs(v);
+            l2 += (double)v * v;
+            if (v > 0) count++;
+            m = Math.Max(m, v);
+        }
+        return (l1, l2, count, m);
+    }
+
+    // ---- float32 fast path (version 3) ----
+
+    // Block length in floats: 8 KiB, so a block the range check sends back to float64 is re-read from L1. A multiple
+    // of 4 x 16 (four Vector512 accumulators) so every block but a row's last runs the unrolled loop only.
+    private const int BlockFloats = 2048;
+
+    // A block's float32 sums are kept when its float32 sum of squares S2 lies in [2^-100, float.MaxValue]; otherwise
+    // (overflow, underflow, NaN or infinity in x) the block is summed again in float64 (Row64). Why that is safe:
+    //  - overflow: every partial sum of squares is non-negative and S2 is their total, so a finite S2 means no square and
+    //    no partial sum overflowed; then every |x| < 2^64 and the |x| sum (<= 2048 * 2^64) is finite too.
+    //  - underflow: a square or sum that lands below 2^-126 is still rounded, not flushed (no FTZ/DAZ in .NET), with an
+    //    absolute error <= 2^-150 each; over a block's 2048 squares and 2048 adds that is < 2^-138 in all, < 2^-38 of an
+    //    S2 >= 2^-100, far under float32's 2^-24. |x| is exact, so the L1 sum has only the usual relative rounding.
+    //  - NaN or +-inf in x make S2 NaN or +inf and fail the check, so such rows give exactly what float64 gives.
+    //  - an all-zero block (S1 == 0: a sum of non-negative floats is 0 only if every term is 0) is exact and kept.
+    // In terms of x: any block with 2^-50 <= max|x| < 2^58 passes, so rows of 1e20, 1e-30 and subnormals fall back.
+    private const float MinBlockSumSquares = 7.8886090522101181e-31f; // 2^-100
+
+    // The SIMD primitives of one vector width; the kernel below is written once over them.
+    private interface IWidth<TV> where TV : struct
+    {
+        static abstract bool IsAccelerated { get; }
+        static abstract int Count { get; }
+        static abstract TV Load(ref float p, nuint offset);
+        static abstract TV Add(TV a, TV b);
+        static abstract TV Abs(TV v);
+        static abstract TV MultiplyAdd(TV a, TV b, TV c);   // a * b + c, fused where the hardware has it
+        static abstract TV Max(TV a, TV b);                  // the same semantics as Vector.Max (NaN and +0 > -0)
+        static abstract TV CountPositive(TV count, TV v);    // count + (v > 0 ? 1 : 0) per lane
+        static abstract TV Broadcast(float value);
+        static abstract double SumWidened(TV v);             // the lanes' sum in float64
+        static abstract float MaxAcross(TV v);
+    }
+
+    private struct Width512 : IWidth<Vector512<float>>
+    {
+        public static bool IsAccelerated => Vector512.IsHardwareAccelerated;
+        public static int Count => Vector512<float>.Count;
+        public static Vector512<float> Load(ref float p, nuint offset) => Vector512.LoadUnsafe(ref p, offset);
+        public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+        public static Vector512<float> Abs(Vector512<float> v) => Vector512.Abs(v);
+        public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+        public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+        public static Vector512<float> CountPositive(Vector512<float> count, Vector512<float> v) =>
+            count + (Vector512.GreaterThan(v, Vector512<float>.Zero) & Vector512<float>.One);
+        public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
+        public static double SumWidened(Vector512<float> v)
+        {
+            var (lo, hi) = Vector512.Widen(v);
+            return Vector512.Sum(lo + hi);
+        }
+        public static float MaxAcross(Vector512<float> v) =>
+            Math.Max(Width256.MaxAcross(v.GetLower()), Width256.MaxAcross(v.GetUpper()));
+    }
+
+    private struct Width256 : IWidth<Vector256<float>>
+    {
+        public static bool IsAccelerated => Vector256.IsHardwareAccelerated;
+        public static int Count => Vector256<float>.Count;
+        public static Vector256<float> Load(ref float p, nuint offset) => Vector256.LoadUnsafe(ref p, offset);
+        public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+        public static Vector256<float> Abs(Vector256<float> v) => Vector256.Abs(v);
+        public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+            Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+        public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
+        public static Vector256<float> CountPositive(Vector256<float> count, Vector256<float> v) =>
+            count + (Vector256.GreaterThan(v, Vector256<float>.Zero) & Vector256<float>.One);
+        public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
+        public static double SumWidened(Vector256<float> v)
+        {
+            var (lo, hi) = Vector256.Widen(v);
+            return Vector256.Sum(lo + hi);
+        }
+        public static float MaxAcross(Vector256<float> v) =>
+            Math.Max(Width128.MaxAcross(v.GetLower()), Width128.MaxAcross(v.GetUpper()));
+    }
+
+    private struct Width128 : IWidth<Vector128<float>>
+    {
+        public static bool IsAccelerated => Vector128.IsHardwareAccelerated;
+        public static int Count => Vector128<float>.Count;
+        public static Vector128<float> Load(ref float p, nuint offset) => Vector128.LoadUnsafe(ref p, offset);
+        public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
+        public static Vector128<float> Abs(Vector128<float> v) => Vector128.Abs(v);
+        public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) =>
+            Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : AdvSimd.IsSupported ? AdvSimd.FusedMultiplyAdd(c, a, b) : a * b + c;
+        public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
+        public static Vector128<float> CountPositive(Vector128<float> count, Vector128<float> v) =>
+            count + (Vector128.GreaterThan(v, Vector128<float>.Zero) & Vector128<float>.One);
+        public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
+        public static double SumWidened(Vector128<float> v)
+        {
+            var (lo, hi) = Vector128.Widen(v);
+            return Vector128.Sum(lo + hi);
+        }
+        public static float MaxAcross(Vector128<float> v) =>
+            Math.Max(Math.Max(v.GetElement(0), v.GetElement(1)), Math.Max(v.GetElement(2), v.GetElement(3)));
+    }
+
+    // The widest width the hardware accelerates; 0 when none is (then the float64 path runs alone).
+    private static readonly int FastWidth =
+        Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : Vector128.IsHardwareAccelerated ? 128 : 0;
+
+    private static (double L1, double SumSquares, int Count, float Max) Row(ReadOnlySpan<float> row) => FastWidth switch
+    {
+        512 => RowFast<Vector512<float>, Width512>(row),
+        256 => RowFast<Vector256<float>, Width256>(row),
+        128 => RowFast<Vector128<float>, Width128>(row),
+        _ => Row64(row),
+    };
+
+    // One row in blocks: float32 sums per block with four independent accumulators each, folded into float64 row
+    // totals; a block failing the range check above is summed again in float64. Count and max are exact either way.
+    private static (double L1, double SumSquares, int Count, float Max) RowFast<TV, TW>(ReadOnlySpan<float> row)
+        where TV : struct where TW : struct, IWidth<TV>
+    {
+        var w = TW.Count;
+        ref var p = ref MemoryMarshal.GetReference(row);
+        double l1 = 0, l2 = 0;
+        var count = 0;
+        var mx = TW.Broadcast(float.NegativeInfinity);
+        var f = 0;
+        // Vector part of the row: whole vectors, in blocks of BlockFloats.
+        var vectorEnd = row.Length - row.Length % w;
+        while (f < vectorEnd)
+        {
+            var start = f;
+            var end = Math.Min(vectorEnd, f + BlockFloats);
+            TV s1a = default, s1b = default, s1c = default, s1d = default;
+            TV s2a = default, s2b = default, s2c = default, s2d = default;
+            TV cnt = default;
+            for (; f <= end - 4 * w; f += 4 * w)
+            {
+                var va = TW.Load(ref p, (nuint)f);
+                var vb = TW.Load(ref p, (nuint)(f + w));
+                var vc = TW.Load(ref p, (nuint)(f + 2 * w));
+                var vd = TW.Load(ref p, (nuint)(f + 3 * w));
+                s1a = TW.Add(s1a, TW.Abs(va));
+                s1b = TW.Add(s1b, TW.Abs(vb));
+                s1c = TW.Add(s1c, TW.Abs(vc));
+                s1d = TW.Add(s1d, TW.Abs(vd));
+                s2a = TW.MultiplyAdd(va, va, s2a);
+                s2b = TW.MultiplyAdd(vb, vb, s2b);
+                s2c = TW.MultiplyAdd(vc, vc, s2c);
+                s2d = TW.MultiplyAdd(vd, vd, s2d);
+                cnt = TW.CountPositive(TW.CountPositive(cnt, va), vb);
+                cnt = TW.CountPositive(TW.CountPositive(cnt, vc), vd);
+                mx = TW.Max(mx, TW.Max(TW.Max(va, vb), TW.Max(vc, vd)));
+            }
+            for (; f < end; f += w)
+            {
+                var v = TW.Load(ref p, (nuint)f);
+                s1a = TW.Add(s1a, TW.Abs(v));
+                s2a = TW.MultiplyAdd(v, v, s2a);
+                cnt = TW.CountPositive(cnt, v);
+                mx = TW.Max(mx, v);
+            }
+            // Lane counts are at most BlockFloats / w, exact in float32.
+            count += (int)TW.SumWidened(cnt);
+            var b1 = TW.SumWidened(TW.Add(TW.Add(s1a, s1b), TW.Add(s1c, s1d)));
+            var b2 = TW.SumWidened(TW.Add(TW.Add(s2a, s2b), TW.Add(s2c, s2d)));
+            if (b2 >= MinBlockSumSquares && b2 <= float.MaxValue || b1 == 0)
+            {
+                l1 += b1;
+                l2 += b2;
+            }
+            else
+            {
+                var (r1, r2, _, _) = Row64(row.Slice(start, end - start));
+                l1 += r1;
+                l2 += r2;
+            }
+        }
+        var m = TW.MaxAcross(mx);
+        // The last row.Length % w elements, in float64.
         for (; f < row.Length; f++)
         {
             var v = row[f];

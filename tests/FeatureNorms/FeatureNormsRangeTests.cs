@@ -90,6 +90,27 @@ public abstract class FeatureNormsRangeTests : BackendFixture
         AssertForwardMatches(x, 2, features);
     }
 
+    /// <summary>
+    /// Rows whose 2048-float blocks (the Managed float32 fast path's block) differ in scale, so fast and float64-recomputed
+    /// blocks meet in one row: normal, 1e20 (squares overflow), all zero, then a tail; a 1e-30 block among normal ones;
+    /// a subnormal block among small ones.
+    /// </summary>
+    [Test]
+    public void BlocksOfDifferentScalesInOneRow()
+    {
+        const int block = 2048, features = 3 * block + 5;
+        const int rows = 3;
+        var x = new float[rows * features];
+        for (var f = 0; f < features; f++)
+        {
+            var u = (float)Math.Sin(0.37 * f);
+            x[f] = (f / block) switch { 0 => u, 1 => 1e20f * u, 2 => 0f, _ => -u };
+            x[features + f] = f / block == 1 ? 1e-30f * u : u;
+            x[2 * features + f] = f / block == 2 ? 3e-39f : 1e-3f * u;
+        }
+        AssertForwardMatches(x, rows, features);
+    }
+
     [Test]
     public void TrueOverflowIsRefusedNamingRowAndNorm()
     {
