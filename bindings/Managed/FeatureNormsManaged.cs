@@ -1,6 +1,6 @@
 // Feature norms and collapse reductions on the Managed backend, Parallel.For over row blocks. Shapes: R rows, F (or C)
-// features per row. The feature-norm forward's fast path is written once over a small struct strategy (IWidth) and runs
-// on the widest accelerated width: Vector512, else Vector256, else Vector128 (never an emulated one). Its float64
+// features per row. The feature-norm forward's fast path is written once over the width strategies of SimdWidth.cs
+// (shared with Sgemm.cs) and runs on the widest accelerated width: Vector512, else Vector256, else Vector128 (never an emulated one). Its float64
 // fallback and the backward are SIMD over System.Numerics.Vector<T> (the JIT picks 128 bits on NEON/SSE machines, 256 on
 // AVX2 and AVX-512 ones); the collapse reductions below them are scalar loops with Kahan-compensated float32 sums.
 //
@@ -122,105 +122,23 @@ internal static class FeatureNormsManaged
     // In terms of x: any block with 2^-50 <= max|x| < 2^58 passes, so rows of 1e20, 1e-30 and subnormals fall back.
     private const float MinBlockSumSquares = 7.8886090522101181e-31f; // 2^-100
 
-    // The SIMD primitives of one vector width; the kernel below is written once over them.
-    private interface IWidth<TV> where TV : struct
-    {
-        static abstract bool IsAccelerated { get; }
-        static abstract int Count { get; }
-        static abstract TV Load(ref float p, nuint offset);
-        static abstract TV Add(TV a, TV b);
-        static abstract TV Abs(TV v);
-        static abstract TV MultiplyAdd(TV a, TV b, TV c);   // a * b + c, fused where the hardware has it
-        static abstract TV Max(TV a, TV b);                  // the same semantics as Vector.Max (NaN and +0 > -0)
-        static abstract TV CountPositive(TV count, TV v);    // count + (v > 0 ? 1 : 0) per lane
-        static abstract TV Broadcast(float value);
-        static abstract double SumWidened(TV v);             // the lanes' sum in float64
-        static abstract float MaxAcross(TV v);
-    }
-
-    private struct Width512 : IWidth<Vector512<float>>
-    {
-        public static bool IsAccelerated => Vector512.IsHardwareAccelerated;
-        public static int Count => Vector512<float>.Count;
-        public static Vector512<float> Load(ref float p, nuint offset) => Vector512.LoadUnsafe(ref p, offset);
-        public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
-        public static Vector512<float> Abs(Vector512<float> v) => Vector512.Abs(v);
-        public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
-        public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
-        public static Vector512<float> CountPositive(Vector512<float> count, Vector512<float> v) =>
-            count + (Vector512.GreaterThan(v, Vector512<float>.Zero) & Vector512<float>.One);
-        public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
-        public static double SumWidened(Vector512<float> v)
-        {
-            var (lo, hi) = Vector512.Widen(v);
-            return Vector512.Sum(lo + hi);
-        }
-        public static float MaxAcross(Vector512<float> v) =>
-            Math.Max(Width256.MaxAcross(v.GetLower()), Width256.MaxAcross(v.GetUpper()));
-    }
-
-    private struct Width256 : IWidth<Vector256<float>>
-    {
-        public static bool IsAccelerated => Vector256.IsHardwareAccelerated;
-        public static int Count => Vector256<float>.Count;
-        public static Vector256<float> Load(ref float p, nuint offset) => Vector256.LoadUnsafe(ref p, offset);
-        public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
-        public static Vector256<float> Abs(Vector256<float> v) => Vector256.Abs(v);
-        public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
-            Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
-        public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
-        public static Vector256<float> CountPositive(Vector256<float> count, Vector256<float> v) =>
-            count + (Vector256.GreaterThan(v, Vector256<float>.Zero) & Vector256<float>.One);
-        public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-        public static double SumWidened(Vector256<float> v)
-        {
-            var (lo, hi) = Vector256.Widen(v);
-            return Vector256.Sum(lo + hi);
-        }
-        public static float MaxAcross(Vector256<float> v) =>
-            Math.Max(Width128.MaxAcross(v.GetLower()), Width128.MaxAcross(v.GetUpper()));
-    }
-
-    private struct Width128 : IWidth<Vector128<float>>
-    {
-        public static bool IsAccelerated => Vector128.IsHardwareAccelerated;
-        public static int Count => Vector128<float>.Count;
-        public static Vector128<float> Load(ref float p, nuint offset) => Vector128.LoadUnsafe(ref p, offset);
-        public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
-        public static Vector128<float> Abs(Vector128<float> v) => Vector128.Abs(v);
-        public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) =>
-            Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : AdvSimd.IsSupported ? AdvSimd.FusedMultiplyAdd(c, a, b) : a * b + c;
-        public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
-        public static Vector128<float> CountPositive(Vector128<float> count, Vector128<float> v) =>
-            count + (Vector128.GreaterThan(v, Vector128<float>.Zero) & Vector128<float>.One);
-        public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
-        public static double SumWidened(Vector128<float> v)
-        {
-            var (lo, hi) = Vector128.Widen(v);
-            return Vector128.Sum(lo + hi);
-        }
-        public static float MaxAcross(Vector128<float> v) =>
-            Math.Max(Math.Max(v.GetElement(0), v.GetElement(1)), Math.Max(v.GetElement(2), v.GetElement(3)));
-    }
-
-    // The widest width the hardware accelerates; 0 when none is (then the float64 path runs alone).
-    private static readonly int FastWidth =
-        Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : Vector128.IsHardwareAccelerated ? 128 : 0;
+    // The widest width the hardware accelerates (SimdWidth.cs); 0 when none is (then the float64 path runs alone).
+    private static readonly int FastWidth = SimdWidth.WidestBits;
 
     private static (double L1, double SumSquares, int Count, float Max) Row(ReadOnlySpan<float> row) => FastWidth switch
     {
-        512 => RowFast<Vector512<float>, Width512>(row),
-        256 => RowFast<Vector256<float>, Width256>(row),
-        128 => RowFast<Vector128<float>, Width128>(row),
+        512 => RowFast<Vector512<float>, Simd512>(row),
+        256 => RowFast<Vector256<float>, Simd256>(row),
+        128 => RowFast<Vector128<float>, Simd128>(row),
         _ => Row64(row),
     };
 
     // One row in blocks: float32 sums per block with four independent accumulators each, folded into float64 row
     // totals; a block failing the range check above is summed again in float64. Count and max are exact either way.
     private static (double L1, double SumSquares, int Count, float Max) RowFast<TV, TW>(ReadOnlySpan<float> row)
-        where TV : struct where TW : struct, IWidth<TV>
+        where TV : struct where TW : struct, ISimdWidth<TV>
     {
-        var w = TW.Count;
+        var w = TW.Lanes;
         ref var p = ref MemoryMarshal.GetReference(row);
         double l1 = 0, l2 = 0;
         var count = 0;

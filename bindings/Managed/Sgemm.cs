@@ -32,71 +32,6 @@ using System.Runtime.Intrinsics;
 
 namespace RouteKit;
 
-/// <summary>One SIMD width's operations on float vectors, as static members a generic kernel is specialised over.</summary>
-/// <typeparam name="TVector">Vector128&lt;float&gt;, Vector256&lt;float&gt; or Vector512&lt;float&gt;.</typeparam>
-internal unsafe interface IFloatLanes<TVector> where TVector : struct
-{
-    /// <summary>Floats per vector.</summary>
-    static abstract int Lanes { get; }
-
-    /// <summary>All zeros.</summary>
-    static abstract TVector Zero { get; }
-
-    /// <summary>Loads <see cref="Lanes"/> floats (unaligned).</summary>
-    static abstract TVector Load(float* p);
-
-    /// <summary>Stores <see cref="Lanes"/> floats (unaligned).</summary>
-    static abstract void Store(TVector v, float* p);
-
-    /// <summary>Every lane <paramref name="value"/>.</summary>
-    static abstract TVector Broadcast(float value);
-
-    /// <summary>a b + c, fused where the hardware has FMA.</summary>
-    static abstract TVector MultiplyAdd(TVector a, TVector b, TVector c);
-
-    /// <summary>a + b.</summary>
-    static abstract TVector Add(TVector a, TVector b);
-}
-
-/// <summary>128-bit lanes (SSE, Arm NEON).</summary>
-internal readonly unsafe struct Lanes128 : IFloatLanes<Vector128<float>>
-{
-    public static int Lanes => Vector128<float>.Count;
-    public static Vector128<float> Zero => Vector128<float>.Zero;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* p) => Vector128.Load(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector128<float> v, float* p) => v.Store(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
-}
-
-/// <summary>256-bit lanes (AVX2).</summary>
-internal readonly unsafe struct Lanes256 : IFloatLanes<Vector256<float>>
-{
-    public static int Lanes => Vector256<float>.Count;
-    public static Vector256<float> Zero => Vector256<float>.Zero;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* p) => Vector256.Load(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector256<float> v, float* p) => v.Store(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
-}
-
-/// <summary>512-bit lanes (AVX-512).</summary>
-internal readonly unsafe struct Lanes512 : IFloatLanes<Vector512<float>>
-{
-    public static int Lanes => Vector512<float>.Count;
-    public static Vector512<float> Zero => Vector512<float>.Zero;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* p) => Vector512.Load(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Vector512<float> v, float* p) => v.Store(p);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
-}
-
 /// <summary>One matrix operand: base pointer and the strides of its (row, column) element.</summary>
 /// <param name="Data">Element (r, c) is at Data[r * Row + c * Column].</param>
 /// <param name="Row">Stride between rows, in floats.</param>
@@ -125,8 +60,7 @@ internal static unsafe class Sgemm
     internal const int NC = 512;
 
     /// <summary>The vector width in bits the GEMM runs at on this machine: the widest hardware-accelerated one.</summary>
-    internal static readonly int VectorBits =
-        Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
+    internal static readonly int VectorBits = Math.Max(SimdWidth.WidestBits, 128);
 
     [ThreadStatic] private static float* packedA;   // [MC / MR][KC][MR] on each thread, allocated once
     [ThreadStatic] private static float* packedB;   // [NC / (NR lanes)][KC][NR lanes] on each thread, allocated once
@@ -238,14 +172,14 @@ internal static unsafe class Sgemm
             var nc = Math.Min(NC, n - j0);
             switch (bits)
             {
-                case 512: Tile<Lanes512, Vector512<float>>(i0, j0, mc, nc); break;
-                case 256: Tile<Lanes256, Vector256<float>>(i0, j0, mc, nc); break;
-                default: Tile<Lanes128, Vector128<float>>(i0, j0, mc, nc); break;
+                case 512: Tile<Simd512, Vector512<float>>(i0, j0, mc, nc); break;
+                case 256: Tile<Simd256, Vector256<float>>(i0, j0, mc, nc); break;
+                default: Tile<Simd128, Vector128<float>>(i0, j0, mc, nc); break;
             }
         }
 
         private void Tile<TLanes, TVector>(int i0, int j0, int mc, int nc)
-            where TLanes : struct, IFloatLanes<TVector> where TVector : struct
+            where TLanes : struct, ISimdWidth<TVector> where TVector : struct
         {
             var width = NR * TLanes.Lanes;                                   // columns per B micro-panel
             if (packedA == null)
@@ -354,7 +288,7 @@ internal static unsafe class Sgemm
     /// <summary>C[MR, NR lanes] (+)= A-panel [kc][MR] . B-panel [kc][NR lanes]; C row-major with leading dimension ldc.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Micro<TLanes, TVector>(float* a, float* b, int kc, float* c, nint ldc, bool accumulate)
-        where TLanes : struct, IFloatLanes<TVector> where TVector : struct
+        where TLanes : struct, ISimdWidth<TVector> where TVector : struct
     {
         var lanes = TLanes.Lanes;
         TVector c00 = TLanes.Zero, c01 = TLanes.Zero, c10 = TLanes.Zero, c11 = TLanes.Zero, c20 = TLanes.Zero, c21 = TLanes.Zero;
@@ -388,7 +322,7 @@ internal static unsafe class Sgemm
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store<TLanes, TVector>(float* c, int lanes, TVector v0, TVector v1, bool accumulate)
-        where TLanes : struct, IFloatLanes<TVector> where TVector : struct
+        where TLanes : struct, ISimdWidth<TVector> where TVector : struct
     {
         if (accumulate)
         {
