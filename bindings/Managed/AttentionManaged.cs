@@ -122,20 +122,6 @@ internal static unsafe class AttentionManaged
 
     private static int PaddedDim(int d) => (d + ManagedKernels.Lanes - 1) / ManagedKernels.Lanes * ManagedKernels.Lanes;
 
-    // Visible keys of query i: [Lo, Hi] inclusive (Hi < Lo when none), from the causal and window masks.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (int Lo, int Hi) KeyRange(AttentionParams p, int i)
-    {
-        long ip = (long)i + p.Offset, lo = 0, hi = p.M - 1L;
-        if (p.Causal) hi = Math.Min(hi, ip);
-        if (p.Window >= 0)
-        {
-            lo = Math.Max(lo, ip - p.Window);
-            hi = Math.Min(hi, ip + p.Window);
-        }
-        return ((int)Math.Clamp(lo, int.MinValue, int.MaxValue), (int)Math.Clamp(hi, -1L, int.MaxValue));
-    }
-
     // z = S + bias - brake, masked to [lo, hi] unless the whole block is visible; overwrites row[0..64) with z and
     // returns its largest entry.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -209,8 +195,8 @@ internal static unsafe class AttentionManaged
             l[r] = ent[r] = sink[r] = 0f;
         }
 
-        var (jLo, _) = KeyRange(p, i0);
-        var (_, jHi) = KeyRange(p, i0 + rows - 1);
+        var (jLo, _) = p.KeyRange(i0);
+        var (_, jHi) = p.KeyRange(i0 + rows - 1);
         var kvBase = (nint)(b * p.Hkv + hk) * ctx.Keys.Blocks;
         for (var kb = Math.Max(jLo, 0) / KeyBlock; jHi >= jLo && kb <= jHi / KeyBlock; kb++)
         {
@@ -222,14 +208,14 @@ internal static unsafe class AttentionManaged
             {
                 var r0 = g * Rows;
                 var rLast = Math.Min(r0 + Rows, rows) - 1;
-                var (firstLo, firstHi) = KeyRange(p, i0 + r0);
-                var (lastLo, lastHi) = KeyRange(p, i0 + rLast);
+                var (firstLo, firstHi) = p.KeyRange(i0 + r0);
+                var (lastLo, lastHi) = p.KeyRange(i0 + rLast);
                 if (jb > lastHi || jb + KeyBlock - 1 < firstLo) continue;
                 var full = jb >= lastLo && jb + KeyBlock - 1 <= firstHi;
                 ManagedKernels.Scores4x64(qTile + (nint)r0 * dp, dp, kt, d, s);
                 for (var rr = 0; rr < Rows; rr++)
                 {
-                    var (lo, hi) = KeyRange(p, i0 + r0 + rr);
+                    var (lo, hi) = p.KeyRange(i0 + r0 + rr);
                     newMax[rr] = MathF.Max(m[r0 + rr], Scores(s + rr * KeyBlock, bias, jb, i0 + r0 + rr + p.Offset, slope, full, lo, hi));
                 }
                 // The four rows' exps run in one loop: 16 independent polynomial chains keep the FMA pipes busy where
@@ -359,8 +345,8 @@ internal static unsafe class AttentionManaged
         var p = ctx.P;
         int d = p.D, dp = tile.Dp;
         var jb = kb * KeyBlock;
-        var (firstLo, firstHi) = KeyRange(p, t0);
-        var (lastLo, lastHi) = KeyRange(p, t0 + rows - 1);
+        var (firstLo, firstHi) = p.KeyRange(t0);
+        var (lastLo, lastHi) = p.KeyRange(t0 + rows - 1);
         if (jb > lastHi || jb + KeyBlock - 1 < firstLo || lastHi < firstLo) return false;
         var full = jb >= lastLo && jb + KeyBlock - 1 <= firstHi;
         var block = (nint)(b * p.Hkv + hk) * ctx.Keys.Blocks + kb;
@@ -381,7 +367,7 @@ internal static unsafe class AttentionManaged
         {
             var prow = tile.P + r * KeyBlock;
             var dzrow = tile.DZ + r * KeyBlock;
-            var (lo, hi) = KeyRange(p, t0 + r);
+            var (lo, hi) = p.KeyRange(t0 + r);
             Scores(prow, bias, jb, t0 + r + p.Offset, slope, full, lo, hi);
             var max = Vector512.Create(tile.RowMax[r]);
             var logSum = Vector512.Create(tile.RowSum[r]);
@@ -499,8 +485,8 @@ internal static unsafe class AttentionManaged
         var rows = LoadQueryTile(ctx, bh, t0, tile);
         var dqAcc = tile.O; // [QueryBlock, Dp] sum_j dz_ij s k'_j
         new Span<float>(dqAcc, QueryBlock * dp).Clear();
-        var (jLo, _) = KeyRange(p, t0);
-        var (_, jHi) = KeyRange(p, t0 + rows - 1);
+        var (jLo, _) = p.KeyRange(t0);
+        var (_, jHi) = p.KeyRange(t0 + rows - 1);
         var groups = (rows + Rows - 1) / Rows;
         for (var kb = Math.Max(jLo, 0) / KeyBlock; jHi >= jLo && kb <= jHi / KeyBlock; kb++)
         {

@@ -68,8 +68,13 @@ public sealed record AttentionParams
         return true;
     }
 
-    /// <summary>True when query row i sees at least one key (a fully masked row gets O = 0 and Lse = -inf).</summary>
-    public bool SeesAnyKey(int i)
+    /// <summary>
+    /// The keys query i sees, [Lo, Hi] inclusive (Hi &lt; Lo when none), from the causal and window masks; computed in
+    /// 64-bit so that i + (M - N) + Window cannot overflow. The one definition the Managed kernels, the saved-statistics
+    /// check and the routing summaries share.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public (int Lo, int Hi) KeyRange(int i)
     {
         long ip = (long)i + Offset, lo = 0, hi = M - 1L;
         if (Causal) hi = Math.Min(hi, ip);
@@ -78,6 +83,13 @@ public sealed record AttentionParams
             lo = Math.Max(lo, ip - Window);
             hi = Math.Min(hi, ip + Window);
         }
+        return ((int)Math.Clamp(lo, int.MinValue, int.MaxValue), (int)Math.Clamp(hi, -1L, int.MaxValue));
+    }
+
+    /// <summary>True when query row i sees at least one key (a fully masked row gets O = 0 and Lse = -inf).</summary>
+    public bool SeesAnyKey(int i)
+    {
+        var (lo, hi) = KeyRange(i);
         return lo <= hi;
     }
 

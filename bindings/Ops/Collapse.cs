@@ -54,7 +54,9 @@ public static class Collapse
     {
         var (_, columns) = Validate(x);
         TensorChecks.Finite(x, nameof(x));
-        using var scaled = ScaledIntoRange(x);
+        float[] rowNorms;
+        using (var norms = FeatureNorms.Forward(x)) rowNorms = norms.L2.ToArray();
+        using var scaled = ScaledIntoRange(x, rowNorms, out _);
         using var g = Gram(scaled ?? x);
         var host = g.ToArray();
         var m = Matrix<double>.Build.Dense(columns, columns, (i, j) => 0.5 * ((double)host[i * columns + j] + host[j * columns + i]));
@@ -89,7 +91,9 @@ public static class Collapse
     {
         var (rows, columns) = Validate(x);
         TensorChecks.Finite(x, nameof(x));
-        using var scaled = ScaledIntoRange(x);
+        float[] rowNorms;
+        using (var norms = FeatureNorms.Forward(x)) rowNorms = norms.L2.ToArray();
+        using var scaled = ScaledIntoRange(x, rowNorms, out var inverse);
         x = scaled ?? x;
         var device = x.Device;
         using var sums = device.Zeros(columns);
@@ -99,8 +103,7 @@ public static class Collapse
         for (var c = 0; c < columns; c++) mean[c] /= rows;
         sums.CopyFrom(mean);
         RowDeviation(x, sums, deviation, rows, columns);
-        using var norms = FeatureNorms.Forward(x);
-        var total = norms.L2.ToArray().Sum(n => (double)n * n);
+        var total = rowNorms.Sum(n => n * inverse * (n * inverse));
         var residual = deviation.ToArray().Sum(d => (double)d);
         return total > 0 ? Math.Sqrt(residual / total) : 0.0;
     }
@@ -189,14 +192,7 @@ public static class Collapse
     /// <summary>Number of keys query row i sees under the causal and window masks.</summary>
     public static int VisibleKeys(AttentionParams p, int i)
     {
-        var ip = i + p.Offset;
-        int lo = 0, hi = p.M - 1;
-        if (p.Causal) hi = Math.Min(hi, ip);
-        if (p.Window >= 0)
-        {
-            lo = Math.Max(lo, ip - p.Window);
-            hi = Math.Min(hi, ip + p.Window);
-        }
+        var (lo, hi) = p.KeyRange(i);
         return Math.Max(0, hi - lo + 1);
     }
 
@@ -242,16 +238,17 @@ public static class Collapse
     /// The measures that square X (effective rank through the Gram, the residual ratio through squared deviations) are
     /// invariant to scaling X, but float32 squares are not: rows of norm 1e20 overflow to +inf and rows of norm 1e-25
     /// underflow to 0, so the measure came out NaN or 0 where the answer is an ordinary number. Such an X is divided
-    /// by its largest row norm (computed overflow-free by <see cref="FeatureNorms"/>) into a copy; null when X is
-    /// already in range (the common case: no copy) or zero.
+    /// by its largest row norm (<paramref name="rowNorms"/>, computed overflow-free by <see cref="FeatureNorms"/>) into
+    /// a copy, and <paramref name="inverse"/> is the factor applied (1 when none); null when X is already in range
+    /// (the common case: no copy) or zero.
     /// </summary>
-    private static Tensor? ScaledIntoRange(Tensor x)
+    private static Tensor? ScaledIntoRange(Tensor x, float[] rowNorms, out double inverse)
     {
-        using var norms = FeatureNorms.Forward(x);
-        var largest = norms.L2.ToArray().Max();
+        inverse = 1.0;
+        var largest = rowNorms.Max();
         if (largest == 0f || (largest >= SmallestSafeNorm && largest <= LargestSafeNorm)) return null;
+        inverse = 1.0 / largest;
         var data = x.ToArray();
-        var inverse = 1.0 / largest;
         for (var i = 0; i < data.Length; i++) data[i] = (float)(data[i] * inverse);
         return x.Device.FromArray(data, x.Shape.ToArray());
     }
