@@ -77,9 +77,9 @@ internal static unsafe class AttentionManaged
         var dp = PaddedDim(p.D);
         using var delta = new AlignedBuffer((long)p.B * p.H * p.N); // [B, H, N] dO_i . O_i
         var deltaP = delta.Pointer;
-        fixed (float* dOutP = dOut, qp = q, kp = k, op = o, lp = stats, dqp = dq, dkp = dk, dvp = dv)
+        fixed (float* dOutP = dOut, qp = q, kp = k, op = o, sp = stats, dqp = dq, dkp = dk, dvp = dv)
         {
-            var ctx = new BackwardContext(p, keys, dOutP, qp, kp, lp, deltaP, dqp, dkp, dvp);
+            var ctx = new BackwardContext(p, keys, dOutP, qp, kp, sp, deltaP, dqp, dkp, dvp);
             nint dOutAddr = (nint)dOutP, oAddr = (nint)op, deltaAddr = (nint)deltaP;
             Parallel.For(0, p.B * p.H, row => RowDeltas(p, (float*)dOutAddr, (float*)oAddr, (float*)deltaAddr, row));
             var keyBlocks = keys.Blocks;

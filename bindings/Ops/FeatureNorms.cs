@@ -1,10 +1,11 @@
 // FeatureNorms: launcher, validation and dispatcher. Shapes: R rows, F features; x [R, F], every output [R].
 // Implementations: Managed -> bindings/Managed/FeatureNormsManaged.cs; ILGPU -> kernels/FeatureNorms/FeatureNormsKernels.cs.
 // Time with `routekit-perf featurenorms`.
-// 2026-12-02: a norm that fits in float32 is returned on every backend even where x^2 overflows or underflows (float64
-// sums on Managed, power-of-two-scaled sums in the kernel); a norm beyond float.MaxValue is refused with an
-// OverflowException naming the row and the norm, found by one scan of the row outputs (Managed) or one flag the kernel
-// sets (ILGPU), so no per-element host sync. The backward checks the saved forward.L2 like every input.
+// 2026-12-02: a norm that fits in float32 is returned on every backend even where x^2 overflows or underflows (on
+// Managed a float64 recompute of any float32 block whose squares leave float32's range, in the kernel power-of-two-
+// scaled sums); a norm beyond float.MaxValue is refused with an OverflowException naming the row and the norm, found
+// by one scan of the row outputs (Managed) or one flag the kernel sets (ILGPU), so no per-element host sync. The
+// backward checks the saved forward.L2 like every input.
 using ILGPU;
 using ILGPU.Runtime;
 using RouteKit.Kernels.FeatureNorms;
@@ -43,8 +44,9 @@ public sealed class FeatureNormOutput : IDisposable
 
 /// <summary>
 /// Fused feature norms per row (L1, L2, L0, Max and NAN in one pass), and the backward of L1 and L2. Every norm that
-/// fits in float32 is computed without intermediate overflow or underflow (float64 sums on Managed; sums scaled by a
-/// power of two near the largest |x|, as BLAS nrm2 does, in the GPU kernel); a norm that does not fit is refused.
+/// fits in float32 is computed without intermediate overflow or underflow (on Managed, float32 block sums with a float64
+/// recompute of any block whose squares leave float32's range; in the GPU kernel, sums scaled by a power of two near
+/// the largest |x|, as BLAS nrm2 does); a norm that does not fit is refused.
 /// </summary>
 public static class FeatureNorms
 {
