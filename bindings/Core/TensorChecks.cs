@@ -46,8 +46,12 @@ internal static class TensorChecks
     public static void NotAliased(Tensor output, string name, params Tensor[] inputs)
     {
         foreach (var input in inputs)
-            if (ReferenceEquals(output, input))
-                throw new ArgumentException($"{name} is also an input of this op; outputs must be distinct tensors.", name);
+            if (input is not null && output.Overlaps(input))
+                throw new ArgumentException(
+                    ReferenceEquals(output, input)
+                        ? $"{name} is also an input of this op; outputs must be distinct tensors."
+                        : $"{name} shares storage with another argument of this op (overlapping views of one buffer); outputs must not overlap any other argument.",
+                    name);
     }
 
     /// <summary>Throws when <paramref name="t"/> holds a NaN or an infinity, naming the first such element.</summary>
@@ -66,12 +70,12 @@ internal static class TensorChecks
         }
         else
         {
-            var span = t.Host.AsSpan();
+            var span = t.HostSpan;
             if (float.IsFinite(TensorPrimitives.MaxMagnitude(span))) return;
             first = FirstNonFinite(span);
         }
         if (first == int.MaxValue) return;
-        var value = t.Device.IsIlgpu ? t.View.SubView(first, 1).GetAsArray1D()[0] : t.Host[first];
+        var value = t.Device.IsIlgpu ? t.View.SubView(first, 1).GetAsArray1D()[0] : t.HostSpan[first];
         throw new ArgumentException(
             $"{name} {Tensor.Format(t.Shape.ToArray())} holds {value} at flat index {first}; inputs must be finite.", name);
     }

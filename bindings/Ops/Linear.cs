@@ -103,7 +103,7 @@ public static class Linear
         Gemm(device, outputs, inputs, tokens, dy, 1, outputs, x, inputs, 1, null, g.DW);
         if (g.DB is not null)
         {
-            if (device.Backend == Backend.Managed) Sgemm.ColumnSums(dy.Host, tokens, outputs, g.DB.Host);
+            if (device.Backend == Backend.Managed) Sgemm.ColumnSums(dy.HostSpan, tokens, outputs, g.DB.HostSpan);
             else
             {
                 var sums = device.GetKernel("Linear.ColumnSums", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
@@ -120,9 +120,9 @@ public static class Linear
     {
         if (device.Backend == Backend.Managed)
         {
-            fixed (float* pa = a.Host, pb = b.Host, pc = c.Host)
+            fixed (float* pa = a.HostSpan, pb = b.HostSpan, pc = c.HostSpan)
                 Sgemm.Multiply(m, n, k, new MatrixOperand((nint)pa, aRow, aCol), new MatrixOperand((nint)pb, bRow, bCol), pc, n);
-            if (bias is not null) Sgemm.AddRowVector(c.Host, m, n, bias.Host);
+            if (bias is not null) Sgemm.AddRowVector(c.HostSpan, m, n, bias.HostSpan);
             return;
         }
         var kernel = device.GetKernel("Linear.Sgemm", static acc => acc.LoadStreamKernel<
