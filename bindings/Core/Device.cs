@@ -131,6 +131,34 @@ public sealed class Device : IDisposable
         return lines;
     }
 
+    private TrainingStep? step;      // reused by every BeginStep, so a step allocates nothing
+    private TrainingStep? activeStep;
+
+    /// <summary>The active training step, or null (ops defer their finiteness checks into it).</summary>
+    internal TrainingStep? ActiveStep => activeStep;
+
+    /// <summary>
+    /// Begins a training step: until it is finished or disposed, ops on this device defer their NaN/infinity input
+    /// checks into one device-resident flag array instead of reading each back (see <see cref="TrainingStep"/>). One
+    /// step object is reused per device, so a step allocates nothing after the first.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A step is already active on this device.</exception>
+    public TrainingStep BeginStep(StepChecks checks = StepChecks.Deferred)
+    {
+        ThrowIfDisposed();
+        if (activeStep is not null)
+            throw new InvalidOperationException("A training step is already active on this device; finish or dispose it first.");
+        step ??= new TrainingStep(this);
+        step.Begin(checks);
+        activeStep = step;
+        return step;
+    }
+
+    internal void EndStep(TrainingStep ended)
+    {
+        if (ReferenceEquals(activeStep, ended)) activeStep = null;
+    }
+
     /// <summary>Blocks until every kernel launched on this device has finished.</summary>
     public void Synchronize()
     {
@@ -220,6 +248,37 @@ public sealed class Device : IDisposable
         }
     }
 
+    private readonly Dictionary<string, float[]> constantsOnHost = new();
+    private MemoryBuffer1D<int, Stride1D.Dense>? passFlag;
+
+    /// <summary>A one-element device flag that always holds int.MaxValue ("no check failed"), for kernels that skip
+    /// work after a failed check of a training step when called outside one.</summary>
+    internal ArrayView1D<int, Stride1D.Dense> PassFlag
+    {
+        get
+        {
+            lock (constantsOnHost) passFlag ??= Accelerator!.Allocate1D(new[] { int.MaxValue });
+            return passFlag.View;
+        }
+    }
+
+    /// <summary>
+    /// A small constant array (e.g. per-head slopes) on the device under <paramref name="name"/>: uploaded when its
+    /// contents differ from the last upload under that name, otherwise reused with no copy. The view stays valid until
+    /// the next call for the same name with other contents or length.
+    /// </summary>
+    internal ArrayView1D<float, Stride1D.Dense> Constants(string name, float[] values)
+    {
+        var view = Workspace(name, values.Length);
+        lock (constantsOnHost)
+        {
+            if (constantsOnHost.TryGetValue(name, out var last) && last.AsSpan().SequenceEqual(values)) return view;
+            view.BaseView.CopyFromCPU(values.AsSpan());
+            constantsOnHost[name] = (float[])values.Clone();
+        }
+        return view;
+    }
+
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
 
     /// <summary>Releases the accelerator and its compiled kernels. Tensors of this device must be disposed first.</summary>
@@ -227,6 +286,8 @@ public sealed class Device : IDisposable
     {
         if (disposed) return;
         disposed = true;
+        step?.Free();
+        passFlag?.Dispose();
         kernels.Clear();
         lock (workspaces)
         {

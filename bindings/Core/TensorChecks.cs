@@ -55,8 +55,14 @@ internal static class TensorChecks
     }
 
     /// <summary>Throws when <paramref name="t"/> holds a NaN or an infinity, naming the first such element.</summary>
-    public static void Finite(Tensor t, string name)
+    /// <remarks>Inside a <see cref="TrainingStep"/> the check is deferred into the step's flags instead.</remarks>
+    public static void Finite(Tensor t, string name, [System.Runtime.CompilerServices.CallerFilePath] string file = "")
     {
+        if (t.Device.ActiveStep is { } step)
+        {
+            step.CheckFinite(t, name, file);
+            return;
+        }
         int first;
         if (t.Device.IsIlgpu)
         {
@@ -80,8 +86,10 @@ internal static class TensorChecks
             $"{name} {Tensor.Format(t.Shape.ToArray())} holds {value} at flat index {first}; inputs must be finite.", name);
     }
 
-    private static int FirstNonFinite(ReadOnlySpan<float> span)
+    /// <summary>The index of the first NaN or infinity in <paramref name="span"/>, or int.MaxValue.</summary>
+    internal static int FirstNonFinite(ReadOnlySpan<float> span)
     {
+        if (float.IsFinite(TensorPrimitives.MaxMagnitude(span))) return int.MaxValue;
         for (var i = 0; i < span.Length; i++)
             if (!float.IsFinite(span[i])) return i;
         return int.MaxValue;

@@ -19,14 +19,23 @@ internal static class TokenIds
     /// Throws an <see cref="ArgumentException"/> naming the first entry of <paramref name="ids"/> that is not an integer
     /// in [0, <paramref name="limit"/>) and not <paramref name="ignore"/> (null: no value is ignored).
     /// </summary>
-    public static void Check(Tensor ids, int limit, int? ignore, string name)
+    /// <remarks>Inside a <see cref="TrainingStep"/> (unless its checks are off) the check is deferred into the step's flags.</remarks>
+    public static void Check(Tensor ids, int limit, int? ignore, string name, [System.Runtime.CompilerServices.CallerFilePath] string file = "")
     {
         var ignoreValue = ignore.HasValue ? (float)ignore.Value : float.NaN;
+        var step = ids.Device.ActiveStep;
+        if (step is { Checks: StepChecks.Off }) return;
         int first;
         if (ids.Device.IsIlgpu)
         {
             var kernel = ids.Device.GetKernel("TokenIdCheck", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
                 ArrayView1D<float, Stride1D.Dense>, int, float, ArrayView1D<int, Stride1D.Dense>>(TokenIdCheck.FirstBadIdKernel));
+            if (step is not null)
+            {
+                var slot = step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Ids, name, file, ids, limit, ignoreValue));
+                kernel(ids.Length, ids.View, limit, ignoreValue, step.SlotView(slot));
+                return;
+            }
             using var flag = ids.Device.Accelerator!.Allocate1D(new[] { int.MaxValue });
             kernel(ids.Length, ids.View, limit, ignoreValue, flag.View);
             first = flag.GetAsArray1D()[0];
@@ -34,7 +43,7 @@ internal static class TokenIds
         else
         {
             first = int.MaxValue;
-            var host = ids.Host;
+            var host = ids.HostSpan;
             for (var i = 0; i < host.Length; i++)
             {
                 var id = host[i];
@@ -42,9 +51,14 @@ internal static class TokenIds
                 first = i;
                 break;
             }
+            if (step is not null)
+            {
+                step.SetHostSlot(step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Ids, name, file, ids, limit, ignoreValue)), first);
+                return;
+            }
         }
         if (first == int.MaxValue) return;
-        var value = ids.Device.IsIlgpu ? ids.View.SubView(first, 1).GetAsArray1D()[0] : ids.Host[first];
+        var value = ids.Device.IsIlgpu ? ids.View.SubView(first, 1).GetAsArray1D()[0] : ids.HostSpan[first];
         var allowed = ignore.HasValue ? $"an integer in [0, {limit}) or the ignore index {ignore.Value}" : $"an integer in [0, {limit})";
         throw new ArgumentException(
             $"{name} {Tensor.Format(ids.Shape.ToArray())} holds {value:R} at index {first}; each entry must be {allowed}.", name);

@@ -37,6 +37,13 @@ internal static class CrossEntropyManaged
                     losses[r] = 0f;
                     continue;
                 }
+                if (!(targets[r] >= 0f && targets[r] < classes))
+                {
+                    // An id a deferred check (inside a training step) has yet to report: never index with it.
+                    d.Fill(float.NaN);
+                    losses[r] = float.NaN;
+                    continue;
+                }
                 var m = System.Numerics.Tensors.TensorPrimitives.Max(x);
                 var s = SumExp(x, m);
                 Gradient(x, d, m, s, inverseCount);

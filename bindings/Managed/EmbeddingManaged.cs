@@ -25,7 +25,13 @@ internal static class EmbeddingManaged
         {
             var end = Math.Min(tokens, (block + 1) * RowsPerTask);
             for (var t = block * RowsPerTask; t < end; t++)
-                table.AsSpan((int)ids[t] * channels, channels).CopyTo(output.AsSpan(t * channels, channels));
+            {
+                var id = ids[t];
+                // An id a deferred check (inside a training step) has yet to report is never used as an index.
+                if (id >= 0f && (long)id * channels < table.Length)
+                    table.AsSpan((int)id * channels, channels).CopyTo(output.AsSpan(t * channels, channels));
+                else output.AsSpan(t * channels, channels).Fill(float.NaN);
+            }
         });
     }
 

@@ -139,17 +139,22 @@ public static class AdamW
         var lrDecay = (float)((double)learningRate * options.WeightDecay);
         var stepSize = (float)(learningRate / (1.0 - Math.Pow(options.Beta1, step)));
         var sqrtCorrection2 = (float)Math.Sqrt(1.0 - Math.Pow(options.Beta2, step));
+        // Inside a training step, a failed input check earlier in the step (or in this call) skips the update.
+        var failed = false;
+        var stepFlag = device.ActiveStep is { } activeStep ? activeStep.Summary(out failed) : default;
         if (device.Backend == Backend.Managed)
         {
+            if (failed) return;
             AdamWManaged.Update(parameters.Host, gradients.Host, m.Host, v.Host, decay.Mask.Host, lrDecay, options.Beta1, options.Beta2,
                 stepSize, sqrtCorrection2, options.Eps);
             return;
         }
         var kernel = device.GetKernel("AdamW.Update", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
             ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>,
-            ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, float, float, float, float, float, float>(
-            AdamWKernels.Update));
-        kernel(parameters.Length, parameters.View, gradients.View, m.View, v.View, decay.Mask.View, lrDecay, options.Beta1,
+            ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<int, Stride1D.Dense>,
+            float, float, float, float, float, float>(AdamWKernels.Update));
+        var failedCheck = device.ActiveStep is not null ? stepFlag : device.PassFlag;
+        kernel(parameters.Length, parameters.View, gradients.View, m.View, v.View, decay.Mask.View, failedCheck, lrDecay, options.Beta1,
             options.Beta2, stepSize, sqrtCorrection2, options.Eps);
     }
 }

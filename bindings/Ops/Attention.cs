@@ -110,6 +110,15 @@ public static class Attention
         const float slack = 1e-3f;
         float minLogSum = -slack, maxLogSum = (float)Math.Log(p.M) + slack;
         int bad;
+        var step = stats.Device.ActiveStep;
+        if (step is { Checks: StepChecks.Off }) return;
+        if (stats.Device.IsIlgpu && step is not null)
+        {
+            // Deferred: the check kernel writes into the step's slot; TrainingStep.Finish reads it.
+            var slot = step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Rows, "forward.Stats", "Attention", stats, 0, 0f));
+            AttentionIlgpu.LaunchStatsCheck(stats.Device, p, stats, minLogSum, maxLogSum, step.SlotView(slot));
+            return;
+        }
         if (stats.Device.IsIlgpu)
         {
             bad = AttentionIlgpu.FirstBadStatsRow(stats.Device, p, stats, minLogSum, maxLogSum);
@@ -126,6 +135,11 @@ public static class Attention
                     ? float.IsFinite(m) && logSum >= minLogSum && logSum <= maxLogSum
                     : float.IsNegativeInfinity(m) && logSum == 0f;
                 if (!ok) bad = row;
+            }
+            if (step is not null)
+            {
+                step.SetHostSlot(step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Rows, "forward.Stats", "Attention", stats, 0, 0f)), bad);
+                return;
             }
             if (bad == int.MaxValue) return;
         }

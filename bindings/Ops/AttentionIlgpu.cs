@@ -166,13 +166,19 @@ internal static class AttentionIlgpu
     /// </summary>
     internal static int FirstBadStatsRow(Device device, AttentionParams p, Tensor stats, float minLogSum, float maxLogSum)
     {
-        var acc = device.Accelerator!;
+        using var flag = device.Accelerator!.Allocate1D(new[] { int.MaxValue });
+        LaunchStatsCheck(device, p, stats, minLogSum, maxLogSum, flag.View);
+        return flag.GetAsArray1D()[0];
+    }
+
+    /// <summary>Launches the check into <paramref name="flag"/> (which must hold int.MaxValue) without reading it back.</summary>
+    internal static void LaunchStatsCheck(Device device, AttentionParams p, Tensor stats, float minLogSum, float maxLogSum,
+        ArrayView1D<int, Stride1D.Dense> flag)
+    {
         var kernel = device.GetKernel("attention.statsCheck", static a =>
             a.LoadAutoGroupedStreamKernel<Index1D, View, ArrayView1D<int, Stride1D.Dense>, AttentionKernelParams, float, float>(
                 AttentionStats.CheckKernel));
-        using var flag = acc.Allocate1D(new[] { int.MaxValue });
-        kernel((int)((long)p.B * p.H * p.N), stats.View, flag.View, KernelParams(p, 0, 0), minLogSum, maxLogSum);
-        return flag.GetAsArray1D()[0];
+        kernel((int)((long)p.B * p.H * p.N), stats.View, flag, KernelParams(p, 0, 0), minLogSum, maxLogSum);
     }
 
     // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.
@@ -195,12 +201,9 @@ internal static class AttentionIlgpu
         return (p.NormalizeKeys ? keys : k.View, norms, bias);
     }
 
-    private static View Slopes(Device device, AttentionParams p)
-    {
-        var slopes = device.Workspace("attention.slopes", p.H); // [H]
-        slopes.BaseView.CopyFromCPU(p.BrakeSlopes.AsSpan());
-        return slopes;
-    }
+    // The brake slopes [H] on the device, uploaded only when they differ from the last upload (a training loop passes
+    // the same slopes every step, so a step copies nothing to the device).
+    private static View Slopes(Device device, AttentionParams p) => device.Constants("attention.slopes", p.BrakeSlopes);
 
     // One group per R rows of one (batch, head); R = threads / T.
     private static (KernelConfig Config, AttentionKernelParams Params) RowLaunch(

@@ -18,4 +18,22 @@ public static class FiniteCheck
         if (float.IsNaN(x) || float.IsInfinity(x))
             Atomic.Min(ref firstBad[0], i.X);
     }
+
+    /// <summary>view[i] = value (a training step's flag slots start at int.MaxValue, "no failure").</summary>
+    public static void FillKernel(Index1D i, ArrayView1D<int, Stride1D.Dense> view, int value) => view[i] = value;
+
+    /// <summary>
+    /// One thread: slots[slots.Length - 1] = the smallest of slots[0..count), i.e. int.MaxValue when every check of the
+    /// step so far passed. AdamW reads that summary slot to skip its update after a failed check.
+    /// </summary>
+    public static void SummarizeKernel(Index1D i, ArrayView1D<int, Stride1D.Dense> slots, int count)
+    {
+        var smallest = int.MaxValue;
+        for (var k = 0; k < count; k++)
+        {
+            var s = slots[k];
+            if (s < smallest) smallest = s;
+        }
+        slots[slots.Length - 1] = smallest;
+    }
 }

@@ -14,6 +14,7 @@ namespace RouteKit.Kernels.Training;
 public static class AdamWKernels
 {
     /// <summary>
+    /// Unless <paramref name="failedCheck"/> reports a failed check of the training step:
     /// p *= 1 - mask lrDecay; m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
     /// p -= stepSize m / (sqrt(v) / sqrtCorrection2 + eps).
     /// </summary>
@@ -23,8 +24,10 @@ public static class AdamWKernels
         ArrayView1D<float, Stride1D.Dense> m,          // [N]
         ArrayView1D<float, Stride1D.Dense> v,          // [N]
         ArrayView1D<float, Stride1D.Dense> decayMask,  // [N]: 1 where weight decay applies, else 0
+        ArrayView1D<int, Stride1D.Dense> failedCheck,  // [1]: int.MaxValue unless a check of the training step failed
         float lrDecay, float beta1, float beta2, float stepSize, float sqrtCorrection2, float eps)
     {
+        if (failedCheck[0] != int.MaxValue) return;     // a NaN/Inf met earlier in the step: leave p, m, v as they are
         var g = gradients[i];
         var p = parameters[i] * (1f - decayMask[i] * lrDecay);
         var mi = beta1 * m[i] + (1f - beta1) * g;

@@ -56,6 +56,13 @@ public static class CrossEntropyKernels
                 if (Group.IdxX == 0) losses[r] = 0f;
                 continue;
             }
+            if (!(target >= 0f && target < classes))
+            {
+                // An id a deferred check (inside a training step) has yet to report: never index with it; NaN marks the row.
+                for (var c = Group.IdxX; c < classes; c += GroupSize) dlogits[start + c] = float.NaN;
+                if (Group.IdxX == 0) losses[r] = float.NaN;
+                continue;
+            }
             var m = float.NegativeInfinity;
             for (var c = Group.IdxX; c < classes; c += GroupSize) m = IntrinsicMath.Max(m, logits[start + c]);
             m = Max(m);

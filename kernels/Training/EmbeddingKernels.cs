@@ -26,7 +26,9 @@ public static class EmbeddingKernels
     {
         var t = i.X / channels;
         var c = i.X - t * channels;
-        output[i] = table[(long)(int)ids[t] * channels + c];
+        var id = ids[t];
+        // An id a deferred check (inside a training step) has yet to report is never used as an index; NaN marks the row.
+        output[i] = id >= 0f && (long)id * channels < table.Length ? table[(long)(int)id * channels + c] : float.NaN;
     }
 
     /// <summary>One thread per element of dTable [V, C]: dTable[v, c] += sum over t with ids[t] = v of dOut[t, c].</summary>
