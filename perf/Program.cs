@@ -6,6 +6,7 @@ using RouteKit.Perf.FeatureNorms;
 using RouteKit.Perf.Gemm;
 using RouteKit.Perf.Onnx;
 using RouteKit.Perf.Peak;
+using RouteKit.Perf.Training;
 
 namespace RouteKit.Perf;
 
@@ -75,11 +76,19 @@ public static class Program
         };
         featureNorms.SetAction(r => Gate(r, load => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
 
-        var gemm = new Command("gemm", "Managed SGEMM (Linear's engine) at 512^3, 1024^3, 2048^3: GFLOP/s vs the FMA peak measured in the same run.")
+        var gemm = new Command("gemm", "Managed SGEMM (Linear's engine) and ONNX Runtime's MatMul at 512^3, 1024^3, 2048^3: GFLOP/s vs the FMA peak measured in the same run, and Managed / ORT.")
         {
             quick, repeats, outDir, allowBusy,
         };
         gemm.SetAction(r => Gate(r, load => GemmBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
+
+        var trainingOps = new Command("training-ops",
+            "LayerNorm, RmsNorm, Gelu, Silu, Relu, CrossEntropy, Embedding, AdamW, GradientClip forward and backward: GB/s vs the memory bandwidth measured in the same run.")
+        {
+            backend, quick, repeats, outDir, allowBusy,
+        };
+        trainingOps.SetAction(r => Gate(r, load => WithDevice(r.GetValue(backend)!, error,
+            device => TrainingOpsBenchmark.Run(Console.Out, device, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command))));
 
         var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
         scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
@@ -123,7 +132,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, featureNorms, gemm, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, featureNorms, gemm, trainingOps, scan, scanDevice, onnx, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -163,6 +172,8 @@ public static class Program
         output.WriteLine("gemm (routekit-perf gemm), the engine of Linear:");
         output.WriteLine($"  managed  1. Sgemm: packed panels, {Sgemm.MR} x {Sgemm.NR}-vector register block at Vector{Sgemm.VectorBits}, K blocks of {Sgemm.KC}, tiles over the thread pool");
         output.WriteLine("  ilgpu    1. LinearKernels.Sgemm: 64 x 64 tile per 16 x 16 group, 4 x 4 registers per thread, K steps of 16 in shared memory");
+        output.WriteLine("training ops (routekit-perf training-ops [--backend B]), GB/s vs the memory bandwidth:");
+        output.WriteLine("  LayerNorm, RmsNorm, Gelu (tanh), Silu, Relu forward and backward; CrossEntropy (fused); Embedding forward and backward; AdamW step; GradientClip");
         output.WriteLine("scan (routekit-perf scan [--backend B]):");
         output.WriteLine("  managed  1. SelectiveScanManaged: Vector256 across 8 channels via tile transposes, chunk states saved for the backward");
         output.WriteLine("  ilgpu    1. the kernels below (warp-shuffle scans):");

@@ -109,6 +109,46 @@ public static class Bench
         return new Timing(Median(wall), wall.Min(), wall.Max(), Median(cpu), "wall");
     }
 
+    /// <summary>
+    /// Median timings of two host calls with their samples interleaved (a, b, a, b, ...), so that other load on a shared
+    /// machine falls on both alike: one warm-up call of each, one more to size the sample (each sample repeats its call
+    /// for at least <paramref name="minSampleMs"/>), then <paramref name="repeats"/> samples of each. CPU time is the
+    /// process's (all threads, native ones included) per call.
+    /// </summary>
+    public static (Timing A, Timing B) Interleaved(Action a, Action b, int repeats, double minSampleMs = 50)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentOutOfRangeException.ThrowIfLessThan(repeats, 1);
+        a();
+        b();
+        var clock = Stopwatch.StartNew();
+        a();
+        var innerA = (int)Math.Clamp(Math.Ceiling(minSampleMs / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)), 1, 10_000);
+        clock.Restart();
+        b();
+        var innerB = (int)Math.Clamp(Math.Ceiling(minSampleMs / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)), 1, 10_000);
+        double[] wallA = new double[repeats], wallB = new double[repeats], cpuA = new double[repeats], cpuB = new double[repeats];
+        using var process = Process.GetCurrentProcess();
+        (double Wall, double Cpu) Sample(Action call, int inner)
+        {
+            process.Refresh();
+            var cpu0 = process.TotalProcessorTime;
+            clock.Restart();
+            for (var i = 0; i < inner; i++) call();
+            var wall = clock.Elapsed.TotalMilliseconds / inner;
+            process.Refresh();
+            return (wall, (process.TotalProcessorTime - cpu0).TotalMilliseconds / inner);
+        }
+        for (var r = 0; r < repeats; r++)
+        {
+            (wallA[r], cpuA[r]) = Sample(a, innerA);
+            (wallB[r], cpuB[r]) = Sample(b, innerB);
+        }
+        return (new Timing(Median(wallA), wallA.Min(), wallA.Max(), Median(cpuA), "wall"),
+            new Timing(Median(wallB), wallB.Min(), wallB.Max(), Median(cpuB), "wall"));
+    }
+
     /// <summary>The middle value (upper middle for an even count).</summary>
     public static double Median(double[] values)
     {

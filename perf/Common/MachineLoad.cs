@@ -1,6 +1,6 @@
 // The machine's load when a benchmark starts, in one place for every routekit-perf command that times something
-// (attention, all, onnx, attention-managed, featurenorms, gemm, scan, scan-device, bdn). Each reads /proc/loadavg once before
-// it measures anything and writes the 1-, 5- and 15-minute averages into its markdown header and CSV rows. A run whose
+// (attention, all, onnx, attention-managed, featurenorms, gemm, training-ops, scan, scan-device, bdn). Each reads
+// /proc/loadavg once before it measures anything and writes the 1-, 5- and 15-minute averages into its markdown header and CSV rows. A run whose
 // 1-minute average is above 0.5 per logical core is refused (exit code 3): other work would take cores from the timed
 // calls and from the peaks they are divided by, and a "quiet machine" figure from it would not hold. `--allow-busy`
 // runs anyway and marks the results as taken on a busy machine: a bold line at the top of the markdown and

@@ -52,15 +52,7 @@ public static class OnnxBenchmark
         report.AppendLine($"- machine: {Bench.CpuModel()}, {Environment.ProcessorCount} logical cores; {device.Name}");
         report.AppendLine($"- git commit: {Bench.GitCommit()}; command: `{command}`");
 
-        using var options = new SessionOptions
-        {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = Environment.ProcessorCount,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        };
-        // ORT's pool threads spin after each run by default; interleaved with RouteKit's calls they would take the cores
-        // from RouteKit's Parallel.For. Every ORT call here lasts milliseconds, so the wake-up latency is noise for it.
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var options = CpuSessionOptions();
         var rows = new List<SideBySide>();
         var notes = new List<string>();
         int[] lengths = quick ? [128] : [1024, 2048, 4096];
@@ -113,6 +105,25 @@ public static class OnnxBenchmark
         return 0;
     }
 
+    /// <summary>
+    /// The session options of every ONNX Runtime comparison (here and `routekit-perf gemm`): all graph optimisations,
+    /// sequential execution, <see cref="Environment.ProcessorCount"/> intra-op threads (as many as RouteKit's
+    /// Parallel.For and Sgemm's workers get), no spinning between runs.
+    /// </summary>
+    public static SessionOptions CpuSessionOptions()
+    {
+        var options = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = Environment.ProcessorCount,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        };
+        // ORT's pool threads spin after each run by default; interleaved with RouteKit's calls they would take the cores
+        // from RouteKit's Parallel.For. Every ORT call here lasts milliseconds, so the wake-up latency is noise for it.
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return options;
+    }
+
     // Null: a validation failed (reported). (null row): the graph is not runnable here (noted).
     private static (SideBySide? Row, bool)? AttentionRow(Device device, SessionOptions options, AttentionShape s, bool fused,
         int repeats, TextWriter output, List<string> notes)
@@ -153,7 +164,7 @@ public static class OnnxBenchmark
             var (ortOk, ortMessage) = ValidateForward(s, q, k, v, y);
             output.WriteLine($"validation {s}: RouteKit {rkMessage}; ORT {graph} {ortMessage}");
             if (!rkOk || !ortOk) return null;
-            var (rk, ort) = Interleaved(() => RouteKit.Attention.Forward(tq, tk, tv, attentionOptions, fwd), Ort, repeats);
+            var (rk, ort) = Bench.Interleaved(() => RouteKit.Attention.Forward(tq, tk, tv, attentionOptions, fwd), Ort, repeats);
             return (new SideBySide($"attention forward ({graph}) | B{s.B} H{s.H} N=M={s.N} D{s.D}{(s.Causal ? " causal" : "")}", rk, ort, s.ForwardFlops, "GFLOP/s"), true);
         }
     }
@@ -185,7 +196,7 @@ public static class OnnxBenchmark
         var ok = rkErr <= 1e-5 && ortErr <= 1e-5;
         output.WriteLine(string.Create(Bench.Inv, $"validation feature norms R={rows} F={features}: max relative error RouteKit {rkErr:E1}, ORT {ortErr:E1} (limit 1e-5){(ok ? "" : " FAILED")}"));
         if (!ok) return null;
-        var (rk, ort) = Interleaved(() => RouteKit.FeatureNorms.Forward(tx, norms), Ort, repeats);
+        var (rk, ort) = Bench.Interleaved(() => RouteKit.FeatureNorms.Forward(tx, norms), Ort, repeats);
         return new SideBySide($"feature norms (ReduceL1 + ReduceL2) | R={rows} F={features}", rk, ort, (double)rows * features * sizeof(float), "GB/s");
     }
 
@@ -209,27 +220,5 @@ public static class OnnxBenchmark
         }
         var ok = !double.IsNaN(err) && err <= 2 * naiveErr + 1e-6;
         return (ok, string.Create(Bench.Inv, $"O {err:E1} vs naive f32 {naiveErr:E1}: {(ok ? "passed" : "FAILED")}"));
-    }
-
-    // Median timings of a and b with their samples interleaved; each sample repeats its call for >= 50 ms.
-    private static (Timing A, Timing B) Interleaved(Action a, Action b, int repeats)
-    {
-        var clock = Stopwatch.StartNew();
-        a();
-        var innerA = (int)Math.Max(1, Math.Ceiling(50 / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)));
-        clock.Restart();
-        b();
-        var innerB = (int)Math.Max(1, Math.Ceiling(50 / Math.Max(clock.Elapsed.TotalMilliseconds, 1e-3)));
-        double[] ta = new double[repeats], tb = new double[repeats];
-        for (var r = 0; r < repeats; r++)
-        {
-            clock.Restart();
-            for (var i = 0; i < innerA; i++) a();
-            ta[r] = clock.Elapsed.TotalMilliseconds / innerA;
-            clock.Restart();
-            for (var i = 0; i < innerB; i++) b();
-            tb[r] = clock.Elapsed.TotalMilliseconds / innerB;
-        }
-        return (new Timing(Bench.Median(ta), ta.Min(), ta.Max(), double.NaN, "wall"), new Timing(Bench.Median(tb), tb.Min(), tb.Max(), double.NaN, "wall"));
     }
 }

@@ -118,6 +118,19 @@ public static class OnnxModel
         return Model(graph, 18);
     }
 
+    /// <summary>
+    /// One MatMul node: a [M, K] x b [K, N] -> c [M, N], both operands graph inputs (opset 13), so ONNX Runtime packs b
+    /// on every run as RouteKit's Sgemm does (an initializer would let it pre-pack b once at session creation).
+    /// </summary>
+    public static byte[] MatMul(int m, int k, int n)
+    {
+        var graph = new ProtoWriter().String(2, "matmul");
+        graph.Message(11, ValueInfo("a", [m, k])).Message(11, ValueInfo("b", [k, n]));
+        graph.Message(12, ValueInfo("c", [m, n]));
+        graph.Message(1, Node("MatMul", ["a", "b"], ["c"]));
+        return Model(graph, 13);
+    }
+
     private static byte[] Model(ProtoWriter graph, int opset) =>
         new ProtoWriter().Varint(1, 10).String(2, "routekit-perf").Message(7, graph)
             .Message(8, new ProtoWriter().String(1, "").Varint(2, opset)).ToArray();

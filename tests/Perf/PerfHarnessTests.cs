@@ -49,6 +49,39 @@ public sealed class PerfHarnessTests
     }
 
     [Test]
+    public void TheOneNodeMatMulModelRunsInOnnxRuntime()
+    {
+        // A non-square product, so a swapped dimension would fail: a [2, 3] x b [3, 4].
+        using var options = OnnxBenchmark.CpuSessionOptions();
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(OnnxModel.MatMul(2, 3, 4), options);
+        float[] a = [1, 2, 3, 4, 5, 6], b = Enumerable.Range(0, 12).Select(i => (float)i).ToArray(), c = new float[8];
+        using var oa = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(a, [2, 3]);
+        using var ob = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(b, [3, 4]);
+        using var oc = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(c, [2, 4]);
+        using var run = new Microsoft.ML.OnnxRuntime.RunOptions();
+        session.Run(run, ["a", "b"], [oa, ob], ["c"], [oc]);
+        Assert.That(c, Is.EqualTo(new float[] { 32, 38, 44, 50, 68, 83, 98, 113 }));
+    }
+
+    [Test]
+    public void GemmCsvRowHasEmptyOrtColumnsWithoutOnnxRuntime()
+    {
+        var check = LoadGate.Check(new LoadAverages(0.4, 30, 48), 2, allowBusy: false);
+        var timing = new Timing(10, 9, 11, 20, "wall");
+        var withOrt = new RouteKit.Perf.Gemm.GemmTiming(512, timing, 26.8, 13.4, new RouteKit.Perf.Gemm.GemmPeerTiming(new Timing(8, 7, 9, 16, "wall"), 33.5, 16.8));
+        var without = new RouteKit.Perf.Gemm.GemmTiming(512, timing, 26.8, 13.4);
+        Assert.That(withOrt.ManagedOverOrt, Is.EqualTo(0.8).Within(1e-12));
+        Assert.That(without.ManagedOverOrt, Is.NaN);
+        var columns = RouteKit.Perf.Gemm.GemmBenchmark.CsvHeader.Split(',').Length;
+        var full = RouteKit.Perf.Gemm.GemmBenchmark.CsvRow(withOrt, 100, 50, check);
+        var empty = RouteKit.Perf.Gemm.GemmBenchmark.CsvRow(without, 100, 50, check);
+        Assert.That(full.Split(','), Has.Length.EqualTo(columns));
+        Assert.That(empty.Split(','), Has.Length.EqualTo(columns));
+        Assert.That(full, Does.Contain(",8.000,7.000,9.000,33.50,0.3350,16.80,0.3360,0.8000,0.40,30.00,48.00,quiet"));
+        Assert.That(empty, Does.EndWith(",,,,,,,,,0.40,30.00,48.00,quiet"));
+    }
+
+    [Test]
     public void GpuPeakFormulaMatchesTheH100Datasheet()
     {
         // H100 SXM: 132 SMs, 128 FP32 lanes each, 1.98 GHz boost: 66.9 TFLOP/s FP32.

@@ -127,7 +127,8 @@ public sealed class PerfLoadGateTests
         string[][] commands =
         [
             ["attention", "--shape", "1,1,8,8,8"], ["all", "--smoke"], ["onnx", "--quick"], ["attention-managed", "--quick"],
-            ["featurenorms", "--quick"], ["gemm", "--quick"], ["scan", "--quick"], ["scan-device", "ilgpu-cpu", "--quick"], ["bdn", "--filter", "NoSuchBenchmark"],
+            ["featurenorms", "--quick"], ["gemm", "--quick"], ["training-ops", "--quick"], ["training-ops", "--backend", "ilgpu-cpu", "--quick"],
+            ["scan", "--quick"], ["scan-device", "ilgpu-cpu", "--quick"], ["bdn", "--filter", "NoSuchBenchmark"],
         ];
         foreach (var args in commands)
         {
@@ -174,14 +175,82 @@ public sealed class PerfLoadGateTests
             Assert.That(code, Is.Zero, error.ToString());
             var md = File.ReadAllText(Directory.GetFiles(dir, "gemm-managed-*.md").Single());
             Assert.That(md, Does.Contain("**BUSY MACHINE").And.Contain("validated 256^3").And.Contain("% of peak (wall)"));
+            // ONNX Runtime's MatMul beside it: validated like Sgemm, its rate, fractions of the peak and the ratio.
+            Assert.That(md, Does.Contain("validated 256^3 (ONNX Runtime)").And.Contain($"{Environment.ProcessorCount} intra-op threads")
+                .And.Contain("ORT GFLOP/s").And.Contain("Managed / ORT"));
             var csv = File.ReadAllLines(Directory.GetFiles(dir, "gemm-managed-*.csv").Single());
             Assert.That(csv, Has.Length.EqualTo(2), "header and the quick size");
+            Assert.That(csv[0], Is.EqualTo(RouteKit.Perf.Gemm.GemmBenchmark.CsvHeader));
+            Assert.That(csv[0], Does.Contain(",ort_threads,ort_median_ms,").And.Contain(",ort_peak_fraction,").And.Contain(",managed_over_ort,load1,"));
             Assert.That(csv[1], Does.StartWith("256,").And.EndWith(",busy"));
+            var fields = csv[1].Split(',');
+            var header = csv[0].Split(',');
+            Assert.That(fields, Has.Length.EqualTo(header.Length));
+            Assert.That(int.Parse(fields[Array.IndexOf(header, "ort_threads")], System.Globalization.CultureInfo.InvariantCulture), Is.EqualTo(Environment.ProcessorCount));
+            var ratio = double.Parse(fields[Array.IndexOf(header, "managed_over_ort")], System.Globalization.CultureInfo.InvariantCulture);
+            var gflops = double.Parse(fields[Array.IndexOf(header, "gflops")], System.Globalization.CultureInfo.InvariantCulture);
+            var ortGflops = double.Parse(fields[Array.IndexOf(header, "ort_gflops")], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.That(ratio, Is.EqualTo(gflops / ortGflops).Within(1e-3 * ratio + 1e-4), "Managed / ORT is the ratio of the two rates");
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Test]
+    public void TrainingOpsAllowedOnABusyMachineValidatesAndWritesEveryOpAgainstTheBandwidth()
+    {
+        var busy = new LoadAverages(10.0 * Environment.ProcessorCount, 2, 1);
+        var dir = Directory.CreateTempSubdirectory("routekit-load-").FullName;
+        try
+        {
+            using var error = new StringWriter();
+            var code = RouteKit.Perf.Program.Run(["training-ops", "--quick", "--repeats", "1", "--allow-busy", "--out", dir], () => busy, error);
+            Assert.That(code, Is.Zero, error.ToString());
+            var md = File.ReadAllText(Directory.GetFiles(dir, "training-ops-managed-*.md").Single());
+            Assert.That(md, Does.Contain("**BUSY MACHINE").And.Contain("machine: busy (--allow-busy)").And.Contain("memory copy").And.Contain("read stream"));
+            Assert.That(md, Does.Contain("validated LayerNorm forward").And.Contain("validated GradientClip").And.Not.Contain("FAILED"));
+            var csv = File.ReadAllLines(Directory.GetFiles(dir, "training-ops-managed-*.csv").Single());
+            Assert.That(csv[0], Is.EqualTo(RouteKit.Perf.Training.TrainingOpsBenchmark.CsvHeader));
+            var header = csv[0].Split(',');
+            var ops = csv.Skip(1).Select(line => line.Split(',')).ToArray();
+            Assert.That(ops.Select(f => f[1]).Distinct(), Is.EquivalentTo(new[]
+            {
+                "LayerNorm", "RmsNorm", "Gelu (tanh)", "Silu", "Relu", "CrossEntropy", "Embedding", "AdamW", "GradientClip",
+            }));
+            foreach (var f in ops)
+            {
+                Assert.That(f, Has.Length.EqualTo(header.Length), string.Join(',', f));
+                Assert.That(f[0], Is.EqualTo("managed"));
+                Assert.That(f[^1], Is.EqualTo("busy"));
+                var fraction = double.Parse(f[Array.IndexOf(header, "copy_fraction")], System.Globalization.CultureInfo.InvariantCulture);
+                // From the unrounded columns: bytes / median time over the copy rate.
+                var bytes = double.Parse(f[Array.IndexOf(header, "bytes")], System.Globalization.CultureInfo.InvariantCulture);
+                var ms = double.Parse(f[Array.IndexOf(header, "median_ms")], System.Globalization.CultureInfo.InvariantCulture);
+                var copy = double.Parse(f[Array.IndexOf(header, "copy_gbps")], System.Globalization.CultureInfo.InvariantCulture);
+                Assert.That(fraction, Is.EqualTo(bytes / (ms * 1e6) / copy).Within(0.02 * fraction + 1e-4), string.Join(',', f));
+                Assert.That(f[Array.IndexOf(header, "kernel_gbps")], Is.Not.Empty, "Managed times the kernel alone too");
+            }
+            // Both passes of the layer ops; AdamW over the quick 2^20 parameters moves 32 bytes each.
+            Assert.That(ops.Count(f => f[1] == "LayerNorm"), Is.EqualTo(2));
+            Assert.That(ops.Single(f => f[1] == "AdamW")[Array.IndexOf(header, "bytes")], Is.EqualTo((32L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void TrainingOpsCsvRowLeavesTheKernelColumnsEmptyOffManaged()
+    {
+        var timing = new Timing(2, 1, 3, double.NaN, "device markers");
+        var row = new RouteKit.Perf.Training.TrainingOpTiming("Relu", "forward", "T=4 C=8", 4e6, 4e6, timing, Kernel: null);
+        var check = LoadGate.Check(new LoadAverages(0.4, 30, 48), 2, allowBusy: false);
+        var line = RouteKit.Perf.Training.TrainingOpsBenchmark.CsvRow("cuda", row, copyGBps: 4, readGBps: double.NaN, check);
+        Assert.That(line, Is.EqualTo("cuda,Relu,forward,T=4 C=8,4000000,4.00,2.0000,1.0000,3.0000,2.00,4.00,0.5000,,,,,,0.40,30.00,48.00,quiet"));
+        Assert.That(line.Split(','), Has.Length.EqualTo(RouteKit.Perf.Training.TrainingOpsBenchmark.CsvHeader.Split(',').Length));
     }
 
     [TestCase(0)]
