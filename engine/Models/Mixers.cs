@@ -1,0 +1,330 @@
+// The three token mixers of a block, each with an explicit backward over RouteKit's ops (llm.c's style: every
+// activation a preallocated buffer, every gradient written by the op that owns it, no autograd). Layout: activations
+// token-major [B*T, C]; the scans and attention read channel-major or head-major copies made by Permute.SwapMiddle.
+// Gradients of parameters are written into views of the model's flat gradient buffer (overwritten, once per step).
+namespace RouteKit.Engine.Models;
+
+/// <summary>A token mixer y = f(x) over [B*T, W] activations, with its backward.</summary>
+internal interface IMixer : IDisposable
+{
+    /// <summary>y = mixer(x); keeps what the backward needs.</summary>
+    void Forward(Tensor x, Tensor y);
+
+    /// <summary>dx (overwritten) and the parameter gradients from dy, for the x of the last Forward.</summary>
+    void Backward(Tensor dy, Tensor x, Tensor dx);
+
+    /// <summary>The mixer's output of the last Forward before its out-projection, [B*T, C] (for collapse measures).</summary>
+    Tensor Mixed { get; }
+}
+
+/// <summary>Buffers owned by a mixer, disposed with it.</summary>
+internal abstract class MixerBase : IDisposable
+{
+    private readonly List<IDisposable> owned = [];
+
+    protected T Own<T>(T t) where T : IDisposable
+    {
+        owned.Add(t);
+        return t;
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in owned) d.Dispose();
+    }
+}
+
+/// <summary>Causal multi-head attention: q, k, v projections, RouteKit's fused attention (Dot or Distance, NormalizeKeys,
+/// ALiBi slopes times the brake), out-projection.</summary>
+internal sealed class AttentionMixer : MixerBase, IMixer
+{
+    private readonly ParameterStore ps;
+    private readonly int wq, wk, wv, wo, b, t, h, d;
+    private readonly Tensor q, k, v, qh, kh, vh, o, dO, dOh, dq, dk, dv, tmp;
+    private readonly AttentionOutput att;
+    private readonly AttentionGradients attGrads;
+    private readonly LinearGradients gO, gQ, gK, gV;
+
+    public AttentionMixer(Device device, ParameterStore ps, ModelConfig c, int layer, int batch)
+    {
+        this.ps = ps;
+        (b, t, h, d) = (batch, c.Context, c.Heads, c.HeadDim);
+        var w = c.Width;
+        var std = 0.02;
+        wq = ps.Declare($"h{layer}.attn.wq", [w, w], true, Init.Normal(std));
+        wk = ps.Declare($"h{layer}.attn.wk", [w, w], true, Init.Normal(std));
+        wv = ps.Declare($"h{layer}.attn.wv", [w, w], true, Init.Normal(std));
+        wo = ps.Declare($"h{layer}.attn.wo", [w, w], true, Init.Normal(std / Math.Sqrt(2 * c.Layers)));
+        var rows = b * t;
+        q = Own(device.Zeros(rows, w)); k = Own(device.Zeros(rows, w)); v = Own(device.Zeros(rows, w));
+        qh = Own(device.Zeros(b, h, t, d)); kh = Own(device.Zeros(b, h, t, d)); vh = Own(device.Zeros(b, h, t, d));
+        o = Own(device.Zeros(rows, w)); dO = Own(device.Zeros(rows, w)); dOh = Own(device.Zeros(b, h, t, d));
+        dq = Own(device.Zeros(rows, w)); dk = Own(device.Zeros(rows, w)); dv = Own(device.Zeros(rows, w));
+        tmp = Own(device.Zeros(rows, w));
+        att = Own(AttentionOutput.Allocate(device, b, h, t, d, diagnostics: true));
+        attGrads = Own(new AttentionGradients(device.Zeros(b, h, t, d), device.Zeros(b, h, t, d), device.Zeros(b, h, t, d)));
+        Options = new AttentionOptions
+        {
+            Causal = true, Score = c.Score, NormalizeKeys = c.NormalizeKeys,
+            BrakeSlopes = c.Brake > 0 ? AttentionOptions.AlibiSlopes(h).Select(s => s * c.Brake).ToArray() : null,
+        };
+        DiagnosticOptions = Options with { Diagnostics = true };
+        gO = new LinearGradients(dO, null!, null); gQ = gK = gV = null!; // bound in Bind once parameters exist
+    }
+
+    /// <summary>The attention options of the forward.</summary>
+    public AttentionOptions Options { get; }
+
+    /// <summary>The same options with the fused diagnostics on.</summary>
+    public AttentionOptions DiagnosticOptions { get; }
+
+    /// <summary>Whether the next forward computes the diagnostics (entropy, sink mass, max prob per row).</summary>
+    public bool WantDiagnostics { get; set; }
+
+    /// <summary>The last forward's attention output (Diagnostics filled when <see cref="WantDiagnostics"/> was set).</summary>
+    public AttentionOutput Last => att;
+
+    public Tensor Mixed => o;
+
+    /// <summary>Keys [B, H, T, D] of the last forward.</summary>
+    public Tensor Keys => kh;
+
+    private LinearGradients? lo, lq, lk, lv;
+
+    public void Forward(Tensor x, Tensor y)
+    {
+        Linear.Forward(x, ps[wq], null, q);
+        Linear.Forward(x, ps[wk], null, k);
+        Linear.Forward(x, ps[wv], null, v);
+        Permute.SwapMiddle(q, b, t, h, d, qh);
+        Permute.SwapMiddle(k, b, t, h, d, kh);
+        Permute.SwapMiddle(v, b, t, h, d, vh);
+        Attention.Forward(qh, kh, vh, WantDiagnostics ? DiagnosticOptions : Options, att);
+        Permute.SwapMiddle(att.Output, b, h, t, d, o);
+        Linear.Forward(o, ps[wo], null, y);
+    }
+
+    public void Backward(Tensor dy, Tensor x, Tensor dx)
+    {
+        lo ??= new LinearGradients(dO, ps.Grad(wo), null);
+        lq ??= new LinearGradients(dx, ps.Grad(wq), null);
+        lk ??= new LinearGradients(tmp, ps.Grad(wk), null);
+        lv ??= new LinearGradients(tmp, ps.Grad(wv), null);
+        if (!ReferenceEquals(lq.DX, dx)) lq = new LinearGradients(dx, ps.Grad(wq), null);
+        Linear.Backward(dy, o, ps[wo], false, lo);
+        Permute.SwapMiddle(dO, b, t, h, d, dOh);
+        Attention.Backward(dOh, qh, kh, vh, att, WantDiagnostics ? DiagnosticOptions : Options, attGrads);
+        Permute.SwapMiddle(attGrads.DQ, b, h, t, d, dq);
+        Permute.SwapMiddle(attGrads.DK, b, h, t, d, dk);
+        Permute.SwapMiddle(attGrads.DV, b, h, t, d, dv);
+        Linear.Backward(dq, x, ps[wq], false, lq);
+        Linear.Backward(dk, x, ps[wk], false, lk);
+        Residual.AddInto(dx, tmp);
+        Linear.Backward(dv, x, ps[wv], false, lv);
+        Residual.AddInto(dx, tmp);
+    }
+}
+
+/// <summary>
+/// Mamba's block (the MambaInnerFn path, explicit backward): x and z in-projections, causal depthwise conv, SiLU,
+/// x-projections to Δ (rank R), B and C, Δ projection, the selective scan with softplus(Δ + bias), D skip and SiLU(z)
+/// gate fused, out-projection.
+/// </summary>
+internal sealed class MambaMixer : MixerBase, IMixer
+{
+    private readonly ParameterStore ps;
+    private readonly int inX, inZ, convW, convB, xDt, xB, xC, dtW, dtBias, aLog, dSkip, outW, b, t, e, n, r;
+    private readonly Tensor xin, z, xc, xs, dtl, bm, cm, dtr, aNeg, u, delta, bt, ct, zt, yt;
+    private readonly Tensor dyt, dyc, dxs, dtmpE, ddtr, ddtl, dbm, dcm, dxc, dxin, dz, dtmpW, dAneg;
+    private readonly SelectiveScanOptions options = new() { DeltaSoftplus = true };
+    private readonly SelectiveScanOutput scan;
+    private SelectiveScanInputs inputs = null!;
+    private SelectiveScanGradients scanGrads = null!;
+    private readonly Tensor du, ddelta, dbt, dct, dzt;
+
+    public MambaMixer(Device device, ParameterStore ps, ModelConfig c, int layer, int batch)
+    {
+        this.ps = ps;
+        (b, t, e, n, r) = (batch, c.Context, c.Inner, c.States, c.DeltaRank);
+        var w = c.Width;
+        var k = c.ConvWidth;
+        var p = $"h{layer}.mamba";
+        inX = ps.Declare($"{p}.in_x", [e, w], true, Init.Normal(0.02));
+        inZ = ps.Declare($"{p}.in_z", [e, w], true, Init.Normal(0.02));
+        convW = ps.Declare($"{p}.conv_w", [e, k], false, Init.Uniform(1 / Math.Sqrt(k)));
+        convB = ps.Declare($"{p}.conv_b", [e], false, Init.Constant(0));
+        xDt = ps.Declare($"{p}.x_dt", [r, e], true, Init.Normal(0.02));
+        xB = ps.Declare($"{p}.x_b", [n, e], true, Init.Normal(0.02));
+        xC = ps.Declare($"{p}.x_c", [n, e], true, Init.Normal(0.02));
+        dtW = ps.Declare($"{p}.dt_w", [e, r], true, Init.Uniform(1 / Math.Sqrt(r)));
+        // Mamba's Δ bias: softplus^-1 of Δ drawn log-uniformly in [1e-3, 1e-1].
+        dtBias = ps.Declare($"{p}.dt_bias", [e], false, Init.Custom, static (_, g) =>
+        {
+            var dt = Math.Exp(Math.Log(1e-3) + g.NextDouble() * (Math.Log(1e-1) - Math.Log(1e-3)));
+            return dt + Math.Log(-Math.Expm1(-dt));
+        });
+        // S4D-real: A[c, s] = -(s + 1), stored as log.
+        var states = n;
+        aLog = ps.Declare($"{p}.a_log", [e, n], false, Init.Custom, (i, _) => Math.Log(i % states + 1));
+        dSkip = ps.Declare($"{p}.d", [e], false, Init.Constant(1));
+        outW = ps.Declare($"{p}.out", [w, e], true, Init.Normal(0.02 / Math.Sqrt(2 * c.Layers)));
+        var rows = b * t;
+        xin = Own(device.Zeros(rows, e)); z = Own(device.Zeros(rows, e)); xc = Own(device.Zeros(rows, e)); xs = Own(device.Zeros(rows, e));
+        dtl = Own(device.Zeros(rows, r)); bm = Own(device.Zeros(rows, n)); cm = Own(device.Zeros(rows, n)); dtr = Own(device.Zeros(rows, e));
+        aNeg = Own(device.Zeros(e, n));
+        u = Own(device.Zeros(b, e, t)); delta = Own(device.Zeros(b, e, t)); bt = Own(device.Zeros(b, n, t)); ct = Own(device.Zeros(b, n, t));
+        zt = Own(device.Zeros(b, e, t)); yt = Own(device.Zeros(rows, e));
+        dyt = Own(device.Zeros(rows, e)); dyc = Own(device.Zeros(b, e, t)); dxs = Own(device.Zeros(rows, e)); dtmpE = Own(device.Zeros(rows, e));
+        ddtr = Own(device.Zeros(rows, e)); ddtl = Own(device.Zeros(rows, r)); dbm = Own(device.Zeros(rows, n)); dcm = Own(device.Zeros(rows, n));
+        dxc = Own(device.Zeros(rows, e)); dxin = Own(device.Zeros(rows, e)); dz = Own(device.Zeros(rows, e)); dtmpW = Own(device.Zeros(rows, w));
+        dAneg = Own(device.Zeros(e, n));
+        du = Own(device.Zeros(b, e, t)); ddelta = Own(device.Zeros(b, e, t)); dbt = Own(device.Zeros(b, n, t)); dct = Own(device.Zeros(b, n, t));
+        dzt = Own(device.Zeros(b, e, t));
+        scan = Own(new SelectiveScanOutput(device.Zeros(b, e, t), device.Zeros(b, e, n),
+            device.Zeros(b, e, (t + SelectiveScan.ChunkLength - 1) / SelectiveScan.ChunkLength, n), device.Zeros(b, e, t)));
+    }
+
+    public Tensor Mixed => yt;
+
+    private void Bind()
+    {
+        if (scanGrads is not null) return;
+        inputs = new SelectiveScanInputs { U = u, Delta = delta, A = aNeg, B = bt, C = ct, D = ps[dSkip], Z = zt, DeltaBias = ps[dtBias] };
+        scanGrads = new SelectiveScanGradients(du, ddelta, dAneg, dbt, dct, ps.Grad(dSkip), dzt, ps.Grad(dtBias), null);
+        gOut = new LinearGradients(dyt, ps.Grad(outW), null);
+        gDt = new LinearGradients(ddtl, ps.Grad(dtW), null);
+        gXdt = new LinearGradients(dxs, ps.Grad(xDt), null);
+        gXb = new LinearGradients(dtmpE, ps.Grad(xB), null);
+        gXc = new LinearGradients(dtmpE, ps.Grad(xC), null);
+        conv = new Conv1dGradients(dxin, ps.Grad(convW), ps.Grad(convB));
+    }
+
+    private LinearGradients gOut = null!, gDt = null!, gXdt = null!, gXb = null!, gXc = null!;
+    private LinearGradients? gInX, gInZ;
+    private Conv1dGradients conv = null!;
+
+    public void Forward(Tensor x, Tensor y)
+    {
+        Bind();
+        Linear.Forward(x, ps[inX], null, xin);
+        Linear.Forward(x, ps[inZ], null, z);
+        Conv1d.Forward(xin.Reshape(b, t, e), ps[convW], ps[convB], xc.Reshape(b, t, e));
+        Silu.Forward(xc, xs);
+        Linear.Forward(xs, ps[xDt], null, dtl);
+        Linear.Forward(xs, ps[xB], null, bm);
+        Linear.Forward(xs, ps[xC], null, cm);
+        Linear.Forward(dtl, ps[dtW], null, dtr);
+        NegExp.Forward(ps[aLog], aNeg);
+        Permute.SwapMiddle(xs, b, t, e, 1, u);
+        Permute.SwapMiddle(dtr, b, t, e, 1, delta);
+        Permute.SwapMiddle(bm, b, t, n, 1, bt);
+        Permute.SwapMiddle(cm, b, t, n, 1, ct);
+        Permute.SwapMiddle(z, b, t, e, 1, zt);
+        SelectiveScan.Forward(inputs, options, scan);
+        Permute.SwapMiddle(scan.Output, b, e, t, 1, yt);
+        Linear.Forward(yt, ps[outW], null, y);
+    }
+
+    public void Backward(Tensor dy, Tensor x, Tensor dx)
+    {
+        Bind();
+        if (gInX is null || !ReferenceEquals(gInX.DX, dx)) gInX = new LinearGradients(dx, ps.Grad(inX), null);
+        gInZ ??= new LinearGradients(dtmpW, ps.Grad(inZ), null);
+        Linear.Backward(dy, yt, ps[outW], false, gOut);
+        Permute.SwapMiddle(dyt, b, t, e, 1, dyc);
+        SelectiveScan.Backward(dyc, inputs, scan, options, scanGrads);
+        NegExp.Backward(dAneg, aNeg, ps.Grad(aLog));
+        Permute.SwapMiddle(ddelta, b, e, t, 1, ddtr);
+        Linear.Backward(ddtr, dtl, ps[dtW], false, gDt);
+        Permute.SwapMiddle(dbt, b, n, t, 1, dbm);
+        Permute.SwapMiddle(dct, b, n, t, 1, dcm);
+        Linear.Backward(ddtl, xs, ps[xDt], false, gXdt);
+        Linear.Backward(dbm, xs, ps[xB], false, gXb);
+        Residual.AddInto(dxs, dtmpE);
+        Linear.Backward(dcm, xs, ps[xC], false, gXc);
+        Residual.AddInto(dxs, dtmpE);
+        Permute.SwapMiddle(du, b, e, t, 1, dtmpE);
+        Residual.AddInto(dxs, dtmpE);
+        Silu.Backward(dxs, xc, dxc);
+        Conv1d.Backward(dxc.Reshape(b, t, e), xin.Reshape(b, t, e), ps[convW], true, conv);
+        Permute.SwapMiddle(dzt, b, e, t, 1, dz);
+        Linear.Backward(dxin, x, ps[inX], false, gInX);
+        Linear.Backward(dz, x, ps[inZ], false, gInZ);
+        Residual.AddInto(dx, dtmpW);
+    }
+}
+
+/// <summary>
+/// Griffin's RG-LRU: r = σ(W_r x + b_r), i = σ(W_i x + b_i), a = exp(-c softplus(Λ) r),
+/// h_t = a_t h_{t-1} + sqrt(1 - a_t^2) (i_t x_t) over the LinearRecurrence op, then an out-projection.
+/// </summary>
+internal sealed class RecurrentMixer : MixerBase, IMixer
+{
+    private readonly ParameterStore ps;
+    private readonly int wr, br, wi, bi, lambda, wo, b, t, w;
+    private readonly float c;
+    private readonly Tensor gr, gi, a, xt, hT, dh, dH, dgr, dgi, tmp;
+    private readonly LinearRecurrenceOutput rec;
+    private readonly LinearRecurrenceGradients recGrads;
+
+    public RecurrentMixer(Device device, ParameterStore ps, ModelConfig config, int layer, int batch)
+    {
+        this.ps = ps;
+        (b, t, w, c) = (batch, config.Context, config.Width, config.Brake);
+        var p = $"h{layer}.rglru";
+        wr = ps.Declare($"{p}.wr", [w, w], true, Init.Normal(0.02));
+        br = ps.Declare($"{p}.br", [w], false, Init.Constant(0));
+        wi = ps.Declare($"{p}.wi", [w, w], true, Init.Normal(0.02));
+        bi = ps.Declare($"{p}.bi", [w], false, Init.Constant(0));
+        // Griffin: a^c uniform in [0.9, 0.999] at r = 1, so softplus(Λ) = -ln(a0) / c.
+        var brake = c;
+        lambda = ps.Declare($"{p}.lambda", [w], false, Init.Custom, (_, g) =>
+        {
+            var a0 = 0.9 + 0.099 * g.NextDouble();
+            var sp = -Math.Log(a0) / brake;
+            return Math.Log(Math.Expm1(sp));
+        });
+        wo = ps.Declare($"{p}.wo", [w, w], true, Init.Normal(0.02 / Math.Sqrt(2 * config.Layers)));
+        var rows = b * t;
+        gr = Own(device.Zeros(rows, w)); gi = Own(device.Zeros(rows, w));
+        a = Own(device.Zeros(b, w, t)); xt = Own(device.Zeros(b, w, t));
+        hT = Own(device.Zeros(rows, w)); dh = Own(device.Zeros(rows, w)); dH = Own(device.Zeros(b, w, t));
+        dgr = Own(device.Zeros(rows, w)); dgi = Own(device.Zeros(rows, w)); tmp = Own(device.Zeros(rows, w));
+        rec = Own(new LinearRecurrenceOutput(device.Zeros(b, w, t), device.Zeros(b, w)));
+        recGrads = Own(new LinearRecurrenceGradients(device.Zeros(b, w, t), device.Zeros(b, w, t), null));
+    }
+
+    public Tensor Mixed => hT;
+
+    /// <summary>The decays a [B, W, T] of the last forward (the implicit attention of the recurrence).</summary>
+    public Tensor Decays => a;
+
+    private LinearGradients? gO, gR, gI;
+    private RgLruGateGradients? gate;
+
+    public void Forward(Tensor x, Tensor y)
+    {
+        Linear.Forward(x, ps[wr], ps[br], gr);
+        Linear.Forward(x, ps[wi], ps[bi], gi);
+        RgLruGate.Forward(gr, gi, x, ps[lambda], c, a, xt);
+        LinearRecurrence.Forward(a, xt, null, rec);
+        Permute.SwapMiddle(rec.H, b, w, t, 1, hT);
+        Linear.Forward(hT, ps[wo], null, y);
+    }
+
+    public void Backward(Tensor dy, Tensor x, Tensor dx)
+    {
+        gO ??= new LinearGradients(dh, ps.Grad(wo), null);
+        gR ??= new LinearGradients(tmp, ps.Grad(wr), ps.Grad(br));
+        gI ??= new LinearGradients(tmp, ps.Grad(wi), ps.Grad(bi));
+        if (gate is null || !ReferenceEquals(gate.DX, dx)) gate = new RgLruGateGradients(dgr, dgi, dx, ps.Grad(lambda));
+        Linear.Backward(dy, hT, ps[wo], false, gO);
+        Permute.SwapMiddle(dh, b, t, w, 1, dH);
+        LinearRecurrence.Backward(dH, a, xt, null, rec, recGrads);
+        RgLruGate.Backward(recGrads.DA, recGrads.DX, gr, gi, x, ps[lambda], c, gate);
+        Linear.Backward(dgr, x, ps[wr], true, gR);
+        Residual.AddInto(dx, tmp);
+        Linear.Backward(dgi, x, ps[wi], true, gI);
+        Residual.AddInto(dx, tmp);
+    }
+}

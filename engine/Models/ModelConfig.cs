@@ -1,0 +1,81 @@
+// The configuration of a byte-level causal language model (issue 11): embedding, L blocks of
+// [LayerNorm -> mixer -> residual, LayerNorm -> MLP (4W, GELU tanh) -> residual], final LayerNorm, head over 256 bytes.
+namespace RouteKit.Engine.Models;
+
+/// <summary>Which router mixes tokens in each block.</summary>
+public enum MixerKind
+{
+    /// <summary>Causal softmax attention (Dot or Distance scores, optional NormalizeKeys and ALiBi brake).</summary>
+    Attention,
+    /// <summary>Mamba's selective SSM block (in-projection, causal conv, SiLU, x/dt projections, selective scan, gate, out-projection).</summary>
+    Mamba,
+    /// <summary>Griffin's RG-LRU over the linear recurrence, with output projection.</summary>
+    Recurrent,
+}
+
+/// <summary>Hyper-parameters of a <see cref="ByteLanguageModel"/>; <see cref="Validate"/> says what is wrong in one line.</summary>
+public sealed record ModelConfig
+{
+    /// <summary>Bytes: every model reads and predicts one of 256 values.</summary>
+    public const int Vocabulary = 256;
+
+    /// <summary>The token mixer of every block.</summary>
+    public MixerKind Mixer { get; init; } = MixerKind.Attention;
+    /// <summary>Number of blocks L.</summary>
+    public int Layers { get; init; } = 2;
+    /// <summary>Model width W (the residual stream's channels).</summary>
+    public int Width { get; init; } = 64;
+    /// <summary>Context length T in bytes.</summary>
+    public int Context { get; init; } = 64;
+    /// <summary>Attention heads (Width must be a multiple).</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>Attention scores: Dot (q.k) or Distance (-|q - k|^2 / 2 in the scaled frame).</summary>
+    public Score Score { get; init; } = Score.Dot;
+    /// <summary>Attention keys normalised to the common norm before scoring.</summary>
+    public bool NormalizeKeys { get; init; }
+    /// <summary>
+    /// The positional brake: for attention, the factor on ALiBi's slopes (0: none); for the recurrent mixer, the RG-LRU
+    /// constant c (Griffin uses 8). Mamba has none (its decay is learned per token).
+    /// </summary>
+    public float Brake { get; init; } = 8f;
+    /// <summary>Mamba's expansion: inner channels E = Expand x Width.</summary>
+    public int Expand { get; init; } = 2;
+    /// <summary>Mamba's states per channel N.</summary>
+    public int States { get; init; } = 16;
+    /// <summary>Mamba's causal convolution width.</summary>
+    public int ConvWidth { get; init; } = 4;
+    /// <summary>Share the embedding table with the output head (tied) or not.</summary>
+    public bool TiedHead { get; init; }
+    /// <summary>Seed of the parameter initialisation.</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Mamba's inner channels E.</summary>
+    public int Inner => Expand * Width;
+    /// <summary>Mamba's Δ rank R = ceil(W / 16).</summary>
+    public int DeltaRank => (Width + 15) / 16;
+    /// <summary>Channels per attention head.</summary>
+    public int HeadDim => Width / Heads;
+
+    /// <summary>Null when the configuration is usable, else one line saying what is wrong.</summary>
+    public string? Validate()
+    {
+        if (!Enum.IsDefined(Mixer)) return $"mixer {Mixer} is not one of attention, mamba, recurrent.";
+        if (Layers < 1 || Layers > 64) return $"--layers {Layers}: wanted 1 to 64.";
+        if (Width < 2 || Width > 4096) return $"--width {Width}: wanted 2 to 4096.";
+        if (Context < 1 || Context > 8192) return $"--context {Context}: wanted 1 to 8192.";
+        if (!float.IsFinite(Brake) || Brake < 0) return $"--brake {Brake}: wanted a finite value >= 0.";
+        if (Mixer == MixerKind.Attention)
+        {
+            if (Heads < 1 || Width % Heads != 0) return $"--heads {Heads}: the width {Width} must be a multiple of the head count.";
+            if (HeadDim > 256) return $"--width {Width} / --heads {Heads} gives {HeadDim} channels per head; attention supports at most 256.";
+        }
+        if (Mixer == MixerKind.Recurrent && Brake <= 0) return $"--brake {Brake}: the recurrent mixer's c must be > 0.";
+        if (Mixer == MixerKind.Mamba)
+        {
+            if (Expand < 1 || Expand > 8) return $"--expand {Expand}: wanted 1 to 8.";
+            if (States < 1 || States > SelectiveScanParams.MaxStates) return $"--states {States}: wanted 1 to {SelectiveScanParams.MaxStates}.";
+            if (ConvWidth < 1 || ConvWidth > 8) return $"--conv-width {ConvWidth}: wanted 1 to 8.";
+        }
+        return null;
+    }
+}
