@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using RouteKit.Perf.Attention;
 using RouteKit.Perf.Common;
+using RouteKit.Perf.Conv1d;
 using RouteKit.Perf.FeatureNorms;
 using RouteKit.Perf.Gemm;
 using RouteKit.Perf.Onnx;
@@ -76,6 +77,12 @@ public static class Program
         };
         featureNorms.SetAction(r => Gate(r, load => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
 
+        var conv1d = new Command("conv1d", "Managed causal depthwise Conv1d forward and backward, GB/s vs the read bandwidth (and the memory copy) measured in the same run.")
+        {
+            quick, outDir, allowBusy,
+        };
+        conv1d.SetAction(r => Gate(r, load => Conv1dBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
+
         var gemm = new Command("gemm", "Managed SGEMM (Linear's engine) and ONNX Runtime's MatMul at 512^3, 1024^3, 2048^3: GFLOP/s vs the FMA peak measured in the same run, and Managed / ORT.")
         {
             quick, repeats, outDir, allowBusy,
@@ -132,7 +139,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, featureNorms, gemm, trainingOps, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, featureNorms, conv1d, gemm, trainingOps, scan, scanDevice, onnx, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -169,6 +176,9 @@ public static class Program
         output.WriteLine("featurenorms (routekit-perf featurenorms):");
         output.WriteLine("  managed  1. FeatureNormsManaged: one pass per row, L1, L2, L0, max and NaN count together, Vector SIMD");
         output.WriteLine("  ilgpu    1. FeatureNormsKernels.Forward: one group per row, group reduction");
+        output.WriteLine("conv1d (routekit-perf conv1d):");
+        output.WriteLine($"  managed  1. Conv1dManaged: Vector{Conv1dManaged.VectorBits} across channels, K taps in one register, Parallel.For over time-row blocks; dweight/dbias over channel blocks in t order");
+        output.WriteLine("  ilgpu    1. Conv1dKernels: one thread per output element (y, dx, dweight, dbias), sums in a fixed order");
         output.WriteLine("gemm (routekit-perf gemm), the engine of Linear:");
         output.WriteLine($"  managed  1. Sgemm: packed panels, {Sgemm.MR} x {Sgemm.NR}-vector register block at Vector{Sgemm.VectorBits}, K blocks of {Sgemm.KC}, tiles over the thread pool");
         output.WriteLine("  ilgpu    1. LinearKernels.Sgemm: 64 x 64 tile per 16 x 16 group, 4 x 4 registers per thread, K steps of 16 in shared memory");

@@ -72,6 +72,11 @@ internal static class KernelCatalog
         yield return Implicit(typeof(AdamWKernels), nameof(AdamWKernels.Update));
         yield return new("GradientClip.Norm", Method(typeof(GradientClipKernels), nameof(GradientClipKernels.Norm)), true, grouped);
         yield return Implicit(typeof(GradientClipKernels), nameof(GradientClipKernels.Scale));
+        yield return Implicit(typeof(Conv1dKernels), nameof(Conv1dKernels.Forward));
+        yield return Implicit(typeof(Conv1dKernels), nameof(Conv1dKernels.BackwardInput));
+        yield return Implicit(typeof(Conv1dKernels), nameof(Conv1dKernels.BackwardParameters));
+        yield return Implicit(typeof(ResidualKernels), nameof(ResidualKernels.Add));
+        yield return Implicit(typeof(ResidualKernels), nameof(ResidualKernels.AddInto));
     }
 
     /// <summary>The normalisation layers and activations of the training stack (DESIGN.md section 9).</summary>
