@@ -70,6 +70,13 @@ internal static class KernelCatalog
         yield return Implicit(typeof(AdamWKernels), nameof(AdamWKernels.Update));
         yield return new("GradientClip.Norm", Method(typeof(GradientClipKernels), nameof(GradientClipKernels.Norm)), true, grouped);
         yield return Implicit(typeof(GradientClipKernels), nameof(GradientClipKernels.Scale));
+        yield return Implicit(typeof(PermuteKernels), nameof(PermuteKernels.Gather));
+        yield return new("PermuteKernels.Transpose32", Method(typeof(PermuteKernels), nameof(PermuteKernels.Transpose32)), true,
+            new KernelSpecialization(PermuteKernels.GroupSize, null));
+        yield return Implicit(typeof(RgLruGateKernels), nameof(RgLruGateKernels.Forward));
+        yield return Implicit(typeof(RgLruGateKernels), nameof(RgLruGateKernels.Backward));
+        yield return Implicit(typeof(NegExpKernels), nameof(NegExpKernels.Forward));
+        yield return Implicit(typeof(NegExpKernels), nameof(NegExpKernels.Backward));
     }
 
     /// <summary>The normalisation layers and activations of the training stack (DESIGN.md section 9).</summary>
