@@ -139,7 +139,7 @@ internal static class RgLruGateManaged
                 var r = Sigmoid(Load(p.Gr + row + cc, n), out _);
                 var i = Sigmoid(Load(p.Gi + row + cc, n), out _);
                 var logA = Load(p.NegCsp + c0 + cc, n) * r;
-                Vector.Exp(logA).Store(aTile + tt * TileChannels + cc);
+                Decay(logA).Store(aTile + tt * TileChannels + cc);
                 (Gain(logA) * i * Load(p.X + row + cc, n)).Store(gxTile + tt * TileChannels + cc);
             }
         }
@@ -183,7 +183,7 @@ internal static class RgLruGateManaged
                 var i = Sigmoid(Load(p.Gi + at, n), out var iSlope);
                 var x = Load(p.X + at, n);
                 var logA = negCsp * r;
-                var a = Vector.Exp(logA);
+                var a = Decay(logA);
                 var m = Gain(logA);
                 var g = Vector.Load(dgxTile + tt * TileChannels + cc);
                 var dLogA = a * Vector.Load(daTile + tt * TileChannels + cc) - g * i * x * (a * a) / m;
@@ -217,6 +217,10 @@ internal static class RgLruGateManaged
         v.Store(pad);
         new Span<float>(pad, n).CopyTo(new Span<float>(p, n));
     }
+
+    // a = exp(log a) <= 1. Vector.Exp is not exact at 0: it gave 1.0000001 for log a = -0 (2026-12-03, .NET 10, AVX2),
+    // which would make the recurrence grow, so the bound that holds in exact arithmetic is imposed.
+    private static Vector<float> Decay(Vector<float> logA) => Vector.Min(Vector.Exp(logA), Vector<float>.One);
 
     // The kernels' scalar formulas lane by lane (RgLruGateKernels.Sigmoid, ExpM1, Gain).
     private static Vector<float> Sigmoid(Vector<float> v, out Vector<float> slope)
