@@ -6,11 +6,17 @@ using View = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
 
 namespace RouteKit;
 
+/// <summary>A Managed elementwise forward, y = f(x) (spans, so tensors that are views of a flat buffer can use it).</summary>
+internal delegate void ElementwiseForward(ReadOnlySpan<float> x, Span<float> y);
+
+/// <summary>A Managed elementwise backward, dx = dy f'(input), where input is x or, for some ops, the forward's y.</summary>
+internal delegate void ElementwiseBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> input, Span<float> dx);
+
 /// <summary>Validation and dispatch of elementwise forward (x -> y) and backward ((dy, x) -> dx) ops.</summary>
 internal static class Elementwise
 {
     /// <summary>Checks x and the optional y, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>.</summary>
-    public static Tensor Forward(Tensor x, Tensor? y, Action<float[], float[]> managed, string key,
+    public static Tensor Forward(Tensor x, Tensor? y, ElementwiseForward managed, string key,
         Func<Accelerator, Action<Index1D, View, View>> load)
     {
         TensorChecks.NotNull(x, nameof(x));
@@ -25,17 +31,20 @@ internal static class Elementwise
         return result;
     }
 
-    /// <summary>Checks dy, x and the optional dx, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>.</summary>
-    public static Tensor Backward(Tensor dy, Tensor x, Tensor? dx, Action<float[], float[], float[]> managed, string key,
-        Func<Accelerator, Action<Index1D, View, View, View>> load)
+    /// <summary>
+    /// Checks dy, x and the optional dx, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>;
+    /// <paramref name="xName"/> names the second input in messages (an op whose backward reads its forward's y says "y").
+    /// </summary>
+    public static Tensor Backward(Tensor dy, Tensor x, Tensor? dx, ElementwiseBackward managed, string key,
+        Func<Accelerator, Action<Index1D, View, View, View>> load, string xName = "x")
     {
-        TensorChecks.NotNull(x, nameof(x));
+        TensorChecks.NotNull(x, xName);
         var device = x.Device;
         device.ThrowIfDisposed();
         var shape = x.Shape.ToArray();
         TensorChecks.Input(device, dy, shape, nameof(dy));
         if (dx is not null) TensorChecks.Output(device, dx, shape, nameof(dx), x, dy);
-        TensorChecks.Finite(x, nameof(x));
+        TensorChecks.Finite(x, xName);
         TensorChecks.Finite(dy, nameof(dy));
         var result = dx ?? device.Zeros(shape);
         if (device.Backend == Backend.Managed) managed(dy.Host, x.Host, result.Host);

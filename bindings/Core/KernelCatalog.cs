@@ -77,6 +77,13 @@ internal static class KernelCatalog
         yield return Implicit(typeof(Conv1dKernels), nameof(Conv1dKernels.BackwardParameters));
         yield return Implicit(typeof(ResidualKernels), nameof(ResidualKernels.Add));
         yield return Implicit(typeof(ResidualKernels), nameof(ResidualKernels.AddInto));
+        yield return Implicit(typeof(PermuteKernels), nameof(PermuteKernels.Gather));
+        yield return new("PermuteKernels.Transpose32", Method(typeof(PermuteKernels), nameof(PermuteKernels.Transpose32)), true,
+            new KernelSpecialization(PermuteKernels.GroupSize, null));
+        yield return Implicit(typeof(RgLruGateKernels), nameof(RgLruGateKernels.Forward));
+        yield return Implicit(typeof(RgLruGateKernels), nameof(RgLruGateKernels.Backward));
+        yield return Implicit(typeof(NegExpKernels), nameof(NegExpKernels.Forward));
+        yield return Implicit(typeof(NegExpKernels), nameof(NegExpKernels.Backward));
     }
 
     /// <summary>The normalisation layers and activations of the training stack (DESIGN.md section 9).</summary>

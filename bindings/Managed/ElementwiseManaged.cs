@@ -1,7 +1,8 @@
 // The loop shared by the elementwise Managed ops (Gelu, Silu, Relu): an op is a struct functor giving its value and
 // derivative on one Vector<float> (any width), specialised by the JIT; the tail shorter than a vector goes through the
 // same code on a zero-padded stack vector, so each op has one formulation. Parallel.For over chunks once n is large.
-// Shapes: n elements; y, dy, dx like x.
+// Shapes: n elements; y, dy, dx like x. Spans in and out (a tensor may become a view of a flat buffer); the parallel
+// path pins them.
 using System.Numerics;
 using System.Runtime.InteropServices;
 
@@ -23,12 +24,37 @@ internal static class ElementwiseManaged
     private const int ChunkSize = 1 << 15;
 
     /// <summary>y = f(x).</summary>
-    public static void Forward<TOp>(float[] x, float[] y) where TOp : struct, IElementwiseOp =>
-        For(x.Length, (start, count) => ForwardChunk<TOp>(x.AsSpan(start, count), y.AsSpan(start, count)));
+    public static unsafe void Forward<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
+    {
+        if (x.Length <= ChunkSize)
+        {
+            ForwardChunk<TOp>(x, y);
+            return;
+        }
+        // Spans cannot enter the parallel body; it gets the pinned addresses instead.
+        fixed (float* px = x, py = y)
+        {
+            nint ax = (nint)px, ay = (nint)py;
+            For(x.Length, (start, count) =>
+                ForwardChunk<TOp>(new ReadOnlySpan<float>((float*)ax + start, count), new Span<float>((float*)ay + start, count)));
+        }
+    }
 
     /// <summary>dx = dy f'(x).</summary>
-    public static void Backward<TOp>(float[] dy, float[] x, float[] dx) where TOp : struct, IElementwiseOp =>
-        For(x.Length, (start, count) => BackwardChunk<TOp>(dy.AsSpan(start, count), x.AsSpan(start, count), dx.AsSpan(start, count)));
+    public static unsafe void Backward<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) where TOp : struct, IElementwiseOp
+    {
+        if (x.Length <= ChunkSize)
+        {
+            BackwardChunk<TOp>(dy, x, dx);
+            return;
+        }
+        fixed (float* pg = dy, px = x, pd = dx)
+        {
+            nint ag = (nint)pg, ax = (nint)px, ad = (nint)pd;
+            For(x.Length, (start, count) => BackwardChunk<TOp>(new ReadOnlySpan<float>((float*)ag + start, count),
+                new ReadOnlySpan<float>((float*)ax + start, count), new Span<float>((float*)ad + start, count)));
+        }
+    }
 
     private static void ForwardChunk<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
     {
@@ -61,13 +87,6 @@ internal static class ElementwiseManaged
         padX[..(x.Length - i)].CopyTo(dx[i..]);
     }
 
-    private static void For(int n, Action<int, int> body)
-    {
-        if (n <= ChunkSize)
-        {
-            body(0, n);
-            return;
-        }
+    private static void For(int n, Action<int, int> body) =>
         Parallel.For(0, (n + ChunkSize - 1) / ChunkSize, k => body(k * ChunkSize, Math.Min(ChunkSize, n - k * ChunkSize)));
-    }
 }

@@ -1,4 +1,4 @@
-// GELU (both forms), SiLU and ReLU, the executable spec (DESIGN.md section 9): textbook formulas, elementwise, generic
+// GELU (both forms), SiLU, ReLU and NegExp, the executable spec (DESIGN.md section 9): textbook formulas, elementwise, generic
 // so the same code gives the float64 reference and the naive float32 result of the 2x rule. Shapes: n elements.
 // The erf form takes erf from MathNet.Numerics in float64 (.NET has no erf), rounded to T.
 using System.Numerics;
@@ -68,6 +68,17 @@ public static class ActivationReference
     {
         var dx = new T[x.Length];
         for (var i = 0; i < x.Length; i++) dx[i] = x[i] > T.Zero ? dy[i] : T.Zero;
+        return dx;
+    }
+
+    /// <summary>-exp(x) (NegExp).</summary>
+    public static T[] NegExpForward<T>(T[] x) where T : IFloatingPointIeee754<T> => Array.ConvertAll(x, v => -T.Exp(v));
+
+    /// <summary>dy y for the forward's y = -exp(x) (NegExp's backward takes y).</summary>
+    public static T[] NegExpBackward<T>(T[] dy, T[] y) where T : IFloatingPointIeee754<T>
+    {
+        var dx = new T[y.Length];
+        for (var i = 0; i < y.Length; i++) dx[i] = dy[i] * y[i];
         return dx;
     }
 
