@@ -5,7 +5,8 @@
 // (32 of the package's 43 files, engine/Data/samples/README.md).
 //
 // Documents: a file is split at lines holding only "%"; CRLF becomes LF, trailing whitespace is dropped, empty
-// documents are skipped, leading indentation is kept (attributions are indented with tabs).
+// documents are skipped, leading indentation is kept (attributions are indented with tabs). Files are read as UTF-8
+// (all 43 of fortunes 1:1.99.1-7.3 are valid UTF-8; an invalid byte would become U+FFFD).
 //
 // Split: a document is validation when a 64-bit hash of its UTF-8 bytes is 0 mod 10 (about 10%), otherwise train. The
 // decision depends on the text alone, never on file order or position, and identical documents (a few quotes appear in
