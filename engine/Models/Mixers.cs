@@ -43,7 +43,6 @@ internal sealed class AttentionMixer : MixerBase, IMixer
     private readonly Tensor q, k, v, qh, kh, vh, o, dO, dOh, dq, dk, dv, tmp;
     private readonly AttentionOutput att;
     private readonly AttentionGradients attGrads;
-    private readonly LinearGradients gO, gQ, gK, gV;
 
     public AttentionMixer(Device device, ParameterStore ps, ModelConfig c, int layer, int batch)
     {
@@ -69,7 +68,6 @@ internal sealed class AttentionMixer : MixerBase, IMixer
             BrakeSlopes = c.Brake > 0 ? AttentionOptions.AlibiSlopes(h).Select(s => s * c.Brake).ToArray() : null,
         };
         DiagnosticOptions = Options with { Diagnostics = true };
-        gO = new LinearGradients(dO, null!, null); gQ = gK = gV = null!; // bound in Bind once parameters exist
     }
 
     /// <summary>The attention options of the forward.</summary>
@@ -140,7 +138,7 @@ internal sealed class MambaMixer : MixerBase, IMixer
     private readonly SelectiveScanOutput scan;
     private SelectiveScanInputs inputs = null!;
     private SelectiveScanGradients scanGrads = null!;
-    private readonly Tensor du, ddelta, dbt, dct, dzt;
+    private readonly Tensor du, ddelta, dbt, dct, dzt, xin3, xc3, dxc3, dxin3;
 
     public MambaMixer(Device device, ParameterStore ps, ModelConfig c, int layer, int batch)
     {
@@ -161,7 +159,7 @@ internal sealed class MambaMixer : MixerBase, IMixer
         dtBias = ps.Declare($"{p}.dt_bias", [e], false, Init.Custom, static (_, g) =>
         {
             var dt = Math.Exp(Math.Log(1e-3) + g.NextDouble() * (Math.Log(1e-1) - Math.Log(1e-3)));
-            return dt + Math.Log(-Math.Expm1(-dt));
+            return dt + Math.Log(1 - Math.Exp(-dt));
         });
         // S4D-real: A[c, s] = -(s + 1), stored as log.
         var states = n;
@@ -180,6 +178,7 @@ internal sealed class MambaMixer : MixerBase, IMixer
         dAneg = Own(device.Zeros(e, n));
         du = Own(device.Zeros(b, e, t)); ddelta = Own(device.Zeros(b, e, t)); dbt = Own(device.Zeros(b, n, t)); dct = Own(device.Zeros(b, n, t));
         dzt = Own(device.Zeros(b, e, t));
+        (xin3, xc3, dxc3, dxin3) = (xin.Reshape(b, t, e), xc.Reshape(b, t, e), dxc.Reshape(b, t, e), dxin.Reshape(b, t, e));
         scan = Own(new SelectiveScanOutput(device.Zeros(b, e, t), device.Zeros(b, e, n),
             device.Zeros(b, e, (t + SelectiveScan.ChunkLength - 1) / SelectiveScan.ChunkLength, n), device.Zeros(b, e, t)));
     }
@@ -196,7 +195,7 @@ internal sealed class MambaMixer : MixerBase, IMixer
         gXdt = new LinearGradients(dxs, ps.Grad(xDt), null);
         gXb = new LinearGradients(dtmpE, ps.Grad(xB), null);
         gXc = new LinearGradients(dtmpE, ps.Grad(xC), null);
-        conv = new Conv1dGradients(dxin, ps.Grad(convW), ps.Grad(convB));
+        conv = new Conv1dGradients(dxin3, ps.Grad(convW), ps.Grad(convB));
     }
 
     private LinearGradients gOut = null!, gDt = null!, gXdt = null!, gXb = null!, gXc = null!;
@@ -208,7 +207,7 @@ internal sealed class MambaMixer : MixerBase, IMixer
         Bind();
         Linear.Forward(x, ps[inX], null, xin);
         Linear.Forward(x, ps[inZ], null, z);
-        Conv1d.Forward(xin.Reshape(b, t, e), ps[convW], ps[convB], xc.Reshape(b, t, e));
+        Conv1d.Forward(xin3, ps[convW], ps[convB], xc3);
         Silu.Forward(xc, xs);
         Linear.Forward(xs, ps[xDt], null, dtl);
         Linear.Forward(xs, ps[xB], null, bm);
@@ -246,7 +245,7 @@ internal sealed class MambaMixer : MixerBase, IMixer
         Permute.SwapMiddle(du, b, e, t, 1, dtmpE);
         Residual.AddInto(dxs, dtmpE);
         Silu.Backward(dxs, xc, dxc);
-        Conv1d.Backward(dxc.Reshape(b, t, e), xin.Reshape(b, t, e), ps[convW], true, conv);
+        Conv1d.Backward(dxc3, xin3, ps[convW], true, conv);
         Permute.SwapMiddle(dzt, b, e, t, 1, dz);
         Linear.Backward(dxin, x, ps[inX], false, gInX);
         Linear.Backward(dz, x, ps[inZ], false, gInZ);
@@ -263,7 +262,8 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
     private readonly ParameterStore ps;
     private readonly int wr, br, wi, bi, lambda, wo, b, t, w;
     private readonly float c;
-    private readonly Tensor gr, gi, a, xt, hT, dh, dH, dgr, dgi, tmp;
+    private readonly Tensor gr, gi, hT, dh, dH, dgr, dgi, tmp, gr3, gi3, dgr3, dgi3;
+    private readonly RgLruGateOutput gateOut;
     private readonly LinearRecurrenceOutput rec;
     private readonly LinearRecurrenceGradients recGrads;
 
@@ -282,14 +282,16 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
         {
             var a0 = 0.9 + 0.099 * g.NextDouble();
             var sp = -Math.Log(a0) / brake;
-            return Math.Log(Math.Expm1(sp));
+            return Math.Log(sp < 1e-5 ? sp + sp * sp / 2 : Math.Exp(sp) - 1);
         });
         wo = ps.Declare($"{p}.wo", [w, w], true, Init.Normal(0.02 / Math.Sqrt(2 * config.Layers)));
         var rows = b * t;
         gr = Own(device.Zeros(rows, w)); gi = Own(device.Zeros(rows, w));
-        a = Own(device.Zeros(b, w, t)); xt = Own(device.Zeros(b, w, t));
+        gateOut = Own(new RgLruGateOutput(device.Zeros(b, w, t), device.Zeros(b, w, t)));
+        gr3 = gr.Reshape(b, t, w); gi3 = gi.Reshape(b, t, w);
         hT = Own(device.Zeros(rows, w)); dh = Own(device.Zeros(rows, w)); dH = Own(device.Zeros(b, w, t));
         dgr = Own(device.Zeros(rows, w)); dgi = Own(device.Zeros(rows, w)); tmp = Own(device.Zeros(rows, w));
+        dgr3 = dgr.Reshape(b, t, w); dgi3 = dgi.Reshape(b, t, w);
         rec = Own(new LinearRecurrenceOutput(device.Zeros(b, w, t), device.Zeros(b, w)));
         recGrads = Own(new LinearRecurrenceGradients(device.Zeros(b, w, t), device.Zeros(b, w, t), null));
     }
@@ -297,17 +299,19 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
     public Tensor Mixed => hT;
 
     /// <summary>The decays a [B, W, T] of the last forward (the implicit attention of the recurrence).</summary>
-    public Tensor Decays => a;
+    public Tensor Decays => gateOut.A;
 
     private LinearGradients? gO, gR, gI;
     private RgLruGateGradients? gate;
+    private Tensor? x3, dx3, x3Source, dx3Source;
 
     public void Forward(Tensor x, Tensor y)
     {
         Linear.Forward(x, ps[wr], ps[br], gr);
         Linear.Forward(x, ps[wi], ps[bi], gi);
-        RgLruGate.Forward(gr, gi, x, ps[lambda], c, a, xt);
-        LinearRecurrence.Forward(a, xt, null, rec);
+        if (!ReferenceEquals(x3Source, x)) (x3, x3Source) = (x.Reshape(b, t, w), x);
+        RgLruGate.Forward(gr3, gi3, x3!, ps[lambda], c, gateOut);
+        LinearRecurrence.Forward(gateOut.A, gateOut.GatedX, null, rec);
         Permute.SwapMiddle(rec.H, b, w, t, 1, hT);
         Linear.Forward(hT, ps[wo], null, y);
     }
@@ -317,11 +321,16 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
         gO ??= new LinearGradients(dh, ps.Grad(wo), null);
         gR ??= new LinearGradients(tmp, ps.Grad(wr), ps.Grad(br));
         gI ??= new LinearGradients(tmp, ps.Grad(wi), ps.Grad(bi));
-        if (gate is null || !ReferenceEquals(gate.DX, dx)) gate = new RgLruGateGradients(dgr, dgi, dx, ps.Grad(lambda));
+        if (!ReferenceEquals(dx3Source, dx))
+        {
+            (dx3, dx3Source) = (dx.Reshape(b, t, w), dx);
+            gate = new RgLruGateGradients(dgr3, dgi3, dx3, ps.Grad(lambda));
+        }
+        if (!ReferenceEquals(x3Source, x)) (x3, x3Source) = (x.Reshape(b, t, w), x);
         Linear.Backward(dy, hT, ps[wo], false, gO);
         Permute.SwapMiddle(dh, b, t, w, 1, dH);
-        LinearRecurrence.Backward(dH, a, xt, null, rec, recGrads);
-        RgLruGate.Backward(recGrads.DA, recGrads.DX, gr, gi, x, ps[lambda], c, gate);
+        LinearRecurrence.Backward(dH, gateOut.A, gateOut.GatedX, null, rec, recGrads);
+        RgLruGate.Backward(recGrads.DA, recGrads.DX, gr3, gi3, x3!, ps[lambda], c, gate!);
         Linear.Backward(dgr, x, ps[wr], true, gR);
         Residual.AddInto(dx, tmp);
         Linear.Backward(dgi, x, ps[wi], true, gI);
