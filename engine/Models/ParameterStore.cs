@@ -19,7 +19,17 @@ public readonly record struct Init(InitKind Kind, double A)
 }
 
 /// <summary>Distributions of <see cref="Init"/>.</summary>
-public enum InitKind { Normal, Uniform, Constant, Custom }
+public enum InitKind
+{
+    /// <summary>Normal with mean 0.</summary>
+    Normal,
+    /// <summary>Uniform and symmetric about 0.</summary>
+    Uniform,
+    /// <summary>One value everywhere.</summary>
+    Constant,
+    /// <summary>A function of the element's index.</summary>
+    Custom,
+}
 
 /// <summary>One named parameter: its shape, where it lives in the flat buffer, and whether weight decay applies.</summary>
 public sealed record ParameterInfo(string Name, int[] Shape, int Offset, int Length, bool Decay, Init Init,
