@@ -6,39 +6,43 @@ using View = ILGPU.Runtime.ArrayView1D<float, ILGPU.Stride1D.Dense>;
 
 namespace RouteKit;
 
+/// <summary>A Managed elementwise forward, y = f(x).</summary>
+internal delegate void ManagedForward(ReadOnlySpan<float> x, Span<float> y);
+
+/// <summary>A Managed elementwise backward, dx = dy f'(x).</summary>
+internal delegate void ManagedBackward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx);
+
 /// <summary>Validation and dispatch of elementwise forward (x -> y) and backward ((dy, x) -> dx) ops.</summary>
 internal static class Elementwise
 {
     /// <summary>Checks x and the optional y, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>.</summary>
-    public static Tensor Forward(Tensor x, Tensor? y, Action<float[], float[]> managed, string key,
+    public static Tensor Forward(Tensor x, Tensor? y, ManagedForward managed, string key,
         Func<Accelerator, Action<Index1D, View, View>> load)
     {
         TensorChecks.NotNull(x, nameof(x));
         var device = x.Device;
         device.ThrowIfDisposed();
-        var shape = x.Shape.ToArray();
-        if (y is not null) TensorChecks.Output(device, y, shape, nameof(y), x);
+        if (y is not null) TensorChecks.Output(device, y, x.ShapeSpan, nameof(y), x);
         TensorChecks.Finite(x, nameof(x));
-        var result = y ?? device.Zeros(shape);
-        if (device.Backend == Backend.Managed) managed(x.Host, result.Host);
+        var result = y ?? device.Zeros(x.ShapeSpan.ToArray());
+        if (device.Backend == Backend.Managed) managed(x.HostSpan, result.HostSpan);
         else device.GetKernel(key, load)(x.Length, x.View, result.View);
         return result;
     }
 
     /// <summary>Checks dy, x and the optional dx, then runs <paramref name="managed"/> or the kernel <paramref name="key"/>.</summary>
-    public static Tensor Backward(Tensor dy, Tensor x, Tensor? dx, Action<float[], float[], float[]> managed, string key,
+    public static Tensor Backward(Tensor dy, Tensor x, Tensor? dx, ManagedBackward managed, string key,
         Func<Accelerator, Action<Index1D, View, View, View>> load)
     {
         TensorChecks.NotNull(x, nameof(x));
         var device = x.Device;
         device.ThrowIfDisposed();
-        var shape = x.Shape.ToArray();
-        TensorChecks.Input(device, dy, shape, nameof(dy));
-        if (dx is not null) TensorChecks.Output(device, dx, shape, nameof(dx), x, dy);
+        TensorChecks.Input(device, dy, x.ShapeSpan, nameof(dy));
+        if (dx is not null) TensorChecks.Output(device, dx, x.ShapeSpan, nameof(dx), x, dy);
         TensorChecks.Finite(x, nameof(x));
         TensorChecks.Finite(dy, nameof(dy));
-        var result = dx ?? device.Zeros(shape);
-        if (device.Backend == Backend.Managed) managed(dy.Host, x.Host, result.Host);
+        var result = dx ?? device.Zeros(x.ShapeSpan.ToArray());
+        if (device.Backend == Backend.Managed) managed(dy.HostSpan, x.HostSpan, result.HostSpan);
         else device.GetKernel(key, load)(x.Length, dy.View, x.View, result.View);
         return result;
     }

@@ -1,6 +1,6 @@
 // The loop shared by the elementwise Managed ops (Gelu, Silu, Relu): an op is a struct functor giving its value and
 // derivative on one Vector<float> (any width), specialised by the JIT; the tail shorter than a vector goes through the
-// same code on a zero-padded stack vector, so each op has one formulation. Parallel.For over chunks once n is large.
+// same code on a zero-padded stack vector, so each op has one formulation. ManagedParallel.For over chunks once n is large.
 // Shapes: n elements; y, dy, dx like x.
 using System.Numerics;
 using System.Runtime.InteropServices;
@@ -17,18 +17,69 @@ internal interface IElementwiseOp
     static abstract Vector<float> Derivative(Vector<float> x);
 }
 
-internal static class ElementwiseManaged
+internal static unsafe class ElementwiseManaged
 {
     /// <summary>Elements per task; a multiple of every vector width.</summary>
     private const int ChunkSize = 1 << 15;
 
     /// <summary>y = f(x).</summary>
-    public static void Forward<TOp>(float[] x, float[] y) where TOp : struct, IElementwiseOp =>
-        For(x.Length, (start, count) => ForwardChunk<TOp>(x.AsSpan(start, count), y.AsSpan(start, count)));
+    public static void Forward<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
+    {
+        if (x.Length <= ChunkSize)
+        {
+            ForwardChunk<TOp>(x, y);
+            return;
+        }
+        fixed (float* px = x, py = y)
+        {
+            var body = new ForwardChunks<TOp> { X = px, Y = py, N = x.Length };
+            ManagedParallel.For(Chunks(x.Length), ref body);
+        }
+    }
 
     /// <summary>dx = dy f'(x).</summary>
-    public static void Backward<TOp>(float[] dy, float[] x, float[] dx) where TOp : struct, IElementwiseOp =>
-        For(x.Length, (start, count) => BackwardChunk<TOp>(dy.AsSpan(start, count), x.AsSpan(start, count), dx.AsSpan(start, count)));
+    public static void Backward<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) where TOp : struct, IElementwiseOp
+    {
+        if (x.Length <= ChunkSize)
+        {
+            BackwardChunk<TOp>(dy, x, dx);
+            return;
+        }
+        fixed (float* pg = dy, px = x, pd = dx)
+        {
+            var body = new BackwardChunks<TOp> { Dy = pg, X = px, Dx = pd, N = x.Length };
+            ManagedParallel.For(Chunks(x.Length), ref body);
+        }
+    }
+
+    private static int Chunks(int n) => (n + ChunkSize - 1) / ChunkSize;
+
+    private struct ForwardChunks<TOp> : IParallelBody where TOp : struct, IElementwiseOp
+    {
+        public float* X, Y;
+        public int N;
+
+        public readonly void Run(int k)
+        {
+            var start = k * ChunkSize;
+            var count = Math.Min(ChunkSize, N - start);
+            ForwardChunk<TOp>(new ReadOnlySpan<float>(X + start, count), new Span<float>(Y + start, count));
+        }
+    }
+
+    private struct BackwardChunks<TOp> : IParallelBody where TOp : struct, IElementwiseOp
+    {
+        public float* Dy, X, Dx;
+        public int N;
+
+        public readonly void Run(int k)
+        {
+            var start = k * ChunkSize;
+            var count = Math.Min(ChunkSize, N - start);
+            BackwardChunk<TOp>(new ReadOnlySpan<float>(Dy + start, count), new ReadOnlySpan<float>(X + start, count),
+                new Span<float>(Dx + start, count));
+        }
+    }
 
     private static void ForwardChunk<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
     {
@@ -59,15 +110,5 @@ internal static class ElementwiseManaged
         dy[i..].CopyTo(padG);
         (new Vector<float>(padG) * TOp.Derivative(new Vector<float>(padX))).CopyTo(padX);
         padX[..(x.Length - i)].CopyTo(dx[i..]);
-    }
-
-    private static void For(int n, Action<int, int> body)
-    {
-        if (n <= ChunkSize)
-        {
-            body(0, n);
-            return;
-        }
-        Parallel.For(0, (n + ChunkSize - 1) / ChunkSize, k => body(k * ChunkSize, Math.Min(ChunkSize, n - k * ChunkSize)));
     }
 }

@@ -69,11 +69,11 @@ internal readonly struct GeluErfOp : IElementwiseOp
 
 internal static class GeluManaged
 {
-    public static void ForwardTanh(float[] x, float[] y) => ElementwiseManaged.Forward<GeluTanhOp>(x, y);
+    public static void ForwardTanh(ReadOnlySpan<float> x, Span<float> y) => ElementwiseManaged.Forward<GeluTanhOp>(x, y);
 
-    public static void ForwardErf(float[] x, float[] y) => ElementwiseManaged.Forward<GeluErfOp>(x, y);
+    public static void ForwardErf(ReadOnlySpan<float> x, Span<float> y) => ElementwiseManaged.Forward<GeluErfOp>(x, y);
 
-    public static void BackwardTanh(float[] dy, float[] x, float[] dx) => ElementwiseManaged.Backward<GeluTanhOp>(dy, x, dx);
+    public static void BackwardTanh(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) => ElementwiseManaged.Backward<GeluTanhOp>(dy, x, dx);
 
-    public static void BackwardErf(float[] dy, float[] x, float[] dx) => ElementwiseManaged.Backward<GeluErfOp>(dy, x, dx);
+    public static void BackwardErf(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) => ElementwiseManaged.Backward<GeluErfOp>(dy, x, dx);
 }

@@ -21,7 +21,7 @@ internal readonly struct ReluOp : IElementwiseOp
 
 internal static class ReluManaged
 {
-    public static void Forward(float[] x, float[] y) => ElementwiseManaged.Forward<ReluOp>(x, y);
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y) => ElementwiseManaged.Forward<ReluOp>(x, y);
 
-    public static void Backward(float[] dy, float[] x, float[] dx) => ElementwiseManaged.Backward<ReluOp>(dy, x, dx);
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) => ElementwiseManaged.Backward<ReluOp>(dy, x, dx);
 }

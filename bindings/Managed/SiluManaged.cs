@@ -31,7 +31,7 @@ internal readonly struct SiluOp : IElementwiseOp
 
 internal static class SiluManaged
 {
-    public static void Forward(float[] x, float[] y) => ElementwiseManaged.Forward<SiluOp>(x, y);
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y) => ElementwiseManaged.Forward<SiluOp>(x, y);
 
-    public static void Backward(float[] dy, float[] x, float[] dx) => ElementwiseManaged.Backward<SiluOp>(dy, x, dx);
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) => ElementwiseManaged.Backward<SiluOp>(dy, x, dx);
 }

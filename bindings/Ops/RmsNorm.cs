@@ -81,7 +81,7 @@ public static class RmsNorm
         var o = outputs ?? new RmsNormOutput(device.Zeros(rows, channels), device.Zeros(rows));
         if (device.Backend == Backend.Managed)
         {
-            RmsNormManaged.Forward(x.Host, weight.Host, o.Y.Host, o.Rstd.Host, rows, channels, eps);
+            RmsNormManaged.Forward(x.HostSpan, weight.HostSpan, o.Y.HostSpan, o.Rstd.HostSpan, rows, channels, eps);
             return o;
         }
         var kernel = device.GetKernel("RmsNorm.Forward", static acc =>
@@ -118,7 +118,7 @@ public static class RmsNorm
         var g = gradients ?? new RmsNormGradients(device.Zeros(rows, channels), device.Zeros(channels));
         if (device.Backend == Backend.Managed)
         {
-            RmsNormManaged.Backward(dy.Host, x.Host, weight.Host, forward.Rstd.Host, g.DX.Host, g.DWeight.Host, rows, channels);
+            RmsNormManaged.Backward(dy.HostSpan, x.HostSpan, weight.HostSpan, forward.Rstd.HostSpan, g.DX.HostSpan, g.DWeight.HostSpan, rows, channels);
             return g;
         }
         var input = device.GetKernel("RmsNorm.BackwardInput", static acc =>

@@ -47,8 +47,7 @@ public static class SelectiveScan
         var result = outputs ?? new SelectiveScanOutput(device.Zeros(p.SequenceShape), device.Zeros(p.StateShape),
             device.Zeros(p.ChunkStateShape), p.HasZ ? device.Zeros(p.SequenceShape) : null);
         if (device.Backend == Backend.Managed)
-            SelectiveScanManaged.Forward(p, HostInputs(inputs), result.Output.Host, result.PreGate?.Host,
-                result.LastState.Host, result.ChunkStates.Host);
+            ManagedForward(p, inputs, result);
         else
             SelectiveScanIlgpu.Forward(device, p, inputs, result);
         return result;
@@ -102,9 +101,7 @@ public static class SelectiveScan
             p.HasD ? device.Zeros(p.ChannelShape) : null, p.HasZ ? device.Zeros(p.SequenceShape) : null,
             p.HasDeltaBias ? device.Zeros(p.ChannelShape) : null, p.HasInitialState ? device.Zeros(p.StateShape) : null);
         if (device.Backend == Backend.Managed)
-            SelectiveScanManaged.Backward(p, HostInputs(inputs), dOut.Host, forward.ChunkStates.Host, forward.PreGate?.Host,
-                result.DU.Host, result.DDelta.Host, result.DA.Host, result.DB.Host, result.DC.Host,
-                result.DD?.Host, result.DZ?.Host, result.DDeltaBias?.Host, result.DInitialState?.Host);
+            ManagedBackward(p, inputs, dOut, forward, result);
         else
             SelectiveScanIlgpu.Backward(device, p, inputs, dOut, forward, result);
         return result;
@@ -126,7 +123,7 @@ public static class SelectiveScan
     private static void CheckValues(SelectiveScanInputs inputs)
     {
         foreach (var (t, name) in inputs.Present()) TensorChecks.Finite(t, name);
-        var a = inputs.A.ToArray();
+        ReadOnlySpan<float> a = inputs.A.Device.IsIlgpu ? inputs.A.ToArray() : inputs.A.HostSpan;
         var states = inputs.A.Shape[1];
         for (var i = 0; i < a.Length; i++)
             if (a[i] > 0f)
@@ -136,8 +133,28 @@ public static class SelectiveScan
                     "inputs.A");
     }
 
-    private static SelectiveScanHostInputs HostInputs(SelectiveScanInputs x) => new(
-        x.U.Host, x.Delta.Host, x.A.Host, x.B.Host, x.C.Host, x.D?.Host, x.Z?.Host, x.DeltaBias?.Host, x.InitialState?.Host);
+    // The Managed kernels read pointers into the tensors' spans (views included), pinned for the call.
+    private static unsafe void ManagedForward(SelectiveScanParams p, SelectiveScanInputs x, SelectiveScanOutput r)
+    {
+        fixed (float* u = x.U.HostSpan, delta = x.Delta.HostSpan, a = x.A.HostSpan, b = x.B.HostSpan, c = x.C.HostSpan,
+               d = HostSpan(x.D), z = HostSpan(x.Z), bias = HostSpan(x.DeltaBias), h0 = HostSpan(x.InitialState),
+               o = r.Output.HostSpan, pre = HostSpan(r.PreGate), last = r.LastState.HostSpan, chunks = r.ChunkStates.HostSpan)
+            SelectiveScanManaged.Forward(p, new SelectiveScanHostInputs(u, delta, a, b, c, d, z, bias, h0), o, pre, last, chunks);
+    }
+
+    private static unsafe void ManagedBackward(SelectiveScanParams p, SelectiveScanInputs x, Tensor dOut, SelectiveScanOutput f,
+        SelectiveScanGradients g)
+    {
+        fixed (float* u = x.U.HostSpan, delta = x.Delta.HostSpan, a = x.A.HostSpan, b = x.B.HostSpan, c = x.C.HostSpan,
+               d = HostSpan(x.D), z = HostSpan(x.Z), bias = HostSpan(x.DeltaBias), h0 = HostSpan(x.InitialState),
+               dO = dOut.HostSpan, chunks = f.ChunkStates.HostSpan, pre = HostSpan(f.PreGate),
+               du = g.DU.HostSpan, dDelta = g.DDelta.HostSpan, dA = g.DA.HostSpan, dB = g.DB.HostSpan, dC = g.DC.HostSpan,
+               dD = HostSpan(g.DD), dz = HostSpan(g.DZ), dBias = HostSpan(g.DDeltaBias), dH0 = HostSpan(g.DInitialState))
+            SelectiveScanManaged.Backward(p, new SelectiveScanHostInputs(u, delta, a, b, c, d, z, bias, h0), dO, chunks, pre,
+                du, dDelta, dA, dB, dC, dD, dz, dBias, dH0);
+    }
+
+    private static Span<float> HostSpan(Tensor? t) => t is null ? default : t.HostSpan;
 
     private static void CheckOptionalOutput(Device device, Tensor? t, bool wanted, int[] shape, string name, Tensor[] inputs)
     {
@@ -149,6 +166,17 @@ public static class SelectiveScan
     }
 }
 
-/// <summary>The host arrays of a selective scan's inputs on the Managed backend.</summary>
-internal sealed record SelectiveScanHostInputs(
-    float[] U, float[] Delta, float[] A, float[] B, float[] C, float[]? D, float[]? Z, float[]? DeltaBias, float[]? InitialState);
+/// <summary>Pointers to a selective scan's inputs on the Managed backend (pinned by the caller; null for an absent one).</summary>
+internal readonly unsafe struct SelectiveScanHostInputs(
+    float* u, float* delta, float* a, float* b, float* c, float* d, float* z, float* deltaBias, float* initialState)
+{
+    public float* U { get; } = u;
+    public float* Delta { get; } = delta;
+    public float* A { get; } = a;
+    public float* B { get; } = b;
+    public float* C { get; } = c;
+    public float* D { get; } = d;
+    public float* Z { get; } = z;
+    public float* DeltaBias { get; } = deltaBias;
+    public float* InitialState { get; } = initialState;
+}
