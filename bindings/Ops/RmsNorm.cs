@@ -107,9 +107,8 @@ public static class RmsNorm
         TensorChecks.Input(device, forward.Rstd, [rows], "forward.Rstd");
         if (gradients is not null)
         {
-            Tensor[] inputs = [dy, x, weight, forward.Rstd];
-            TensorChecks.Output(device, gradients.DX, [rows, channels], "gradients.DX", inputs);
-            TensorChecks.Output(device, gradients.DWeight, [channels], "gradients.DWeight", [.. inputs, gradients.DX]);
+            TensorChecks.Output(device, gradients.DX, [rows, channels], "gradients.DX", dy, x, weight, forward.Rstd);
+            TensorChecks.Output(device, gradients.DWeight, [channels], "gradients.DWeight", dy, x, weight, forward.Rstd, gradients.DX);
         }
         TensorChecks.Finite(dy, nameof(dy));
         TensorChecks.Finite(x, nameof(x));
