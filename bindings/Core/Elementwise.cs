@@ -22,11 +22,10 @@ internal static class Elementwise
         TensorChecks.NotNull(x, nameof(x));
         var device = x.Device;
         device.ThrowIfDisposed();
-        var shape = x.Shape.ToArray();
-        if (y is not null) TensorChecks.Output(device, y, shape, nameof(y), x);
+        if (y is not null) TensorChecks.Output(device, y, x.ShapeSpan, nameof(y), x);
         TensorChecks.Finite(x, nameof(x));
-        var result = y ?? device.Zeros(shape);
-        if (device.Backend == Backend.Managed) managed(x.Host, result.Host);
+        var result = y ?? device.Zeros(x.ShapeSpan.ToArray());
+        if (device.Backend == Backend.Managed) managed(x.HostSpan, result.HostSpan);
         else device.GetKernel(key, load)(x.Length, x.View, result.View);
         return result;
     }
@@ -41,13 +40,12 @@ internal static class Elementwise
         TensorChecks.NotNull(x, xName);
         var device = x.Device;
         device.ThrowIfDisposed();
-        var shape = x.Shape.ToArray();
-        TensorChecks.Input(device, dy, shape, nameof(dy));
-        if (dx is not null) TensorChecks.Output(device, dx, shape, nameof(dx), x, dy);
+        TensorChecks.Input(device, dy, x.ShapeSpan, nameof(dy));
+        if (dx is not null) TensorChecks.Output(device, dx, x.ShapeSpan, nameof(dx), x, dy);
         TensorChecks.Finite(x, xName);
         TensorChecks.Finite(dy, nameof(dy));
-        var result = dx ?? device.Zeros(shape);
-        if (device.Backend == Backend.Managed) managed(dy.Host, x.Host, result.Host);
+        var result = dx ?? device.Zeros(x.ShapeSpan.ToArray());
+        if (device.Backend == Backend.Managed) managed(dy.HostSpan, x.HostSpan, result.HostSpan);
         else device.GetKernel(key, load)(x.Length, dy.View, x.View, result.View);
         return result;
     }

@@ -92,6 +92,9 @@ public sealed class Tensor : IDisposable
     /// <summary>The dimensions, outermost first.</summary>
     public IReadOnlyList<int> Shape => shape;
 
+    /// <summary>The dimensions as a span (no copy), for checks that must not allocate.</summary>
+    internal ReadOnlySpan<int> ShapeSpan => shape;
+
     /// <summary>Number of dimensions.</summary>
     public int Rank => shape.Length;
 

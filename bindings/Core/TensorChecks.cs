@@ -16,19 +16,24 @@ internal static class TensorChecks
 
     public static void SameDevice(Device device, Tensor t, string name)
     {
-        if (!ReferenceEquals(t.Device, device))
-            throw new ArgumentException(
-                $"{name} lives on {t.Device} but the op runs on {device}; move it with FromArray(ToArray()) first.", name);
+        if (!ReferenceEquals(t.Device, device)) ThrowDevice(device, t, name);
     }
 
-    public static void Shape(Tensor t, int[] expected, string name)
+    private static void ThrowDevice(Device device, Tensor t, string name) =>
+        throw new ArgumentException(
+                $"{name} lives on {t.Device} but the op runs on {device}; move it with FromArray(ToArray()) first.", name);
+
+    public static void Shape(Tensor t, ReadOnlySpan<int> expected, string name)
     {
-        if (!t.HasShape(expected))
-            throw new ArgumentException($"{name} has shape {Tensor.Format(t.Shape.ToArray())}; wanted {Tensor.Format(expected)}.", name);
+        if (!t.HasShape(expected)) ThrowShape(t, expected, name);
     }
+
+    // Kept out of Shape so the message is built, and the arrays it needs allocated, only on failure.
+    private static void ThrowShape(Tensor t, ReadOnlySpan<int> expected, string name) =>
+        throw new ArgumentException($"{name} has shape {Tensor.Format(t.ShapeSpan)}; wanted {Tensor.Format(expected)}.", name);
 
     /// <summary>A tensor argument: present, on <paramref name="device"/>, of the given shape.</summary>
-    public static void Input(Device device, Tensor? t, int[] shape, string name)
+    public static void Input(Device device, Tensor? t, ReadOnlySpan<int> shape, string name)
     {
         NotNull(t, name);
         SameDevice(device, t!, name);
@@ -36,14 +41,14 @@ internal static class TensorChecks
     }
 
     /// <summary>A preallocated output: as <see cref="Input"/>, and not one of <paramref name="inputs"/>.</summary>
-    public static void Output(Device device, Tensor? t, int[] shape, string name, params Tensor[] inputs)
+    public static void Output(Device device, Tensor? t, ReadOnlySpan<int> shape, string name, params ReadOnlySpan<Tensor?> inputs)
     {
         Input(device, t, shape, name);
         NotAliased(t!, name, inputs);
     }
 
     /// <summary>An output must not share storage with an input: the op would read what it has already overwritten.</summary>
-    public static void NotAliased(Tensor output, string name, params Tensor[] inputs)
+    public static void NotAliased(Tensor output, string name, params ReadOnlySpan<Tensor?> inputs)
     {
         foreach (var input in inputs)
             if (input is not null && output.Overlaps(input))
@@ -83,7 +88,7 @@ internal static class TensorChecks
         if (first == int.MaxValue) return;
         var value = t.Device.IsIlgpu ? t.View.SubView(first, 1).GetAsArray1D()[0] : t.HostSpan[first];
         throw new ArgumentException(
-            $"{name} {Tensor.Format(t.Shape.ToArray())} holds {value} at flat index {first}; inputs must be finite.", name);
+            $"{name} {Tensor.Format(t.ShapeSpan)} holds {value} at flat index {first}; inputs must be finite.", name);
     }
 
     /// <summary>The index of the first NaN or infinity in <paramref name="span"/>, or int.MaxValue.</summary>

@@ -43,7 +43,7 @@ internal static class TokenIds
         else
         {
             first = int.MaxValue;
-            var host = ids.HostSpan;
+            ReadOnlySpan<float> host = ids.HostSpan;
             for (var i = 0; i < host.Length; i++)
             {
                 var id = host[i];
@@ -61,7 +61,7 @@ internal static class TokenIds
         var value = ids.Device.IsIlgpu ? ids.View.SubView(first, 1).GetAsArray1D()[0] : ids.HostSpan[first];
         var allowed = ignore.HasValue ? $"an integer in [0, {limit}) or the ignore index {ignore.Value}" : $"an integer in [0, {limit})";
         throw new ArgumentException(
-            $"{name} {Tensor.Format(ids.Shape.ToArray())} holds {value:R} at index {first}; each entry must be {allowed}.", name);
+            $"{name} {Tensor.Format(ids.ShapeSpan)} holds {value:R} at index {first}; each entry must be {allowed}.", name);
     }
 
     /// <summary>Refuses a class or vocabulary count beyond what float-coded ids can name exactly.</summary>

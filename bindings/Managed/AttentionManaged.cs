@@ -1,6 +1,6 @@
 // Attention on the Managed backend: a fused FlashAttention-2 style forward and a deterministic two-pass backward, on
-// Vector512 SIMD (ManagedKernels.cs) and Parallel.For. Extra memory is O(B Hkv M D) for the prepared keys plus one small
-// tile set per worker: never an N x M buffer.
+// Vector512 SIMD (ManagedKernels.cs) and ManagedParallel.For. Extra memory is O(B Hkv M D) for the prepared keys plus one
+// small tile set per worker, all kept per thread between calls (no allocation once warm): never an N x M buffer.
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; g = H / Hkv query heads per kv
 // head; Dp = D rounded up to 16 floats; KB = 64 keys per key block, Mb = ceil(M / KB) blocks, Mp = Mb KB.
@@ -51,50 +51,88 @@ internal static unsafe class AttentionManaged
 
     private const int Rows = ManagedKernels.Rows;
 
-    internal static void Forward(AttentionParams p, float[] q, float[] k, float[] v, float[] o, float[] lse, float[] stats,
-        float[]? entropy, float[]? sinkMass, float[]? maxProb)
+    internal static void Forward(AttentionParams p, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> o,
+        Span<float> lse, Span<float> stats, Span<float> entropy, Span<float> sinkMass, Span<float> maxProb)
     {
         if (p.N == 0 || p.B * p.H == 0) return;
-        using var keys = PreparedKeys.Create(p, k, v, backward: false);
+        var keys = PreparedKeys.Create(p, k, v, backward: false);
         var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
         var dp = PaddedDim(p.D);
         fixed (float* qp = q, op = o, lp = lse, stp = stats, ep = entropy, sp = sinkMass, mp = maxProb)
         {
-            var ctx = new ForwardContext(p, keys, qp, op, lp, stp, ep, sp, mp);
-            Parallel.For(0, p.B * p.H * queryBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
+            var ctx = ForwardContext.ForThisThread();
+            ctx.Set(p, keys, qp, op, lp, stp, ep, sp, mp);
+            try
             {
-                ForwardBlock(ctx, item / queryBlocks, item % queryBlocks, tile);
-                return tile;
-            }, static _ => { });
+                var body = new ForwardItems { Ctx = ctx, QueryBlocks = queryBlocks, Dp = dp };
+                ManagedParallel.For(p.B * p.H * queryBlocks, ref body);
+            }
+            finally
+            {
+                ctx.Clear();
+            }
         }
     }
 
-    internal static void Backward(AttentionParams p, float[] dOut, float[] q, float[] k, float[] v, float[] o, float[] stats,
-        float[] dq, float[] dk, float[] dv)
+    private struct ForwardItems : IParallelBody
+    {
+        public ForwardContext Ctx;
+        public int QueryBlocks, Dp;
+
+        public readonly void Run(int item) => ForwardBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisThread(Dp));
+    }
+
+    internal static void Backward(AttentionParams p, ReadOnlySpan<float> dOut, ReadOnlySpan<float> q, ReadOnlySpan<float> k,
+        ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> stats, Span<float> dq, Span<float> dk, Span<float> dv)
     {
         if (p.B * p.Hkv == 0) return;
-        using var keys = PreparedKeys.Create(p, k, v, backward: true);
+        var keys = PreparedKeys.Create(p, k, v, backward: true);
         var dp = PaddedDim(p.D);
-        using var delta = new AlignedBuffer((long)p.B * p.H * p.N); // [B, H, N] dO_i . O_i
-        var deltaP = delta.Pointer;
+        var deltaP = AlignedBuffer.Delta((long)p.B * p.H * p.N); // [B, H, N] dO_i . O_i
         fixed (float* dOutP = dOut, qp = q, kp = k, op = o, sp = stats, dqp = dq, dkp = dk, dvp = dv)
         {
-            var ctx = new BackwardContext(p, keys, dOutP, qp, kp, sp, deltaP, dqp, dkp, dvp);
-            nint dOutAddr = (nint)dOutP, oAddr = (nint)op, deltaAddr = (nint)deltaP;
-            Parallel.For(0, p.B * p.H, row => RowDeltas(p, (float*)dOutAddr, (float*)oAddr, (float*)deltaAddr, row));
-            var keyBlocks = keys.Blocks;
-            Parallel.For(0, p.B * p.Hkv * keyBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
+            var ctx = BackwardContext.ForThisThread();
+            ctx.Set(p, keys, dOutP, qp, kp, sp, deltaP, dqp, dkp, dvp);
+            try
             {
-                KeyValueGradientBlock(ctx, item / keyBlocks, item % keyBlocks, tile);
-                return tile;
-            }, static _ => { });
-            var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
-            Parallel.For(0, p.B * p.H * queryBlocks, () => Tile.ForThisThread(dp), (item, _, tile) =>
+                var deltas = new DeltaRows { P = p, DOut = dOutP, O = op, Delta = deltaP };
+                ManagedParallel.For(p.B * p.H, ref deltas);
+                var keyBlocks = keys.Blocks;
+                var keyValue = new KeyValueItems { Ctx = ctx, KeyBlocks = keyBlocks, Dp = dp };
+                ManagedParallel.For(p.B * p.Hkv * keyBlocks, ref keyValue);
+                var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
+                var query = new QueryItems { Ctx = ctx, QueryBlocks = queryBlocks, Dp = dp };
+                ManagedParallel.For(p.B * p.H * queryBlocks, ref query);
+            }
+            finally
             {
-                QueryGradientBlock(ctx, item / queryBlocks, item % queryBlocks, tile);
-                return tile;
-            }, static _ => { });
+                ctx.Clear();
+            }
         }
+    }
+
+    private struct DeltaRows : IParallelBody
+    {
+        public AttentionParams P;
+        public float* DOut, O, Delta;
+
+        public readonly void Run(int row) => RowDeltas(P, DOut, O, Delta, row);
+    }
+
+    private struct KeyValueItems : IParallelBody
+    {
+        public BackwardContext Ctx;
+        public int KeyBlocks, Dp;
+
+        public readonly void Run(int item) => KeyValueGradientBlock(Ctx, item / KeyBlocks, item % KeyBlocks, Tile.ForThisThread(Dp));
+    }
+
+    private struct QueryItems : IParallelBody
+    {
+        public BackwardContext Ctx;
+        public int QueryBlocks, Dp;
+
+        public readonly void Run(int item) => QueryGradientBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisThread(Dp));
     }
 
     // Delta_i = dO_i . O_i for the rows of one (b, h): the same chunked FMA chains in the same order as Scores4x64's
@@ -502,65 +540,65 @@ internal static unsafe class AttentionManaged
     }
 
     /// <summary>
-    /// 64-byte aligned float storage (so every Vector512 load is one cache line), rented from the shared pool and pinned
-    /// until disposed, so repeated calls (a training loop) do not allocate it again.
+    /// 64-byte aligned float storage (so every Vector512 load is one cache line) on the pinned heap, grown on demand and
+    /// kept between calls by its owner (one per thread), so a training loop does not allocate it again.
     /// </summary>
-    private sealed class AlignedBuffer : IDisposable
+    private sealed class AlignedBuffer
     {
+        [ThreadStatic] private static AlignedBuffer? delta;
+
         private float[]? storage;
-        private GCHandle pin;
 
-        public AlignedBuffer(long length)
+        /// <summary>Valid until the next <see cref="Ensure"/> that grows the buffer.</summary>
+        public float* Pointer { get; private set; }
+
+        /// <summary>Makes room for <paramref name="length"/> floats (at least one) and returns the aligned start.</summary>
+        public float* Ensure(long length)
         {
-            storage = ArrayPool<float>.Shared.Rent(checked((int)length + 16));
-            pin = GCHandle.Alloc(storage, GCHandleType.Pinned);
-            Pointer = (float*)((pin.AddrOfPinnedObject() + 63) & ~(nint)63);
+            var needed = checked((int)Math.Max(length, 1) + 16);
+            if (storage is null || storage.Length < needed)
+            {
+                storage = GC.AllocateUninitializedArray<float>(needed, pinned: true);
+                var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(storage));
+                Pointer = (float*)((address + 63) & ~(nint)63);
+            }
+            return Pointer;
         }
 
-        /// <summary>Valid until <see cref="Dispose"/>.</summary>
-        public float* Pointer { get; }
-
-        public void Dispose()
-        {
-            if (storage is null) return;
-            pin.Free();
-            ArrayPool<float>.Shared.Return(storage);
-            storage = null;
-        }
+        /// <summary>This thread's buffer for the backward's row deltas.</summary>
+        public static float* Delta(long length) => (delta ??= new AlignedBuffer()).Ensure(length);
     }
 
     /// <summary>
     /// The keys and values as the kernels read them, built once per call in O(B Hkv M D): every score variant is folded
     /// into s k' and the per-key bias here.
     /// </summary>
-    private sealed class PreparedKeys : IDisposable
+    private sealed class PreparedKeys
     {
-        private readonly AlignedBuffer keysT, bias, values, scaledKeys, valuesT;
+        [ThreadStatic] private static PreparedKeys? current;
 
-        private PreparedKeys(AttentionParams p, bool backward)
+        private readonly AlignedBuffer keysT = new(), bias = new(), values = new(), scaledKeys = new(), valuesT = new();
+        private double[] biasShift = [];
+        private double[] exactBias = [];
+
+        // Sizes the buffers for p (growing them when needed; a thread's keys are reused call after call).
+        private void Size(AttentionParams p, bool backward)
         {
             Blocks = (p.M + KeyBlock - 1) / KeyBlock;
             var blocks = (long)p.B * p.Hkv * Blocks;
             var dp = PaddedDim(p.D);
-            BiasShift = new double[p.B * p.Hkv];
-            keysT = new AlignedBuffer(blocks * p.D * KeyBlock);
-            bias = new AlignedBuffer(blocks * KeyBlock);
-            values = new AlignedBuffer(backward ? 0 : blocks * KeyBlock * dp);
-            scaledKeys = new AlignedBuffer(backward ? blocks * KeyBlock * dp : 0);
-            valuesT = new AlignedBuffer(backward ? blocks * p.D * KeyBlock : 0);
+            if (biasShift.Length < p.B * p.Hkv) biasShift = new double[p.B * p.Hkv];
+            if (exactBias.Length < blocks * KeyBlock) exactBias = new double[checked((int)(blocks * KeyBlock))];
+            keysT.Ensure(blocks * p.D * KeyBlock);
+            bias.Ensure(blocks * KeyBlock);
+            values.Ensure(backward ? 0 : blocks * KeyBlock * dp);
+            scaledKeys.Ensure(backward ? blocks * KeyBlock * dp : 0);
+            valuesT.Ensure(backward ? blocks * p.D * KeyBlock : 0);
         }
 
         /// <summary>Key blocks per (b, kv head), Mb.</summary>
-        public int Blocks { get; }
+        public int Blocks { get; private set; }
 
-        public void Dispose()
-        {
-            keysT.Dispose();
-            bias.Dispose();
-            values.Dispose();
-            scaledKeys.Dispose();
-            valuesT.Dispose();
-        }
         /// <summary>s k' per key block, transposed: [B, Hkv, Mb, D, KB].</summary>
         public float* KeysT => keysT.Pointer;
         /// <summary>-(s/2)|k'|^2 - BiasShift for Distance, 0 for Dot, -inf past M: [B, Hkv, Mp].</summary>
@@ -570,7 +608,7 @@ internal static unsafe class AttentionManaged
         /// near 1e3-scale logits -(s/2)|k'|^2 is several times larger than z, so keeping it in z would cost its rounding
         /// error (ulp of |k'|^2) on every score. Lse adds it back in float64.
         /// </summary>
-        public double[] BiasShift { get; }
+        public double[] BiasShift => biasShift;
         /// <summary>v zero padded (forward only): [B, Hkv, Mp, Dp].</summary>
         public float* Values => values.Pointer;
         /// <summary>s k' zero padded (backward only): [B, Hkv, Mp, Dp].</summary>
@@ -578,36 +616,42 @@ internal static unsafe class AttentionManaged
         /// <summary>v per key block, transposed (backward only): [B, Hkv, Mb, D, KB].</summary>
         public float* ValuesT => valuesT.Pointer;
 
-        public static PreparedKeys Create(AttentionParams p, float[] k, float[] v, bool backward)
+        /// <summary>This thread's prepared keys, filled for p from k and v (valid until this thread's next call).</summary>
+        public static PreparedKeys Create(AttentionParams p, ReadOnlySpan<float> k, ReadOnlySpan<float> v, bool backward)
         {
-            var keys = new PreparedKeys(p, backward);
+            var keys = current ??= new PreparedKeys();
+            keys.Size(p, backward);
             var perHead = keys.Blocks * KeyBlock;
-            var exactBias = ArrayPool<double>.Shared.Rent(p.B * p.Hkv * perHead); // [B, Hkv, Mp]
-            try
+            var exactBias = keys.exactBias; // [B, Hkv, Mp]
+            fixed (float* kp = k, vp = v)
+            fixed (double* eb = exactBias)
             {
-                fixed (float* kp = k, vp = v)
-                {
-                    nint kAddr = (nint)kp, vAddr = (nint)vp;
-                    Parallel.For(0, p.B * p.Hkv * keys.Blocks,
-                        block => keys.PrepareBlock(p, (float*)kAddr, (float*)vAddr, block, backward, exactBias));
-                }
-                for (var bhk = 0; bhk < p.B * p.Hkv; bhk++)
-                {
-                    var row = exactBias.AsSpan(bhk * perHead, perHead);
-                    var shift = p.M > 0 ? System.Numerics.Tensors.TensorPrimitives.Max<double>(row[..p.M]) : 0.0;
-                    keys.BiasShift[bhk] = shift;
-                    for (var j = 0; j < perHead; j++) keys.Bias[(nint)bhk * perHead + j] = (float)(row[j] - shift);
-                }
+                var body = new PrepareBlocks { Keys = keys, P = p, K = kp, V = vp, Backward = backward, ExactBias = eb };
+                ManagedParallel.For(p.B * p.Hkv * keys.Blocks, ref body);
             }
-            finally
+            for (var bhk = 0; bhk < p.B * p.Hkv; bhk++)
             {
-                ArrayPool<double>.Shared.Return(exactBias);
+                var row = exactBias.AsSpan(bhk * perHead, perHead);
+                var shift = p.M > 0 ? System.Numerics.Tensors.TensorPrimitives.Max<double>(row[..p.M]) : 0.0;
+                keys.BiasShift[bhk] = shift;
+                for (var j = 0; j < perHead; j++) keys.Bias[(nint)bhk * perHead + j] = (float)(row[j] - shift);
             }
             return keys;
         }
 
+        private struct PrepareBlocks : IParallelBody
+        {
+            public PreparedKeys Keys;
+            public AttentionParams P;
+            public float* K, V;
+            public double* ExactBias;
+            public bool Backward;
+
+            public readonly void Run(int block) => Keys.PrepareBlock(P, K, V, block, Backward, ExactBias);
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void PrepareBlock(AttentionParams p, float* k, float* v, int block, bool backward, double[] exactBias)
+        private void PrepareBlock(AttentionParams p, float* k, float* v, int block, bool backward, double* exactBias)
         {
             int d = p.D, dp = PaddedDim(d);
             var bhk = block / Blocks;
@@ -616,7 +660,7 @@ internal static unsafe class AttentionManaged
             var vt = ValuesT + (nint)block * d * KeyBlock; // [D, KB]
             var vRows = Values + (nint)block * KeyBlock * dp; // [KB, Dp]
             var kRows = ScaledKeys + (nint)block * KeyBlock * dp; // [KB, Dp]
-            var biasRow = exactBias.AsSpan(block * KeyBlock, KeyBlock); // [KB]
+            var biasRow = new Span<double>(exactBias + (nint)block * KeyBlock, KeyBlock); // [KB]
             for (var jj = 0; jj < KeyBlock; jj++)
             {
                 var j = jb + jj;
@@ -662,21 +706,22 @@ internal static unsafe class AttentionManaged
     }
 
     /// <summary>
-    /// One worker's tiles (a few hundred KB at most), kept per thread between calls: a thread runs one work item at a
-    /// time, and keeping them means a training loop does not allocate them on every call.
+    /// One worker's tiles (a few hundred KB at most), kept per thread between calls and grown on demand: a thread runs
+    /// one work item at a time, and keeping them means a training loop does not allocate them on every call.
     /// </summary>
     private sealed class Tile
     {
         [ThreadStatic] private static Tile? current;
 
-        private readonly float[] storage;
+        private float[] storage = [];
 
-        private Tile(int dp)
+        // Lays the tiles out for head dimension padded to dp, growing the storage when it is too small.
+        private void Layout(int dp)
         {
             Dp = dp;
             long rowsDp = (long)QueryBlock * dp, square = (long)QueryBlock * KeyBlock;
-            storage = GC.AllocateUninitializedArray<float>(checked((int)(5 * rowsDp + 2 * square + Rows * KeyBlock + KeyBlock + 5 * QueryBlock + 16)),
-                pinned: true);
+            var needed = checked((int)(5 * rowsDp + 2 * square + Rows * KeyBlock + KeyBlock + 5 * QueryBlock + 16));
+            if (storage.Length < needed) storage = GC.AllocateUninitializedArray<float>(needed, pinned: true);
             var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(storage));
             var at = (float*)((address + 63) & ~(nint)63);
             Q = at; at += rowsDp;
@@ -698,55 +743,82 @@ internal static unsafe class AttentionManaged
         /// <summary>This thread's tiles for head dimension padded to <paramref name="dp"/> (the pinned heap never moves them).</summary>
         public static Tile ForThisThread(int dp)
         {
-            if (current is null || current.Dp != dp) current = new Tile(dp);
-            return current;
+            var tile = current ??= new Tile();
+            if (tile.Dp != dp) tile.Layout(dp);
+            return tile;
         }
 
-        public int Dp { get; }
-        public float* Q { get; } // [QueryBlock, Dp]
-        public float* O { get; } // [QueryBlock, Dp] forward output, or dQ in the backward
-        public float* DO { get; } // [QueryBlock, Dp]
-        public float* KeyAccA { get; } // [KB, Dp]
-        public float* KeyAccB { get; } // [KB, Dp]
-        public float* P { get; } // [QueryBlock, KB]
-        public float* DZ { get; } // [QueryBlock, KB]
-        public float* S { get; } // [Rows, KB]
-        public float* ColSum { get; } // [KB]
-        public float* RowMax { get; } // [QueryBlock] running max (forward), saved m_i (backward)
-        public float* RowSum { get; } // [QueryBlock] running l (forward), saved log l_i (backward)
-        public float* RowEntropy { get; } // [QueryBlock]
-        public float* RowSink { get; } // [QueryBlock]
-        public float* Delta { get; } // [QueryBlock]
+        public int Dp { get; private set; }
+        public float* Q { get; private set; } // [QueryBlock, Dp]
+        public float* O { get; private set; } // [QueryBlock, Dp] forward output, or dQ in the backward
+        public float* DO { get; private set; } // [QueryBlock, Dp]
+        public float* KeyAccA { get; private set; } // [KB, Dp]
+        public float* KeyAccB { get; private set; } // [KB, Dp]
+        public float* P { get; private set; } // [QueryBlock, KB]
+        public float* DZ { get; private set; } // [QueryBlock, KB]
+        public float* S { get; private set; } // [Rows, KB]
+        public float* ColSum { get; private set; } // [KB]
+        public float* RowMax { get; private set; } // [QueryBlock] running max (forward), saved m_i (backward)
+        public float* RowSum { get; private set; } // [QueryBlock] running l (forward), saved log l_i (backward)
+        public float* RowEntropy { get; private set; } // [QueryBlock]
+        public float* RowSink { get; private set; } // [QueryBlock]
+        public float* Delta { get; private set; } // [QueryBlock]
     }
 
-    /// <summary>What every forward work item reads and writes (pointers into arrays pinned for the call).</summary>
-    private sealed class ForwardContext(AttentionParams p, PreparedKeys keys, float* q, float* o, float* lse, float* stats,
-        float* entropy, float* sinkMass, float* maxProb)
+    /// <summary>What every forward work item reads and writes (pointers into spans pinned for the call); one per calling
+    /// thread, refilled on every call so calls do not allocate.</summary>
+    private sealed class ForwardContext
     {
-        public AttentionParams P { get; } = p;
-        public PreparedKeys Keys { get; } = keys;
-        public float* Q { get; } = q; // [B, H, N, D]
-        public float* O { get; } = o; // [B, H, N, D]
-        public float* Lse { get; } = lse; // [B, H, N]
-        public float* Stats { get; } = stats; // [B, H, N, 2] (m_i less BiasShift, log l_i)
-        public float* Entropy { get; } = entropy; // [B, H, N] or null
-        public float* SinkMass { get; } = sinkMass; // [B, H, N] or null
-        public float* MaxProb { get; } = maxProb; // [B, H, N] or null
+        [ThreadStatic] private static ForwardContext? current;
+
+        public static ForwardContext ForThisThread() => current ??= new ForwardContext();
+
+        public void Set(AttentionParams p, PreparedKeys keys, float* q, float* o, float* lse, float* stats,
+            float* entropy, float* sinkMass, float* maxProb)
+        {
+            P = p; Keys = keys; Q = q; O = o; Lse = lse; Stats = stats; Entropy = entropy; SinkMass = sinkMass; MaxProb = maxProb;
+        }
+
+        /// <summary>Drops the pointers once the call is over.</summary>
+        public void Clear() => Set(null!, null!, null, null, null, null, null, null, null);
+
+        public AttentionParams P { get; private set; } = null!;
+        public PreparedKeys Keys { get; private set; } = null!;
+        public float* Q { get; private set; } // [B, H, N, D]
+        public float* O { get; private set; } // [B, H, N, D]
+        public float* Lse { get; private set; } // [B, H, N]
+        public float* Stats { get; private set; } // [B, H, N, 2] (m_i less BiasShift, log l_i)
+        public float* Entropy { get; private set; } // [B, H, N] or null
+        public float* SinkMass { get; private set; } // [B, H, N] or null
+        public float* MaxProb { get; private set; } // [B, H, N] or null
     }
 
-    /// <summary>What every backward work item reads and writes (pointers into arrays pinned for the call).</summary>
-    private sealed class BackwardContext(AttentionParams p, PreparedKeys keys, float* dOut, float* q, float* k, float* stats,
-        float* delta, float* dq, float* dk, float* dv)
+    /// <summary>What every backward work item reads and writes (pointers into spans pinned for the call); one per calling
+    /// thread, as <see cref="ForwardContext"/>.</summary>
+    private sealed class BackwardContext
     {
-        public AttentionParams P { get; } = p;
-        public PreparedKeys Keys { get; } = keys;
-        public float* DOut { get; } = dOut; // [B, H, N, D]
-        public float* Q { get; } = q; // [B, H, N, D]
-        public float* K { get; } = k; // [B, Hkv, M, D]
-        public float* Stats { get; } = stats; // [B, H, N, 2] the forward's (m_i less BiasShift, log l_i)
-        public float* Delta { get; } = delta; // [B, H, N]
-        public float* DQ { get; } = dq; // [B, H, N, D]
-        public float* DK { get; } = dk; // [B, Hkv, M, D]
-        public float* DV { get; } = dv; // [B, Hkv, M, D]
+        [ThreadStatic] private static BackwardContext? current;
+
+        public static BackwardContext ForThisThread() => current ??= new BackwardContext();
+
+        public void Set(AttentionParams p, PreparedKeys keys, float* dOut, float* q, float* k, float* stats, float* delta, float* dq,
+            float* dk, float* dv)
+        {
+            P = p; Keys = keys; DOut = dOut; Q = q; K = k; Stats = stats; Delta = delta; DQ = dq; DK = dk; DV = dv;
+        }
+
+        /// <summary>Drops the pointers once the call is over.</summary>
+        public void Clear() => Set(null!, null!, null, null, null, null, null, null, null, null);
+
+        public AttentionParams P { get; private set; } = null!;
+        public PreparedKeys Keys { get; private set; } = null!;
+        public float* DOut { get; private set; } // [B, H, N, D]
+        public float* Q { get; private set; } // [B, H, N, D]
+        public float* K { get; private set; } // [B, Hkv, M, D]
+        public float* Stats { get; private set; } // [B, H, N, 2] the forward's (m_i less BiasShift, log l_i)
+        public float* Delta { get; private set; } // [B, H, N]
+        public float* DQ { get; private set; } // [B, H, N, D]
+        public float* DK { get; private set; } // [B, Hkv, M, D]
+        public float* DV { get; private set; } // [B, Hkv, M, D]
     }
 }

@@ -1,6 +1,6 @@
 // Fused softmax + cross-entropy + dlogits on the Managed backend. Shapes: T rows, V classes; logits [T, V], targets [T]
 // (float-coded ids), losses [T], dlogits [T, V]. SIMD over System.Numerics.Vector<float>, written once for any width
-// (the JIT picks 128 bits on NEON/SSE, 256 on AVX2 and AVX-512 machines), Parallel.For over blocks of rows.
+// (the JIT picks 128 bits on NEON/SSE, 256 on AVX2 and AVX-512 machines), ManagedParallel.For over blocks of rows.
 //
 // Versions:
 //   1  (2026-12-02) per row three sweeps: max, sum of exp(x - max) (Vector.Exp, four independent accumulators), then
@@ -13,47 +13,63 @@ using System.Runtime.InteropServices;
 
 namespace RouteKit;
 
-internal static class CrossEntropyManaged
+internal static unsafe class CrossEntropyManaged
 {
     private const int RowsPerTask = 8;
 
     /// <summary>Writes losses and dlogits; returns the mean loss over the non-ignored rows (0 when there are none).</summary>
-    public static float Forward(float[] logits, float[] targets, int rows, int classes, int ignore, float[] losses, float[] dlogits)
+    public static float Forward(ReadOnlySpan<float> logits, ReadOnlySpan<float> targets, int rows, int classes, int ignore,
+        Span<float> losses, Span<float> dlogits)
     {
         var count = 0;
         for (var r = 0; r < rows; r++) if (targets[r] != ignore) count++;
         var inverseCount = count > 0 ? 1f / count : 0f;
-        Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
+        fixed (float* px = logits, pt = targets, pl = losses, pd = dlogits)
         {
-            var end = Math.Min(rows, (block + 1) * RowsPerTask);
+            var body = new Rows { Logits = px, Targets = pt, Losses = pl, DLogits = pd, RowCount = rows, Classes = classes,
+                Ignore = ignore, InverseCount = inverseCount };
+            ManagedParallel.For((rows + RowsPerTask - 1) / RowsPerTask, ref body);
+        }
+        var total = 0.0;
+        for (var r = 0; r < rows; r++) total += losses[r];
+        return count > 0 ? (float)(total / count) : 0f;
+    }
+
+    private struct Rows : IParallelBody
+    {
+        public float* Logits, Targets, Losses, DLogits;
+        public int RowCount, Classes, Ignore;
+        public float InverseCount;
+
+        public readonly void Run(int block)
+        {
+            var classes = Classes;
+            var end = Math.Min(RowCount, (block + 1) * RowsPerTask);
             for (var r = block * RowsPerTask; r < end; r++)
             {
-                var x = logits.AsSpan(r * classes, classes);
-                var d = dlogits.AsSpan(r * classes, classes);
-                var target = (int)targets[r];
-                if (target == ignore)
+                var x = new ReadOnlySpan<float>(Logits + (nint)r * classes, classes);
+                var d = new Span<float>(DLogits + (nint)r * classes, classes);
+                var target = (int)Targets[r];
+                if (target == Ignore)
                 {
                     d.Clear();
-                    losses[r] = 0f;
+                    Losses[r] = 0f;
                     continue;
                 }
-                if (!(targets[r] >= 0f && targets[r] < classes))
+                if (!(Targets[r] >= 0f && Targets[r] < classes))
                 {
                     // An id a deferred check (inside a training step) has yet to report: never index with it.
                     d.Fill(float.NaN);
-                    losses[r] = float.NaN;
+                    Losses[r] = float.NaN;
                     continue;
                 }
                 var m = System.Numerics.Tensors.TensorPrimitives.Max(x);
                 var s = SumExp(x, m);
-                Gradient(x, d, m, s, inverseCount);
-                d[target] = (MathF.Exp(x[target] - m) / s - 1f) * inverseCount;
-                losses[r] = MathF.Log(s) - (x[target] - m);
+                Gradient(x, d, m, s, InverseCount);
+                d[target] = (MathF.Exp(x[target] - m) / s - 1f) * InverseCount;
+                Losses[r] = MathF.Log(s) - (x[target] - m);
             }
-        });
-        var total = 0.0;
-        for (var r = 0; r < rows; r++) total += losses[r];
-        return count > 0 ? (float)(total / count) : 0f;
+        }
     }
 
     private static float SumExp(ReadOnlySpan<float> x, float max)

@@ -1,8 +1,7 @@
 // The loop shared by the elementwise Managed ops (Gelu, Silu, Relu): an op is a struct functor giving its value and
 // derivative on one Vector<float> (any width), specialised by the JIT; the tail shorter than a vector goes through the
-// same code on a zero-padded stack vector, so each op has one formulation. Parallel.For over chunks once n is large.
-// Shapes: n elements; y, dy, dx like x. Spans in and out (a tensor may become a view of a flat buffer); the parallel
-// path pins them.
+// same code on a zero-padded stack vector, so each op has one formulation. ManagedParallel.For over chunks once n is large.
+// Shapes: n elements; y, dy, dx like x.
 using System.Numerics;
 using System.Runtime.InteropServices;
 
@@ -18,30 +17,28 @@ internal interface IElementwiseOp
     static abstract Vector<float> Derivative(Vector<float> x);
 }
 
-internal static class ElementwiseManaged
+internal static unsafe class ElementwiseManaged
 {
     /// <summary>Elements per task; a multiple of every vector width.</summary>
     private const int ChunkSize = 1 << 15;
 
     /// <summary>y = f(x).</summary>
-    public static unsafe void Forward<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
+    public static void Forward<TOp>(ReadOnlySpan<float> x, Span<float> y) where TOp : struct, IElementwiseOp
     {
         if (x.Length <= ChunkSize)
         {
             ForwardChunk<TOp>(x, y);
             return;
         }
-        // Spans cannot enter the parallel body; it gets the pinned addresses instead.
         fixed (float* px = x, py = y)
         {
-            nint ax = (nint)px, ay = (nint)py;
-            For(x.Length, (start, count) =>
-                ForwardChunk<TOp>(new ReadOnlySpan<float>((float*)ax + start, count), new Span<float>((float*)ay + start, count)));
+            var body = new ForwardChunks<TOp> { X = px, Y = py, N = x.Length };
+            ManagedParallel.For(Chunks(x.Length), ref body);
         }
     }
 
     /// <summary>dx = dy f'(x).</summary>
-    public static unsafe void Backward<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) where TOp : struct, IElementwiseOp
+    public static void Backward<TOp>(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, Span<float> dx) where TOp : struct, IElementwiseOp
     {
         if (x.Length <= ChunkSize)
         {
@@ -50,9 +47,37 @@ internal static class ElementwiseManaged
         }
         fixed (float* pg = dy, px = x, pd = dx)
         {
-            nint ag = (nint)pg, ax = (nint)px, ad = (nint)pd;
-            For(x.Length, (start, count) => BackwardChunk<TOp>(new ReadOnlySpan<float>((float*)ag + start, count),
-                new ReadOnlySpan<float>((float*)ax + start, count), new Span<float>((float*)ad + start, count)));
+            var body = new BackwardChunks<TOp> { Dy = pg, X = px, Dx = pd, N = x.Length };
+            ManagedParallel.For(Chunks(x.Length), ref body);
+        }
+    }
+
+    private static int Chunks(int n) => (n + ChunkSize - 1) / ChunkSize;
+
+    private struct ForwardChunks<TOp> : IParallelBody where TOp : struct, IElementwiseOp
+    {
+        public float* X, Y;
+        public int N;
+
+        public readonly void Run(int k)
+        {
+            var start = k * ChunkSize;
+            var count = Math.Min(ChunkSize, N - start);
+            ForwardChunk<TOp>(new ReadOnlySpan<float>(X + start, count), new Span<float>(Y + start, count));
+        }
+    }
+
+    private struct BackwardChunks<TOp> : IParallelBody where TOp : struct, IElementwiseOp
+    {
+        public float* Dy, X, Dx;
+        public int N;
+
+        public readonly void Run(int k)
+        {
+            var start = k * ChunkSize;
+            var count = Math.Min(ChunkSize, N - start);
+            BackwardChunk<TOp>(new ReadOnlySpan<float>(Dy + start, count), new ReadOnlySpan<float>(X + start, count),
+                new Span<float>(Dx + start, count));
         }
     }
 
@@ -86,7 +111,4 @@ internal static class ElementwiseManaged
         (new Vector<float>(padG) * TOp.Derivative(new Vector<float>(padX))).CopyTo(padX);
         padX[..(x.Length - i)].CopyTo(dx[i..]);
     }
-
-    private static void For(int n, Action<int, int> body) =>
-        Parallel.For(0, (n + ChunkSize - 1) / ChunkSize, k => body(k * ChunkSize, Math.Min(ChunkSize, n - k * ChunkSize)));
 }

@@ -1,6 +1,6 @@
 // LayerNorm on the Managed backend. Shapes: T rows, C channels; x, y, dy, dx [T, C]; weight, bias, dweight, dbias [C];
 // mean, rstd [T]. SIMD over System.Numerics.Vector<float>, written once for any width (the JIT picks 128 bits on
-// NEON/SSE, 256 on AVX2 and AVX-512 machines), so no width is emulated; Parallel.For over blocks of rows, and over
+// NEON/SSE, 256 on AVX2 and AVX-512 machines), so no width is emulated; ManagedParallel.For over blocks of rows, and over
 // blocks of channels for dweight/dbias, whose sums run over t in order (deterministic, no atomics).
 //
 // Versions:
@@ -14,27 +14,41 @@ using System.Runtime.InteropServices;
 
 namespace RouteKit;
 
-internal static class LayerNormManaged
+internal static unsafe class LayerNormManaged
 {
     private const int RowsPerTask = 16;
     private const int ChannelsPerTask = 64;
 
-    public static void Forward(float[] x, float[] weight, float[] bias, float[] y, float[] mean, float[] rstd,
-        int rows, int channels, float eps)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, Span<float> y,
+        Span<float> mean, Span<float> rstd, int rows, int channels, float eps)
     {
-        Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
+        fixed (float* px = x, pw = weight, pb = bias, py = y, pm = mean, ps = rstd)
         {
-            var end = Math.Min(rows, (block + 1) * RowsPerTask);
+            var body = new ForwardRows { X = px, W = pw, B = pb, Y = py, Mean = pm, Rstd = ps, Rows = rows, Channels = channels, Eps = eps };
+            ManagedParallel.For((rows + RowsPerTask - 1) / RowsPerTask, ref body);
+        }
+    }
+
+    private struct ForwardRows : IParallelBody
+    {
+        public float* X, W, B, Y, Mean, Rstd;
+        public int Rows, Channels;
+        public float Eps;
+
+        public readonly void Run(int block)
+        {
+            var c = Channels;
+            var end = Math.Min(Rows, (block + 1) * RowsPerTask);
             for (var r = block * RowsPerTask; r < end; r++)
             {
-                var row = x.AsSpan(r * channels, channels);
-                var m = NormRows.Sum(row) / channels;
-                var s = (float)(1.0 / Math.Sqrt((double)(NormRows.SumSquaredDeviation(row, m) / channels) + eps));
-                ForwardRow(row, weight, bias, y.AsSpan(r * channels, channels), m, s);
-                mean[r] = m;
-                rstd[r] = s;
+                var row = new ReadOnlySpan<float>(X + (nint)r * c, c);
+                var m = NormRows.Sum(row) / c;
+                var s = (float)(1.0 / Math.Sqrt((double)(NormRows.SumSquaredDeviation(row, m) / c) + Eps));
+                ForwardRow(row, new ReadOnlySpan<float>(W, c), new ReadOnlySpan<float>(B, c), new Span<float>(Y + (nint)r * c, c), m, s);
+                Mean[r] = m;
+                Rstd[r] = s;
             }
-        });
+        }
     }
 
     // y = (x - m) s w + b.
@@ -56,34 +70,73 @@ internal static class LayerNormManaged
         for (; c < x.Length; c++) y[c] = (x[c] - m) * s * w[c] + b[c];
     }
 
-    public static void Backward(float[] dy, float[] x, float[] weight, float[] mean, float[] rstd,
-        float[] dx, float[] dweight, float[] dbias, int rows, int channels)
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> mean,
+        ReadOnlySpan<float> rstd, Span<float> dx, Span<float> dweight, Span<float> dbias, int rows, int channels)
     {
-        Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
+        fixed (float* pdy = dy, px = x, pw = weight, pm = mean, ps = rstd, pdx = dx, pdw = dweight, pdb = dbias)
         {
-            var end = Math.Min(rows, (block + 1) * RowsPerTask);
-            for (var r = block * RowsPerTask; r < end; r++)
-                NormRows.BackwardRow(dy.AsSpan(r * channels, channels), x.AsSpan(r * channels, channels), weight,
-                    dx.AsSpan(r * channels, channels), mean[r], rstd[r], subtractMean: true);
-        });
-        Parallel.For(0, (channels + ChannelsPerTask - 1) / ChannelsPerTask, block =>
-        {
-            var c0 = block * ChannelsPerTask;
-            var count = Math.Min(ChannelsPerTask, channels - c0);
-            var dw = dweight.AsSpan(c0, count);
-            var db = dbias.AsSpan(c0, count);
-            dw.Clear();
-            db.Clear();
-            for (var r = 0; r < rows; r++)
-                NormRows.AccumulateParameters(dy.AsSpan(r * channels + c0, count), x.AsSpan(r * channels + c0, count),
-                    mean[r], rstd[r], dw, db);
-        });
+            var input = new NormRows.BackwardRows
+            {
+                Dy = pdy, X = px, W = pw, Mean = pm, Rstd = ps, Dx = pdx, Rows = rows, Channels = channels, RowsPerTask = RowsPerTask,
+                SubtractMean = true,
+            };
+            ManagedParallel.For((rows + RowsPerTask - 1) / RowsPerTask, ref input);
+            var parameters = new NormRows.ParameterColumns
+            {
+                Dy = pdy, X = px, Mean = pm, Rstd = ps, DWeight = pdw, DBias = pdb, Rows = rows, Channels = channels,
+                ChannelsPerTask = ChannelsPerTask,
+            };
+            ManagedParallel.For((channels + ChannelsPerTask - 1) / ChannelsPerTask, ref parameters);
+        }
     }
 }
 
 /// <summary>Row and column building blocks shared by LayerNorm and RmsNorm on Managed (width-generic SIMD).</summary>
-internal static class NormRows
+internal static unsafe class NormRows
 {
+    /// <summary>dx of blocks of rows (LayerNorm with the mean, RMSNorm without: Mean null).</summary>
+    internal struct BackwardRows : IParallelBody
+    {
+        public float* Dy, X, W, Mean, Rstd, Dx;
+        public int Rows, Channels, RowsPerTask;
+        public bool SubtractMean;
+
+        public readonly void Run(int block)
+        {
+            var c = Channels;
+            var end = Math.Min(Rows, (block + 1) * RowsPerTask);
+            for (var r = block * RowsPerTask; r < end; r++)
+            {
+                var o = (nint)r * c;
+                BackwardRow(new ReadOnlySpan<float>(Dy + o, c), new ReadOnlySpan<float>(X + o, c), new ReadOnlySpan<float>(W, c),
+                    new Span<float>(Dx + o, c), Mean == null ? 0f : Mean[r], Rstd[r], SubtractMean);
+            }
+        }
+    }
+
+    /// <summary>dweight (and dbias unless DBias is null) of blocks of channels, summed over rows in order.</summary>
+    internal struct ParameterColumns : IParallelBody
+    {
+        public float* Dy, X, Mean, Rstd, DWeight, DBias;
+        public int Rows, Channels, ChannelsPerTask;
+
+        public readonly void Run(int block)
+        {
+            var c0 = block * ChannelsPerTask;
+            var count = Math.Min(ChannelsPerTask, Channels - c0);
+            var dw = new Span<float>(DWeight + c0, count);
+            var db = DBias == null ? Span<float>.Empty : new Span<float>(DBias + c0, count);
+            dw.Clear();
+            db.Clear();
+            for (var r = 0; r < Rows; r++)
+            {
+                var o = (nint)r * Channels + c0;
+                AccumulateParameters(new ReadOnlySpan<float>(Dy + o, count), new ReadOnlySpan<float>(X + o, count),
+                    Mean == null ? 0f : Mean[r], Rstd[r], dw, db);
+            }
+        }
+    }
+
     /// <summary>sum x, two vector accumulators.</summary>
     public static float Sum(ReadOnlySpan<float> x)
     {

@@ -1,36 +1,51 @@
 // Linear recurrence on the Managed backend: Vector256 SIMD across 8 rows (8 independent recurrences per
-// instruction, the rows transposed tile by tile with ScanTiles), Parallel.For across blocks of 8 rows.
+// instruction, the rows transposed tile by tile with ScanTiles), ManagedParallel.For across blocks of 8 rows.
 // Shapes: rows = B C, T time steps; a, x, h, dH, dA, dX [rows, T]; h0, last, dH0 [rows]; a block is up to 8 rows.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace RouteKit;
 
-internal static class LinearRecurrenceManaged
+internal static unsafe class LinearRecurrenceManaged
 {
     private const int Lanes = ScanTiles.Lanes;
     private const int Tile = ScanTiles.Steps;
 
+    // One thread's tiles, kept between calls ([ThreadStatic]) so a training loop does not allocate them.
     private sealed class Scratch
     {
+        [ThreadStatic] private static Scratch? current;
+
+        public static Scratch ForThisThread() => current ??= new Scratch();
+
         public readonly float[] Stage = new float[Tile * Lanes];            // [Tile, 8] transpose buffer
         public readonly Vector256<float>[] A = new Vector256<float>[Tile];  // [Tile] x 8 rows
         public readonly Vector256<float>[] X = new Vector256<float>[Tile];  // [Tile] x, then dX
         public readonly Vector256<float>[] H = new Vector256<float>[Tile];  // [Tile] h, then dA
     }
 
-    public static void Forward(int rows, int steps, float[] a, float[] x, float[]? h0, float[] h, float[] last)
+    public static void Forward(int rows, int steps, ReadOnlySpan<float> a, ReadOnlySpan<float> x, ReadOnlySpan<float> h0, Span<float> h,
+        Span<float> last)
     {
-        Parallel.For(0, (rows + Lanes - 1) / Lanes, () => new Scratch(), (block, _, s) =>
+        fixed (float* pa = a, px = x, ph0 = h0, ph = h, pl = last)
         {
-            ForwardBlock(block * Lanes, Math.Min(Lanes, rows - block * Lanes), steps, a, x, h0, h, last, s);
-            return s;
-        }, static _ => { });
+            var body = new ForwardBlocks { A = pa, X = px, H0 = ph0, H = ph, Last = pl, Rows = rows, Steps = steps };
+            ManagedParallel.For((rows + Lanes - 1) / Lanes, ref body);
+        }
+    }
+
+    private struct ForwardBlocks : IParallelBody
+    {
+        public float* A, X, H0, H, Last;
+        public int Rows, Steps;
+
+        public readonly void Run(int block) =>
+            ForwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, X, H0, H, Last, Scratch.ForThisThread());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardBlock(int row0, int width, int steps, float[] a, float[] x, float[]? h0, float[] h,
-        float[] last, Scratch s)
+    private static void ForwardBlock(int row0, int width, int steps, float* a, float* x, float* h0, float* h,
+        float* last, Scratch s)
     {
         var state = ScanTiles.Gather(h0, width, row0, 1);
         for (var t0 = 0; t0 < steps; t0 += Tile)
@@ -49,20 +64,29 @@ internal static class LinearRecurrenceManaged
         ScanTiles.Scatter(state, last, width, row0, 1);
     }
 
-    public static void Backward(int rows, int steps, float[] a, float[]? h0, float[] h, float[] dH,
-        float[] dA, float[] dX, float[]? dH0)
+    public static void Backward(int rows, int steps, ReadOnlySpan<float> a, ReadOnlySpan<float> h0, ReadOnlySpan<float> h,
+        ReadOnlySpan<float> dH, Span<float> dA, Span<float> dX, Span<float> dH0)
     {
-        Parallel.For(0, (rows + Lanes - 1) / Lanes, () => new Scratch(), (block, _, s) =>
+        fixed (float* pa = a, ph0 = h0, ph = h, pdh = dH, pda = dA, pdx = dX, pdh0 = dH0)
         {
-            BackwardBlock(block * Lanes, Math.Min(Lanes, rows - block * Lanes), steps, a, h0, h, dH, dA, dX, dH0, s);
-            return s;
-        }, static _ => { });
+            var body = new BackwardBlocks { A = pa, H0 = ph0, H = ph, DH = pdh, DA = pda, DX = pdx, DH0 = pdh0, Rows = rows, Steps = steps };
+            ManagedParallel.For((rows + Lanes - 1) / Lanes, ref body);
+        }
+    }
+
+    private struct BackwardBlocks : IParallelBody
+    {
+        public float* A, H0, H, DH, DA, DX, DH0;
+        public int Rows, Steps;
+
+        public readonly void Run(int block) =>
+            BackwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, H0, H, DH, DA, DX, DH0, Scratch.ForThisThread());
     }
 
     // Tiles last to first: dh_t = dH_t + carry, dX_t = dh_t, dA_t = dh_t h_{t-1}, carry = a_t dh_t.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardBlock(int row0, int width, int steps, float[] a, float[]? h0, float[] h, float[] dH,
-        float[] dA, float[] dX, float[]? dH0, Scratch s)
+    private static void BackwardBlock(int row0, int width, int steps, float* a, float* h0, float* h, float* dH,
+        float* dA, float* dX, float* dH0, Scratch s)
     {
         var carry = Vector256<float>.Zero; // a_{t+1} dh_{t+1} for the step after the current tile
         var initial = ScanTiles.Gather(h0, width, row0, 1);
@@ -84,6 +108,6 @@ internal static class LinearRecurrenceManaged
             ScanTiles.Store(s.X, dX, start, steps, width, len, s.Stage);
             ScanTiles.Store(s.H, dA, start, steps, width, len, s.Stage);
         }
-        if (dH0 is not null) ScanTiles.Scatter(carry, dH0, width, row0, 1);
+        if (dH0 != null) ScanTiles.Scatter(carry, dH0, width, row0, 1);
     }
 }

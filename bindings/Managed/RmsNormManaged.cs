@@ -1,5 +1,5 @@
 // RMSNorm on the Managed backend. Shapes: T rows, C channels; x, y, dy, dx [T, C]; weight, dweight [C]; rstd [T].
-// SIMD over System.Numerics.Vector<float> (any width; LayerNormManaged.cs's NormRows blocks with mean 0), Parallel.For
+// SIMD over System.Numerics.Vector<float> (any width; LayerNormManaged.cs's NormRows blocks with mean 0), ManagedParallel.For
 // over blocks of rows, and over blocks of channels for dweight, summed over t in order (deterministic, no atomics).
 //
 // Versions:
@@ -12,24 +12,38 @@ using System.Runtime.InteropServices;
 
 namespace RouteKit;
 
-internal static class RmsNormManaged
+internal static unsafe class RmsNormManaged
 {
     private const int RowsPerTask = 16;
     private const int ChannelsPerTask = 64;
 
-    public static void Forward(float[] x, float[] weight, float[] y, float[] rstd, int rows, int channels, float eps)
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, Span<float> rstd, int rows, int channels, float eps)
     {
-        Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
+        fixed (float* px = x, pw = weight, py = y, ps = rstd)
         {
-            var end = Math.Min(rows, (block + 1) * RowsPerTask);
+            var body = new ForwardRows { X = px, W = pw, Y = py, Rstd = ps, Rows = rows, Channels = channels, Eps = eps };
+            ManagedParallel.For((rows + RowsPerTask - 1) / RowsPerTask, ref body);
+        }
+    }
+
+    private struct ForwardRows : IParallelBody
+    {
+        public float* X, W, Y, Rstd;
+        public int Rows, Channels;
+        public float Eps;
+
+        public readonly void Run(int block)
+        {
+            var c = Channels;
+            var end = Math.Min(Rows, (block + 1) * RowsPerTask);
             for (var r = block * RowsPerTask; r < end; r++)
             {
-                var row = x.AsSpan(r * channels, channels);
-                var s = (float)(1.0 / Math.Sqrt((double)(NormRows.SumSquaredDeviation(row, 0f) / channels) + eps));
-                ScaleRow(row, weight, y.AsSpan(r * channels, channels), s);
-                rstd[r] = s;
+                var row = new ReadOnlySpan<float>(X + (nint)r * c, c);
+                var s = (float)(1.0 / Math.Sqrt((double)(NormRows.SumSquaredDeviation(row, 0f) / c) + Eps));
+                ScaleRow(row, new ReadOnlySpan<float>(W, c), new Span<float>(Y + (nint)r * c, c), s);
+                Rstd[r] = s;
             }
-        });
+        }
     }
 
     // y = x s w.
@@ -46,24 +60,23 @@ internal static class RmsNormManaged
         for (; c < x.Length; c++) y[c] = x[c] * s * w[c];
     }
 
-    public static void Backward(float[] dy, float[] x, float[] weight, float[] rstd, float[] dx, float[] dweight, int rows, int channels)
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd,
+        Span<float> dx, Span<float> dweight, int rows, int channels)
     {
-        Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
+        fixed (float* pdy = dy, px = x, pw = weight, ps = rstd, pdx = dx, pdw = dweight)
         {
-            var end = Math.Min(rows, (block + 1) * RowsPerTask);
-            for (var r = block * RowsPerTask; r < end; r++)
-                NormRows.BackwardRow(dy.AsSpan(r * channels, channels), x.AsSpan(r * channels, channels), weight,
-                    dx.AsSpan(r * channels, channels), 0f, rstd[r], subtractMean: false);
-        });
-        Parallel.For(0, (channels + ChannelsPerTask - 1) / ChannelsPerTask, block =>
-        {
-            var c0 = block * ChannelsPerTask;
-            var count = Math.Min(ChannelsPerTask, channels - c0);
-            var dw = dweight.AsSpan(c0, count);
-            dw.Clear();
-            for (var r = 0; r < rows; r++)
-                NormRows.AccumulateParameters(dy.AsSpan(r * channels + c0, count), x.AsSpan(r * channels + c0, count),
-                    0f, rstd[r], dw, Span<float>.Empty);
-        });
+            var input = new NormRows.BackwardRows
+            {
+                Dy = pdy, X = px, W = pw, Mean = null, Rstd = ps, Dx = pdx, Rows = rows, Channels = channels, RowsPerTask = RowsPerTask,
+                SubtractMean = false,
+            };
+            ManagedParallel.For((rows + RowsPerTask - 1) / RowsPerTask, ref input);
+            var parameters = new NormRows.ParameterColumns
+            {
+                Dy = pdy, X = px, Mean = null, Rstd = ps, DWeight = pdw, DBias = null, Rows = rows, Channels = channels,
+                ChannelsPerTask = ChannelsPerTask,
+            };
+            ManagedParallel.For((channels + ChannelsPerTask - 1) / ChannelsPerTask, ref parameters);
+        }
     }
 }

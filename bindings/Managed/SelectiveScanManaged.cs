@@ -1,5 +1,5 @@
 // Selective scan on the Managed backend: Vector256 SIMD across 8 channels of one group (they share B and C, so each
-// step broadcasts one B and one C value), Parallel.For across (batch, group, channel block). Time runs in tiles of
+// step broadcasts one B and one C value), ManagedParallel.For across (batch, group, channel block). Time runs in tiles of
 // SelectiveScan.ChunkLength steps: a tile of each [B, Dc, L] input is transposed once into time-major vectors of 8
 // channels (ScanTiles, shared with the linear recurrence), dt, the gate and their derivatives are computed on those
 // vectors, then each state n runs the recurrence over the tile. The state entering each tile is the saved chunk state, so the forward's ChunkStates mean
@@ -24,7 +24,7 @@ using System.Runtime.Intrinsics;
 
 namespace RouteKit;
 
-internal static class SelectiveScanManaged
+internal static unsafe class SelectiveScanManaged
 {
     private const int Lanes = ScanTiles.Lanes;
     private const int Tile = ScanTiles.Steps;
@@ -134,11 +134,22 @@ internal static class SelectiveScanManaged
             : Vector256<float>.One;
 
     // One value per channel of the block (zeros in padding lanes); off the hot path.
-    private static Vector256<float> Gather(float[]? source, Block blk, long start, long stride) =>
+    private static Vector256<float> Gather(float* source, Block blk, long start, long stride) =>
         ScanTiles.Gather(source, blk.Width, start, stride);
 
+    // One thread's tiles, kept between calls ([ThreadStatic]) and grown on demand, so a training loop does not allocate them.
     private sealed class Scratch(int states)
     {
+        [ThreadStatic] private static Scratch? current;
+
+        public static Scratch ForThisThread(int states)
+        {
+            if (current is null || current.States < states) current = new Scratch(states);
+            return current;
+        }
+
+        public int States { get; } = states;
+
         public readonly float[] Stage = new float[Tile * Lanes];                  // [Tile, 8] transpose buffer
         public readonly Vector256<float>[] Dt = new Vector256<float>[Tile];       // [Tile] x 8 channels
         public readonly Vector256<float>[] U = new Vector256<float>[Tile];        // [Tile]
@@ -171,20 +182,26 @@ internal static class SelectiveScanManaged
         }
     }
 
-    public static void Forward(SelectiveScanParams p, SelectiveScanHostInputs x, float[] output, float[]? preGate,
-        float[] lastState, float[] chunkStates)
+    public static void Forward(SelectiveScanParams p, SelectiveScanHostInputs x, float* output, float* preGate,
+        float* lastState, float* chunkStates)
     {
-        var blocks = p.B * p.G * BlocksPerGroup(p);
-        Parallel.For(0, blocks, () => new Scratch(p.Nst), (index, _, s) =>
-        {
-            ForwardBlock(p, x, BlockAt(p, index), s, output, preGate, lastState, chunkStates);
-            return s;
-        }, static _ => { });
+        var body = new ForwardBlocks { P = p, X = x, Output = output, PreGate = preGate, LastState = lastState, ChunkStates = chunkStates };
+        ManagedParallel.For(p.B * p.G * BlocksPerGroup(p), ref body);
+    }
+
+    private struct ForwardBlocks : IParallelBody
+    {
+        public SelectiveScanParams P;
+        public SelectiveScanHostInputs X;
+        public float* Output, PreGate, LastState, ChunkStates;
+
+        public readonly void Run(int index) =>
+            ForwardBlock(P, X, BlockAt(P, index), Scratch.ForThisThread(P.Nst), Output, PreGate, LastState, ChunkStates);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardBlock(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, Scratch s,
-        float[] output, float[]? preGate, float[] lastState, float[] chunkStates)
+        float* output, float* preGate, float* lastState, float* chunkStates)
     {
         var row0 = blk.B * p.Dc + blk.D0;
         for (var n = 0; n < p.Nst; n++)
@@ -208,8 +225,8 @@ internal static class SelectiveScanManaged
                 for (var j = 0; j < blk.Width; j++)
                     chunkStates[(((long)row0 + j) * p.Chunks + chunk) * p.Nst + n] = h[j];
                 var a = s.A[n];
-                var bRow = x.B.AsSpan((int)(bcBase + (long)n * p.L + l0), len);
-                var cRow = x.C.AsSpan((int)(bcBase + (long)n * p.L + l0), len);
+                var bRow = new ReadOnlySpan<float>(x.B + bcBase + (long)n * p.L + l0, len);
+                var cRow = new ReadOnlySpan<float>(x.C + bcBase + (long)n * p.L + l0, len);
                 for (var t = 0; t < len; t++)
                 {
                     h = Exp(s.Dt[t] * a) * h + s.DtU[t] * bRow[t];
@@ -218,9 +235,9 @@ internal static class SelectiveScanManaged
                 s.H[n] = h;
             }
             for (var t = 0; t < len; t++) s.Y[t] += skip * s.U[t];
-            if (x.Z is not null)
+            if (x.Z != null)
             {
-                ScanTiles.Store(s.Y, preGate!, start, p.L, blk.Width, len, s.Stage);
+                ScanTiles.Store(s.Y, preGate, start, p.L, blk.Width, len, s.Stage);
                 ScanTiles.Load(x.Z, start, p.L, blk.Width, len, s.Stage, s.Z);
                 for (var t = 0; t < len; t++) s.Y[t] *= s.Z[t] * Sigmoid(s.Z[t]);
             }
@@ -231,51 +248,41 @@ internal static class SelectiveScanManaged
                 lastState[((long)row0 + j) * p.Nst + n] = s.H[n][j];
     }
 
-    public static void Backward(SelectiveScanParams p, SelectiveScanHostInputs x, float[] dOut, float[] chunkStates,
-        float[]? preGate, float[] du, float[] dDelta, float[] dA, float[] dB, float[] dC,
-        float[]? dD, float[]? dz, float[]? dDeltaBias, float[]? dInitialState)
+    public static void Backward(SelectiveScanParams p, SelectiveScanHostInputs x, float* dOut, float* chunkStates,
+        float* preGate, float* du, float* dDelta, float* dA, float* dB, float* dC,
+        float* dD, float* dz, float* dDeltaBias, float* dInitialState)
     {
         var perGroup = BlocksPerGroup(p);
         var blocks = p.B * p.G * perGroup;
         var stateTimes = (long)p.Nst * p.L;
-        // With one block per group a block's sums are dB and dC themselves; otherwise per-block partials, rented so a
-        // training step does not allocate them anew (every slot is overwritten before it is read).
+        // With one block per group a block's sums are dB and dC themselves; otherwise per-block partials, kept per thread
+        // so a training step does not allocate them anew (every slot is overwritten before it is read).
         var direct = perGroup == 1;
         var partialLength = direct ? 0 : blocks * stateTimes;
-        var partialB = direct ? dB : ArrayPool<float>.Shared.Rent((int)partialLength); // [B, G, blocks per group, Nst, L]
-        var partialC = direct ? dC : ArrayPool<float>.Shared.Rent((int)partialLength); // [B, G, blocks per group, Nst, L]
-        var rowSums = new double[(long)p.B * p.Dc * (p.Nst + 2)];                      // [B, Dc, Nst + 2]: dA, dD, ddeltaBias
-        try
+        var buffers = BackwardBuffers.ForThisThread(2 * partialLength, (long)p.B * p.Dc * (p.Nst + 2));
+        var partialB = direct ? dB : buffers.Partials;                        // [B, G, blocks per group, Nst, L]
+        var partialC = direct ? dC : buffers.Partials + partialLength;        // [B, G, blocks per group, Nst, L]
+        var rowSums = buffers.RowSums;                                        // [B, Dc, Nst + 2]: dA, dD, ddeltaBias
+        var body = new BackwardBlocks
         {
-            Parallel.For(0, blocks, () => new Scratch(p.Nst), (index, _, s) =>
+            P = p, X = x, DOut = dOut, ChunkStates = chunkStates, PreGate = preGate, DU = du, DDelta = dDelta, DZ = dz,
+            DInitialState = dInitialState, PartialB = partialB, PartialC = partialC, StateTimes = stateTimes, RowSums = rowSums,
+        };
+        ManagedParallel.For(blocks, ref body);
+        if (!direct)
+        {
+            for (var bg = 0; bg < p.B * p.G; bg++)
             {
-                BackwardBlock(p, x, BlockAt(p, index), s, dOut, chunkStates, preGate, du, dDelta, dz, dInitialState,
-                    partialB, partialC, index * stateTimes, rowSums);
-                return s;
-            }, static _ => { });
-            if (!direct)
-            {
-                for (var bg = 0; bg < p.B * p.G; bg++)
+                var targetB = new Span<float>(dB + bg * stateTimes, (int)stateTimes);
+                var targetC = new Span<float>(dC + bg * stateTimes, (int)stateTimes);
+                targetB.Clear();
+                targetC.Clear();
+                for (var k = 0; k < perGroup; k++)
                 {
-                    var targetB = dB.AsSpan((int)(bg * stateTimes), (int)stateTimes);
-                    var targetC = dC.AsSpan((int)(bg * stateTimes), (int)stateTimes);
-                    targetB.Clear();
-                    targetC.Clear();
-                    for (var k = 0; k < perGroup; k++)
-                    {
-                        var offset = (int)((bg * perGroup + k) * stateTimes);
-                        TensorPrimitives.Add(targetB, partialB.AsSpan(offset, (int)stateTimes), targetB);
-                        TensorPrimitives.Add(targetC, partialC.AsSpan(offset, (int)stateTimes), targetC);
-                    }
+                    var offset = (bg * perGroup + k) * stateTimes;
+                    TensorPrimitives.Add(targetB, new ReadOnlySpan<float>(partialB + offset, (int)stateTimes), targetB);
+                    TensorPrimitives.Add(targetC, new ReadOnlySpan<float>(partialC + offset, (int)stateTimes), targetC);
                 }
-            }
-        }
-        finally
-        {
-            if (!direct)
-            {
-                ArrayPool<float>.Shared.Return(partialB);
-                ArrayPool<float>.Shared.Return(partialC);
             }
         }
         for (var d = 0; d < p.Dc; d++)
@@ -284,15 +291,56 @@ internal static class SelectiveScanManaged
             var sum = 0.0;
             for (var b = 0; b < p.B; b++) sum += rowSums[((long)b * p.Dc + d) * (p.Nst + 2) + k];
             if (k < p.Nst) dA[d * p.Nst + k] = (float)sum;
-            else if (k == p.Nst && dD is not null) dD[d] = (float)sum;
-            else if (k == p.Nst + 1 && dDeltaBias is not null) dDeltaBias[d] = (float)sum;
+            else if (k == p.Nst && dD != null) dD[d] = (float)sum;
+            else if (k == p.Nst + 1 && dDeltaBias != null) dDeltaBias[d] = (float)sum;
+        }
+    }
+
+    private struct BackwardBlocks : IParallelBody
+    {
+        public SelectiveScanParams P;
+        public SelectiveScanHostInputs X;
+        public float* DOut, ChunkStates, PreGate, DU, DDelta, DZ, DInitialState, PartialB, PartialC;
+        public long StateTimes;
+        public double* RowSums;
+
+        public readonly void Run(int index) =>
+            BackwardBlock(P, X, BlockAt(P, index), Scratch.ForThisThread(P.Nst), DOut, ChunkStates, PreGate, DU, DDelta, DZ,
+                DInitialState, PartialB, PartialC, index * StateTimes, RowSums);
+    }
+
+    // The backward's per-call buffers (dB and dC partials, row sums), pinned, kept per thread and grown on demand.
+    private sealed class BackwardBuffers
+    {
+        [ThreadStatic] private static BackwardBuffers? current;
+
+        private float[] partials = [];
+        private double[] rowSums = [];
+
+        public float* Partials { get; private set; }
+        public double* RowSums { get; private set; }
+
+        public static BackwardBuffers ForThisThread(long partialLength, long rowSumLength)
+        {
+            var b = current ??= new BackwardBuffers();
+            if (b.partials.Length < Math.Max(partialLength, 1))
+            {
+                b.partials = GC.AllocateUninitializedArray<float>(checked((int)Math.Max(partialLength, 1)), pinned: true);
+                b.Partials = (float*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(b.partials));
+            }
+            if (b.rowSums.Length < Math.Max(rowSumLength, 1))
+            {
+                b.rowSums = GC.AllocateArray<double>(checked((int)Math.Max(rowSumLength, 1)), pinned: true);
+                b.RowSums = (double*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(b.rowSums));
+            }
+            return b;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardBlock(SelectiveScanParams p, SelectiveScanHostInputs x, Block blk, Scratch s,
-        float[] dOut, float[] chunkStates, float[]? preGate, float[] du, float[] dDelta, float[]? dz,
-        float[]? dInitialState, float[] partialB, float[] partialC, long partialBase, double[] rowSums)
+        float* dOut, float* chunkStates, float* preGate, float* du, float* dDelta, float* dz,
+        float* dInitialState, float* partialB, float* partialC, long partialBase, double* rowSums)
     {
         var row0 = blk.B * p.Dc + blk.D0;
         for (var n = 0; n < p.Nst; n++)
@@ -315,18 +363,18 @@ internal static class SelectiveScanManaged
             var start = (long)row0 * p.L + l0;
             LoadSteps(p, x, blk, start, len, bias, s);
             ScanTiles.Load(dOut, start, p.L, blk.Width, len, s.Stage, s.Gate);
-            if (x.Z is not null)
+            if (x.Z != null)
             {
                 // dz = dOut (y + D u) silu'(z); the gradient reaching y is dOut silu(z).
                 ScanTiles.Load(x.Z, start, p.L, blk.Width, len, s.Stage, s.Z);
-                ScanTiles.Load(preGate!, start, p.L, blk.Width, len, s.Stage, s.Work);
+                ScanTiles.Load(preGate, start, p.L, blk.Width, len, s.Stage, s.Work);
                 for (var t = 0; t < len; t++)
                 {
                     var sig = Sigmoid(s.Z[t]);
                     s.Work[t] = s.Gate[t] * s.Work[t] * (sig * (Vector256<float>.One + s.Z[t] * (Vector256<float>.One - sig)));
                     s.Gate[t] *= s.Z[t] * sig;
                 }
-                ScanTiles.Store(s.Work, dz!, start, p.L, blk.Width, len, s.Stage);
+                ScanTiles.Store(s.Work, dz, start, p.L, blk.Width, len, s.Stage);
             }
             var tileSkip = Vector256<float>.Zero;
             for (var t = 0; t < len; t++)
@@ -341,15 +389,15 @@ internal static class SelectiveScanManaged
                 var h = Gather(chunkStates, blk, ((long)row0 * p.Chunks + chunk) * p.Nst + n, (long)p.Chunks * p.Nst);
                 var hStart = h;
                 var a = s.A[n];
-                var bRow = x.B.AsSpan((int)(bcBase + (long)n * p.L + l0), len);
+                var bRow = new ReadOnlySpan<float>(x.B + bcBase + (long)n * p.L + l0, len);
                 for (var t = 0; t < len; t++)
                 {
                     h = Exp(s.Dt[t] * a) * h + s.DtU[t] * bRow[t];
                     s.Tiles[n * Tile + t] = h;
                 }
-                Reverse(s, n, len, hStart, bRow, x.C.AsSpan((int)(bcBase + (long)n * p.L + l0), len),
-                    partialB.AsSpan((int)(partialBase + (long)n * p.L + l0), len),
-                    partialC.AsSpan((int)(partialBase + (long)n * p.L + l0), len));
+                Reverse(s, n, len, hStart, bRow, new ReadOnlySpan<float>(x.C + bcBase + (long)n * p.L + l0, len),
+                    new Span<float>(partialB + partialBase + (long)n * p.L + l0, len),
+                    new Span<float>(partialC + partialBase + (long)n * p.L + l0, len));
             }
             var tileBias = Vector256<float>.Zero;
             for (var t = 0; t < len; t++)
@@ -371,7 +419,7 @@ internal static class SelectiveScanManaged
             for (var n = 0; n < p.Nst; n++)
             {
                 rowSums[row * (p.Nst + 2) + n] = s.DA[n * Lanes + j];
-                if (dInitialState is not null) dInitialState[row * p.Nst + n] = s.H[n][j];
+                if (dInitialState != null) dInitialState[row * p.Nst + n] = s.H[n][j];
             }
             rowSums[row * (p.Nst + 2) + p.Nst] = sumSkip[j];
             rowSums[row * (p.Nst + 2) + p.Nst + 1] = sumBias[j];

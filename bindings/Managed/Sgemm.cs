@@ -64,7 +64,6 @@ internal static unsafe class Sgemm
 
     [ThreadStatic] private static float* packedA;   // [MC / MR][KC][MR] on each thread, allocated once
     [ThreadStatic] private static float* packedB;   // [NC / (NR lanes)][KC][NR lanes] on each thread, allocated once
-    [ThreadStatic] private static Job? job;         // the calling thread's job object, reused so calls do not allocate
 
     /// <summary>
     /// C[M, N] = A[M, K] . B[K, N] (overwriting C, row-major with leading dimension <paramref name="ldc"/>); A and B
@@ -75,9 +74,8 @@ internal static unsafe class Sgemm
     {
         if (vectorBits is not (0 or 128 or 256 or 512))
             throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "128, 256, 512, or 0 for the widest accelerated width.");
-        var j = job ??= new Job();
-        j.Set(m, n, k, a, b, c, ldc, vectorBits == 0 ? VectorBits : vectorBits);
-        j.RunAll();
+        var job = new Job(m, n, k, a, b, c, ldc, vectorBits == 0 ? VectorBits : vectorBits);
+        ManagedParallel.For(job.TilesM * job.TilesN, ref job);
     }
 
     /// <summary>db[O] = sum over t of dy[t, o] for dy [T, O], summed in t order (deterministic), vectorised over o.</summary>
@@ -98,71 +96,25 @@ internal static unsafe class Sgemm
         }
     }
 
-    // One call's arguments and its tiles, fanned out over the thread pool. Parallel.For allocated ~2 KB per call
-    // (measured 2026-12-02: 6.3 KB for a forward + backward), so the job is its own reusable thread-pool work item:
-    // the caller queues one item per extra worker, every thread claims tiles from one counter until none are left,
-    // and the caller waits until each queued worker has finished (so no worker touches the job once the call returns).
-    private sealed class Job : IThreadPoolWorkItem
+    // One call's arguments and its tiles: the body of ManagedParallel.For (bindings/Managed/ManagedParallel.cs), which fans
+    // the tiles out over the caller and pooled thread-pool workers without allocating (Parallel.For allocated ~2 KB per
+    // call, measured 2026-12-02: 6.3 KB for a forward + backward).
+    private readonly struct Job : IParallelBody
     {
-        private readonly ManualResetEventSlim workersDone = new(false);
-        private int m, n, k;
-        private MatrixOperand a, b;
-        private nint c, ldc;
-        private int bits;
-        private int nextTile, tiles, pendingWorkers;
-        private Exception? failure;
+        private readonly int m, n, k;
+        private readonly MatrixOperand a, b;
+        private readonly nint c, ldc;
+        private readonly int bits;
 
-        public int TilesM { get; private set; }
-        public int TilesN { get; private set; }
-
-        public void Set(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits)
+        public Job(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits)
         {
             (this.m, this.n, this.k, this.a, this.b, this.c, this.ldc, this.bits) = (m, n, k, a, b, (nint)c, ldc, bits);
             TilesM = (m + MC - 1) / MC;
             TilesN = (n + NC - 1) / NC;
         }
 
-        public void RunAll()
-        {
-            tiles = TilesM * TilesN;
-            nextTile = 0;
-            failure = null;
-            var workers = Math.Min(tiles, Environment.ProcessorCount) - 1;
-            pendingWorkers = workers;
-            workersDone.Reset();
-            for (var w = 0; w < workers; w++) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
-            try
-            {
-                ClaimTiles();
-            }
-            finally
-            {
-                if (workers > 0) workersDone.Wait();
-            }
-            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
-        }
-
-        void IThreadPoolWorkItem.Execute()
-        {
-            try
-            {
-                ClaimTiles();
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-            finally
-            {
-                if (Interlocked.Decrement(ref pendingWorkers) == 0) workersDone.Set();
-            }
-        }
-
-        private void ClaimTiles()
-        {
-            for (var tile = Interlocked.Increment(ref nextTile) - 1; tile < tiles; tile = Interlocked.Increment(ref nextTile) - 1)
-                Run(tile);
-        }
+        public int TilesM { get; }
+        public int TilesN { get; }
 
         public void Run(int tile)
         {

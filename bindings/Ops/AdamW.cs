@@ -108,7 +108,7 @@ public static class AdamW
         TensorChecks.NotNull(parameters, nameof(parameters));
         parameters.Device.ThrowIfDisposed();
         var device = parameters.Device;
-        int[] shape = [parameters.Length];
+        ReadOnlySpan<int> shape = [parameters.Length];
         TensorChecks.Shape(parameters, shape, nameof(parameters));
         TensorChecks.Input(device, gradients, shape, nameof(gradients));
         TensorChecks.Input(device, m, shape, nameof(m));
@@ -145,7 +145,7 @@ public static class AdamW
         if (device.Backend == Backend.Managed)
         {
             if (failed) return;
-            AdamWManaged.Update(parameters.Host, gradients.Host, m.Host, v.Host, decay.Mask.Host, lrDecay, options.Beta1, options.Beta2,
+            AdamWManaged.Update(parameters.HostSpan, gradients.HostSpan, m.HostSpan, v.HostSpan, decay.Mask.HostSpan, lrDecay, options.Beta1, options.Beta2,
                 stepSize, sqrtCorrection2, options.Eps);
             return;
         }

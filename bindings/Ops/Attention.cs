@@ -27,16 +27,16 @@ public static class Attention
         var device = q.Device;
         if (outputs is not null)
         {
-            TensorChecks.Output(device, outputs.Output, p.QueryShape, "outputs.Output", q, k, v);
-            TensorChecks.Output(device, outputs.Lse, p.RowShape, "outputs.Lse", q, k, v);
-            TensorChecks.Output(device, outputs.Stats, p.StatsShape, "outputs.Stats", q, k, v);
+            TensorChecks.Output(device, outputs.Output, [p.B, p.H, p.N, p.D], "outputs.Output", q, k, v);
+            TensorChecks.Output(device, outputs.Lse, [p.B, p.H, p.N], "outputs.Lse", q, k, v);
+            TensorChecks.Output(device, outputs.Stats, [p.B, p.H, p.N, 2], "outputs.Stats", q, k, v);
             if (p.Diagnostics)
             {
                 var dg = outputs.Diagnostics ?? throw new ArgumentException(
                     "options.Diagnostics is set but outputs.Diagnostics is null; preallocate all three [B, H, N] tensors.", nameof(outputs));
-                TensorChecks.Output(device, dg.Entropy, p.RowShape, "outputs.Diagnostics.Entropy", q, k, v);
-                TensorChecks.Output(device, dg.SinkMass, p.RowShape, "outputs.Diagnostics.SinkMass", q, k, v);
-                TensorChecks.Output(device, dg.MaxProb, p.RowShape, "outputs.Diagnostics.MaxProb", q, k, v);
+                TensorChecks.Output(device, dg.Entropy, [p.B, p.H, p.N], "outputs.Diagnostics.Entropy", q, k, v);
+                TensorChecks.Output(device, dg.SinkMass, [p.B, p.H, p.N], "outputs.Diagnostics.SinkMass", q, k, v);
+                TensorChecks.Output(device, dg.MaxProb, [p.B, p.H, p.N], "outputs.Diagnostics.MaxProb", q, k, v);
             }
         }
         TensorChecks.Finite(q, nameof(q));
@@ -47,8 +47,9 @@ public static class Attention
         var diag = p.Diagnostics ? result.Diagnostics : null;
 
         if (device.Backend == Backend.Managed)
-            AttentionManaged.Forward(p, q.Host, k.Host, v.Host, result.Output.Host, result.Lse.Host, result.Stats.Host,
-                diag?.Entropy.Host, diag?.SinkMass.Host, diag?.MaxProb.Host);
+            AttentionManaged.Forward(p, q.HostSpan, k.HostSpan, v.HostSpan, result.Output.HostSpan, result.Lse.HostSpan,
+                result.Stats.HostSpan, diag is null ? default : diag.Entropy.HostSpan, diag is null ? default : diag.SinkMass.HostSpan,
+                diag is null ? default : diag.MaxProb.HostSpan);
         else
             AttentionIlgpu.Forward(device, p, q, k, v, result.Output, result.Lse, result.Stats, diag);
         return result;
@@ -73,15 +74,15 @@ public static class Attention
         var p = Validate(q, k, v, options);
         var device = q.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        TensorChecks.Input(device, dOut, p.QueryShape, nameof(dOut));
-        TensorChecks.Input(device, forward.Output, p.QueryShape, "forward.Output");
-        TensorChecks.Input(device, forward.Stats, p.StatsShape, "forward.Stats");
+        ReadOnlySpan<int> queryShape = [p.B, p.H, p.N, p.D], keyShape = [p.B, p.Hkv, p.M, p.D];
+        TensorChecks.Input(device, dOut, queryShape, nameof(dOut));
+        TensorChecks.Input(device, forward.Output, queryShape, "forward.Output");
+        TensorChecks.Input(device, forward.Stats, [p.B, p.H, p.N, 2], "forward.Stats");
         if (gradients is not null)
         {
-            Tensor[] inputs = [dOut, q, k, v, forward.Output, forward.Stats];
-            TensorChecks.Output(device, gradients.DQ, p.QueryShape, "gradients.DQ", inputs);
-            TensorChecks.Output(device, gradients.DK, p.KeyShape, "gradients.DK", inputs);
-            TensorChecks.Output(device, gradients.DV, p.KeyShape, "gradients.DV", inputs);
+            TensorChecks.Output(device, gradients.DQ, queryShape, "gradients.DQ", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DK, keyShape, "gradients.DK", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DV, keyShape, "gradients.DV", dOut, q, k, v, forward.Output, forward.Stats);
         }
         TensorChecks.Finite(dOut, nameof(dOut));
         TensorChecks.Finite(q, nameof(q));
@@ -92,8 +93,8 @@ public static class Attention
 
         var result = gradients ?? new AttentionGradients(device.Zeros(p.QueryShape), device.Zeros(p.KeyShape), device.Zeros(p.KeyShape));
         if (device.Backend == Backend.Managed)
-            AttentionManaged.Backward(p, dOut.Host, q.Host, k.Host, v.Host, forward.Output.Host, forward.Stats.Host,
-                result.DQ.Host, result.DK.Host, result.DV.Host);
+            AttentionManaged.Backward(p, dOut.HostSpan, q.HostSpan, k.HostSpan, v.HostSpan, forward.Output.HostSpan,
+                forward.Stats.HostSpan, result.DQ.HostSpan, result.DK.HostSpan, result.DV.HostSpan);
         else
             AttentionIlgpu.Backward(device, p, dOut, q, k, v, forward.Output, forward.Stats, result.DQ, result.DK, result.DV);
         return result;
@@ -126,7 +127,7 @@ public static class Attention
         }
         else
         {
-            var s = stats.Host;
+            ReadOnlySpan<float> s = stats.HostSpan;
             bad = int.MaxValue;
             for (var row = 0; row < p.B * p.H * p.N && bad == int.MaxValue; row++)
             {
@@ -143,7 +144,7 @@ public static class Attention
             }
             if (bad == int.MaxValue) return;
         }
-        var pair = stats.Device.IsIlgpu ? stats.View.SubView(2L * bad, 2).GetAsArray1D() : stats.Host.AsSpan(2 * bad, 2).ToArray();
+        var pair = stats.Device.IsIlgpu ? stats.View.SubView(2L * bad, 2).GetAsArray1D() : stats.HostSpan.Slice(2 * bad, 2).ToArray();
         int i = bad % p.N, h = bad / p.N % p.H, b = bad / p.N / p.H;
         var wanted = p.SeesAnyKey(i)
             ? $"a finite row max and a log-sum in [0, log M = {Math.Log(p.M):G4}]"
@@ -161,6 +162,32 @@ public static class Attention
         q.Device.ThrowIfDisposed();
         TensorChecks.SameDevice(q.Device, k, nameof(k));
         TensorChecks.SameDevice(q.Device, v, nameof(v));
-        return AttentionParams.Resolve(q.Shape.ToArray(), k.Shape.ToArray(), v.Shape.ToArray(), options);
+        return Resolved.Get(q.ShapeSpan, k.ShapeSpan, v.ShapeSpan, options);
+    }
+
+    // The last problem this thread resolved, reused while the shapes and the options object are the same (a training
+    // loop calls with the same ones every step), so a call does not allocate a new AttentionParams. The options record
+    // is immutable but for the contents of its BrakeSlopes array, which are compared too.
+    private sealed class Resolved
+    {
+        [ThreadStatic] private static Resolved? last;
+
+        private readonly int[] q = new int[4], k = new int[4], v = new int[4];
+        private AttentionOptions? options;
+        private AttentionParams? p;
+
+        public static AttentionParams Get(ReadOnlySpan<int> qShape, ReadOnlySpan<int> kShape, ReadOnlySpan<int> vShape, AttentionOptions? options)
+        {
+            var r = last ??= new Resolved();
+            if (r.p is { } hit && ReferenceEquals(r.options, options) && qShape.SequenceEqual(r.q) && kShape.SequenceEqual(r.k)
+                && vShape.SequenceEqual(r.v) && (options?.BrakeSlopes is not { } slopes || slopes.AsSpan().SequenceEqual(hit.BrakeSlopes)))
+                return hit;
+            var p = AttentionParams.Resolve(qShape, kShape, vShape, options); // throws on bad input: nothing is cached
+            qShape.CopyTo(r.q);
+            kShape.CopyTo(r.k);
+            vShape.CopyTo(r.v);
+            (r.options, r.p) = (options, p);
+            return p;
+        }
     }
 }

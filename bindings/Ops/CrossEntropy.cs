@@ -64,7 +64,7 @@ public static class CrossEntropy
         TensorChecks.NotNull(logits, nameof(logits));
         logits.Device.ThrowIfDisposed();
         if (logits.Rank != 2)
-            throw new ArgumentException($"logits must have rank 2 [T, V]; got shape {Tensor.Format(logits.Shape.ToArray())}.", nameof(logits));
+            throw new ArgumentException($"logits must have rank 2 [T, V]; got shape {Tensor.Format(logits.ShapeSpan)}.", nameof(logits));
         int rows = logits.Shape[0], classes = logits.Shape[1];
         var device = logits.Device;
         TensorChecks.Input(device, targets, [rows], nameof(targets));
@@ -83,7 +83,7 @@ public static class CrossEntropy
         var o = outputs ?? new CrossEntropyOutput(device.Zeros(rows), device.Zeros(1), device.Zeros(rows, classes));
         if (device.Backend == Backend.Managed)
         {
-            o.Mean.Host[0] = CrossEntropyManaged.Forward(logits.Host, targets.Host, rows, classes, ignoreIndex, o.Losses.Host, o.DLogits.Host);
+            o.Mean.HostSpan[0] = CrossEntropyManaged.Forward(logits.HostSpan, targets.HostSpan, rows, classes, ignoreIndex, o.Losses.HostSpan, o.DLogits.HostSpan);
             return o;
         }
         var count = device.Kernel("CrossEntropy.Count", CrossEntropyKernels.Count);

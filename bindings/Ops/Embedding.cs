@@ -32,7 +32,7 @@ public static class Embedding
         var o = output ?? device.Zeros(tokens, channels);
         if (device.Backend == Backend.Managed)
         {
-            EmbeddingManaged.Forward(table.Host, ids.Host, tokens, channels, o.Host);
+            EmbeddingManaged.Forward(table.HostSpan, ids.HostSpan, tokens, channels, o.HostSpan);
             return o;
         }
         var kernel = device.GetKernel("Embedding.Forward", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
@@ -63,7 +63,7 @@ public static class Embedding
         TokenIds.Check(ids, vocabulary, null, nameof(ids));
         if (device.Backend == Backend.Managed)
         {
-            EmbeddingManaged.Backward(dOut.Host, ids.Host, tokens, channels, vocabulary, dTable.Host);
+            EmbeddingManaged.Backward(dOut.HostSpan, ids.HostSpan, tokens, channels, vocabulary, dTable.HostSpan);
             return;
         }
         var kernel = device.GetKernel("Embedding.Backward", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
@@ -77,12 +77,12 @@ public static class Embedding
         TensorChecks.NotNull(table, tableName);
         table.Device.ThrowIfDisposed();
         if (table.Rank != 2)
-            throw new ArgumentException($"{tableName} must have rank 2 [V, C]; got shape {Tensor.Format(table.Shape.ToArray())}.", tableName);
+            throw new ArgumentException($"{tableName} must have rank 2 [V, C]; got shape {Tensor.Format(table.ShapeSpan)}.", tableName);
         TensorChecks.NotNull(ids, nameof(ids));
         TensorChecks.SameDevice(table.Device, ids, nameof(ids));
         if (ids.Rank != 1)
-            throw new ArgumentException($"ids must have rank 1 [T]; got shape {Tensor.Format(ids.Shape.ToArray())}.", nameof(ids));
-        TokenIds.CheckLimit(table.Shape[0], $"V ({tableName}.Shape[0])");
+            throw new ArgumentException($"ids must have rank 1 [T]; got shape {Tensor.Format(ids.ShapeSpan)}.", nameof(ids));
+        if (table.Shape[0] > TokenIds.MaxClasses) TokenIds.CheckLimit(table.Shape[0], $"V ({tableName}.Shape[0])"); // message built only on failure
         return (table.Shape[0], table.Shape[1], ids.Shape[0]);
     }
 }

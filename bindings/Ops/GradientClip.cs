@@ -35,7 +35,7 @@ public static class GradientClip
         var result = norm ?? device.Zeros(1);
         if (device.Backend == Backend.Managed)
         {
-            result.Host[0] = (float)GradientClipManaged.ClipGlobalNorm(gradients.Host, maxNorm);
+            result.HostSpan[0] = (float)GradientClipManaged.ClipGlobalNorm(gradients.HostSpan, maxNorm);
             return result;
         }
         var normKernel = device.GetKernel("GradientClip.Norm", static acc => acc.LoadStreamKernel<

@@ -92,7 +92,7 @@ public static class LayerNorm
         var o = outputs ?? new LayerNormOutput(device.Zeros(rows, channels), device.Zeros(rows), device.Zeros(rows));
         if (device.Backend == Backend.Managed)
         {
-            LayerNormManaged.Forward(x.Host, weight.Host, bias.Host, o.Y.Host, o.Mean.Host, o.Rstd.Host, rows, channels, eps);
+            LayerNormManaged.Forward(x.HostSpan, weight.HostSpan, bias.HostSpan, o.Y.HostSpan, o.Mean.HostSpan, o.Rstd.HostSpan, rows, channels, eps);
             return o;
         }
         var kernel = device.GetKernel("LayerNorm.Forward", static acc =>
@@ -119,10 +119,11 @@ public static class LayerNorm
         TensorChecks.Input(device, forward.Rstd, [rows], "forward.Rstd");
         if (gradients is not null)
         {
-            Tensor[] inputs = [dy, x, weight, forward.Mean, forward.Rstd];
-            TensorChecks.Output(device, gradients.DX, [rows, channels], "gradients.DX", inputs);
-            TensorChecks.Output(device, gradients.DWeight, [channels], "gradients.DWeight", [.. inputs, gradients.DX]);
-            TensorChecks.Output(device, gradients.DBias, [channels], "gradients.DBias", [.. inputs, gradients.DX, gradients.DWeight]);
+            TensorChecks.Output(device, gradients.DX, [rows, channels], "gradients.DX", dy, x, weight, forward.Mean, forward.Rstd);
+            TensorChecks.Output(device, gradients.DWeight, [channels], "gradients.DWeight", dy, x, weight, forward.Mean, forward.Rstd,
+                gradients.DX);
+            TensorChecks.Output(device, gradients.DBias, [channels], "gradients.DBias", dy, x, weight, forward.Mean, forward.Rstd,
+                gradients.DX, gradients.DWeight);
         }
         TensorChecks.Finite(dy, nameof(dy));
         TensorChecks.Finite(x, nameof(x));
@@ -132,8 +133,8 @@ public static class LayerNorm
         var g = gradients ?? new LayerNormGradients(device.Zeros(rows, channels), device.Zeros(channels), device.Zeros(channels));
         if (device.Backend == Backend.Managed)
         {
-            LayerNormManaged.Backward(dy.Host, x.Host, weight.Host, forward.Mean.Host, forward.Rstd.Host,
-                g.DX.Host, g.DWeight.Host, g.DBias.Host, rows, channels);
+            LayerNormManaged.Backward(dy.HostSpan, x.HostSpan, weight.HostSpan, forward.Mean.HostSpan, forward.Rstd.HostSpan,
+                g.DX.HostSpan, g.DWeight.HostSpan, g.DBias.HostSpan, rows, channels);
             return g;
         }
         var input = device.GetKernel("LayerNorm.BackwardInput", static acc =>
@@ -151,7 +152,7 @@ public static class LayerNorm
         TensorChecks.NotNull(x, name);
         x.Device.ThrowIfDisposed();
         if (x.Rank != 2)
-            throw new ArgumentException($"{name} must have rank 2 [T, C]; got shape {Tensor.Format(x.Shape.ToArray())}.", name);
+            throw new ArgumentException($"{name} must have rank 2 [T, C]; got shape {Tensor.Format(x.ShapeSpan)}.", name);
         return (x.Shape[0], x.Shape[1]);
     }
 

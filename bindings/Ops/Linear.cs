@@ -55,7 +55,7 @@ public static class Linear
         var (tokens, inputs, outputs) = Validate(x, w);
         var device = x.Device;
         if (b is not null) TensorChecks.Input(device, b, [outputs], nameof(b));
-        if (y is not null) TensorChecks.Output(device, y, [tokens, outputs], nameof(y), b is null ? [x, w] : [x, w, b]);
+        if (y is not null) TensorChecks.Output(device, y, [tokens, outputs], nameof(y), x, w, b);
         TensorChecks.Finite(x, nameof(x));
         TensorChecks.Finite(w, nameof(w));
         if (b is not null) TensorChecks.Finite(b, nameof(b));
@@ -140,11 +140,11 @@ public static class Linear
         TensorChecks.NotNull(w, nameof(w));
         x.Device.ThrowIfDisposed();
         if (x.Rank != 2)
-            throw new ArgumentException($"x must have rank 2 [T, I]; got shape {Tensor.Format(x.Shape.ToArray())}.", nameof(x));
+            throw new ArgumentException($"x must have rank 2 [T, I]; got shape {Tensor.Format(x.ShapeSpan)}.", nameof(x));
         TensorChecks.SameDevice(x.Device, w, nameof(w));
         if (w.Rank != 2 || w.Shape[1] != x.Shape[1])
             throw new ArgumentException(
-                $"w has shape {Tensor.Format(w.Shape.ToArray())}; wanted [O, {x.Shape[1]}] (PyTorch layout [out, in], in = x's last dimension).", nameof(w));
+                $"w has shape {Tensor.Format(w.ShapeSpan)}; wanted [O, {x.Shape[1]}] (PyTorch layout [out, in], in = x's last dimension).", nameof(w));
         return (x.Shape[0], x.Shape[1], w.Shape[0]);
     }
 }

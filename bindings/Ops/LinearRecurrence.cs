@@ -68,18 +68,18 @@ public static class LinearRecurrence
     {
         var (batch, channels, steps) = Validate(a, x, h0);
         var device = a.Device;
-        Tensor[] inputs = h0 is null ? [a, x] : [a, x, h0];
         if (outputs is not null)
         {
-            TensorChecks.Output(device, outputs.H, [batch, channels, steps], "outputs.H", inputs);
-            TensorChecks.Output(device, outputs.Last, [batch, channels], "outputs.Last", inputs);
+            TensorChecks.Output(device, outputs.H, [batch, channels, steps], "outputs.H", a, x, h0);
+            TensorChecks.Output(device, outputs.Last, [batch, channels], "outputs.Last", a, x, h0);
         }
         TensorChecks.Finite(a, nameof(a));
         TensorChecks.Finite(x, nameof(x));
         if (h0 is not null) TensorChecks.Finite(h0, nameof(h0));
         var result = outputs ?? new LinearRecurrenceOutput(device.Zeros(batch, channels, steps), device.Zeros(batch, channels));
         if (device.Backend == Backend.Managed)
-            LinearRecurrenceManaged.Forward(batch * channels, steps, a.Host, x.Host, h0?.Host, result.H.Host, result.Last.Host);
+            LinearRecurrenceManaged.Forward(batch * channels, steps, a.HostSpan, x.HostSpan, h0 is null ? default : h0.HostSpan,
+                result.H.HostSpan, result.Last.HostSpan);
         else
             LinearRecurrenceIlgpu.Forward(device, batch * channels, steps, a, x, h0, result);
         return result;
@@ -98,17 +98,17 @@ public static class LinearRecurrence
         var (batch, channels, steps) = Validate(a, x, h0);
         var device = a.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        int[] shape = [batch, channels, steps];
+        ReadOnlySpan<int> shape = [batch, channels, steps];
         TensorChecks.Input(device, dH, shape, nameof(dH));
         TensorChecks.Input(device, forward.H, shape, "forward.H");
-        Tensor[] read = h0 is null ? [dH, a, x, forward.H] : [dH, a, x, forward.H, h0];
         if (gradients is not null)
         {
-            TensorChecks.Output(device, gradients.DA, shape, "gradients.DA", read);
-            TensorChecks.Output(device, gradients.DX, shape, "gradients.DX", read);
+            TensorChecks.Output(device, gradients.DA, shape, "gradients.DA", dH, a, x, forward.H, h0);
+            TensorChecks.Output(device, gradients.DX, shape, "gradients.DX", dH, a, x, forward.H, h0);
             if (h0 is not null)
                 TensorChecks.Output(device, gradients.DH0 ?? throw new ArgumentException(
-                    "h0 is given but gradients.DH0 is null; preallocate it [B, C].", nameof(gradients)), [batch, channels], "gradients.DH0", read);
+                    "h0 is given but gradients.DH0 is null; preallocate it [B, C].", nameof(gradients)), [batch, channels], "gradients.DH0",
+                    dH, a, x, forward.H, h0);
             else if (gradients.DH0 is not null)
                 throw new ArgumentException("gradients.DH0 is given but h0 is null; pass null.", nameof(gradients));
         }
@@ -117,11 +117,11 @@ public static class LinearRecurrence
         TensorChecks.Finite(x, nameof(x));
         if (h0 is not null) TensorChecks.Finite(h0, nameof(h0));
         TensorChecks.Finite(forward.H, "forward.H");
-        var result = gradients ?? new LinearRecurrenceGradients(device.Zeros(shape), device.Zeros(shape),
+        var result = gradients ?? new LinearRecurrenceGradients(device.Zeros(batch, channels, steps), device.Zeros(batch, channels, steps),
             h0 is null ? null : device.Zeros(batch, channels));
         if (device.Backend == Backend.Managed)
-            LinearRecurrenceManaged.Backward(batch * channels, steps, a.Host, h0?.Host, forward.H.Host, dH.Host,
-                result.DA.Host, result.DX.Host, result.DH0?.Host);
+            LinearRecurrenceManaged.Backward(batch * channels, steps, a.HostSpan, h0 is null ? default : h0.HostSpan, forward.H.HostSpan,
+                dH.HostSpan, result.DA.HostSpan, result.DX.HostSpan, result.DH0 is null ? default : result.DH0.HostSpan);
         else
             LinearRecurrenceIlgpu.Backward(device, batch * channels, steps, a, h0, forward.H, dH, result);
         return result;
@@ -134,8 +134,8 @@ public static class LinearRecurrence
         a.Device.ThrowIfDisposed();
         TensorChecks.SameDevice(a.Device, x, nameof(x));
         if (a.Rank != 3)
-            throw new ArgumentException($"a must have rank 3 [B, C, T]; got shape {Tensor.Format(a.Shape.ToArray())}.", nameof(a));
-        var shape = a.Shape.ToArray();
+            throw new ArgumentException($"a must have rank 3 [B, C, T]; got shape {Tensor.Format(a.ShapeSpan)}.", nameof(a));
+        var shape = a.ShapeSpan;
         TensorChecks.Shape(x, shape, nameof(x));
         if (h0 is not null)
         {

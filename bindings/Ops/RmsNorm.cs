@@ -81,7 +81,7 @@ public static class RmsNorm
         var o = outputs ?? new RmsNormOutput(device.Zeros(rows, channels), device.Zeros(rows));
         if (device.Backend == Backend.Managed)
         {
-            RmsNormManaged.Forward(x.Host, weight.Host, o.Y.Host, o.Rstd.Host, rows, channels, eps);
+            RmsNormManaged.Forward(x.HostSpan, weight.HostSpan, o.Y.HostSpan, o.Rstd.HostSpan, rows, channels, eps);
             return o;
         }
         var kernel = device.GetKernel("RmsNorm.Forward", static acc =>
@@ -107,9 +107,8 @@ public static class RmsNorm
         TensorChecks.Input(device, forward.Rstd, [rows], "forward.Rstd");
         if (gradients is not null)
         {
-            Tensor[] inputs = [dy, x, weight, forward.Rstd];
-            TensorChecks.Output(device, gradients.DX, [rows, channels], "gradients.DX", inputs);
-            TensorChecks.Output(device, gradients.DWeight, [channels], "gradients.DWeight", [.. inputs, gradients.DX]);
+            TensorChecks.Output(device, gradients.DX, [rows, channels], "gradients.DX", dy, x, weight, forward.Rstd);
+            TensorChecks.Output(device, gradients.DWeight, [channels], "gradients.DWeight", dy, x, weight, forward.Rstd, gradients.DX);
         }
         TensorChecks.Finite(dy, nameof(dy));
         TensorChecks.Finite(x, nameof(x));
@@ -118,7 +117,7 @@ public static class RmsNorm
         var g = gradients ?? new RmsNormGradients(device.Zeros(rows, channels), device.Zeros(channels));
         if (device.Backend == Backend.Managed)
         {
-            RmsNormManaged.Backward(dy.Host, x.Host, weight.Host, forward.Rstd.Host, g.DX.Host, g.DWeight.Host, rows, channels);
+            RmsNormManaged.Backward(dy.HostSpan, x.HostSpan, weight.HostSpan, forward.Rstd.HostSpan, g.DX.HostSpan, g.DWeight.HostSpan, rows, channels);
             return g;
         }
         var input = device.GetKernel("RmsNorm.BackwardInput", static acc =>

@@ -29,26 +29,29 @@ public static class SelectiveScan
     public static SelectiveScanOutput Forward(SelectiveScanInputs inputs, SelectiveScanOptions? options = null,
         SelectiveScanOutput? outputs = null)
     {
-        var p = Validate(inputs, options);
+        var resolved = Validate(inputs, options);
+        var p = resolved.P;
         var device = inputs.U.Device;
-        var all = inputs.Present().Select(static x => x.Tensor).ToArray();
+        var x = inputs;
         if (outputs is not null)
         {
-            TensorChecks.Output(device, outputs.Output, p.SequenceShape, "outputs.Output", all);
-            TensorChecks.Output(device, outputs.LastState, p.StateShape, "outputs.LastState", all);
-            TensorChecks.Output(device, outputs.ChunkStates, p.ChunkStateShape, "outputs.ChunkStates", all);
+            TensorChecks.Output(device, outputs.Output, resolved.Sequence, "outputs.Output",
+                x.U, x.Delta, x.A, x.B, x.C, x.D, x.Z, x.DeltaBias, x.InitialState);
+            TensorChecks.Output(device, outputs.LastState, resolved.State, "outputs.LastState",
+                x.U, x.Delta, x.A, x.B, x.C, x.D, x.Z, x.DeltaBias, x.InitialState);
+            TensorChecks.Output(device, outputs.ChunkStates, resolved.ChunkState, "outputs.ChunkStates",
+                x.U, x.Delta, x.A, x.B, x.C, x.D, x.Z, x.DeltaBias, x.InitialState);
             if (p.HasZ)
                 TensorChecks.Output(device, outputs.PreGate ?? throw new ArgumentException(
                     "inputs.Z is given but outputs.PreGate is null; preallocate it [B, Dc, L].", nameof(outputs)),
-                    p.SequenceShape, "outputs.PreGate", all);
+                    resolved.Sequence, "outputs.PreGate", x.U, x.Delta, x.A, x.B, x.C, x.D, x.Z, x.DeltaBias, x.InitialState);
         }
         CheckValues(inputs);
 
         var result = outputs ?? new SelectiveScanOutput(device.Zeros(p.SequenceShape), device.Zeros(p.StateShape),
             device.Zeros(p.ChunkStateShape), p.HasZ ? device.Zeros(p.SequenceShape) : null);
         if (device.Backend == Backend.Managed)
-            SelectiveScanManaged.Forward(p, HostInputs(inputs), result.Output.Host, result.PreGate?.Host,
-                result.LastState.Host, result.ChunkStates.Host);
+            ManagedForward(p, inputs, result);
         else
             SelectiveScanIlgpu.Forward(device, p, inputs, result);
         return result;
@@ -66,28 +69,27 @@ public static class SelectiveScan
     public static SelectiveScanGradients Backward(Tensor dOut, SelectiveScanInputs inputs, SelectiveScanOutput forward,
         SelectiveScanOptions? options = null, SelectiveScanGradients? gradients = null)
     {
-        var p = Validate(inputs, options);
+        var resolved = Validate(inputs, options);
+        var p = resolved.P;
         var device = inputs.U.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        TensorChecks.Input(device, dOut, p.SequenceShape, nameof(dOut));
-        TensorChecks.Input(device, forward.ChunkStates, p.ChunkStateShape, "forward.ChunkStates");
+        TensorChecks.Input(device, dOut, resolved.Sequence, nameof(dOut));
+        TensorChecks.Input(device, forward.ChunkStates, resolved.ChunkState, "forward.ChunkStates");
         if (p.HasZ)
             TensorChecks.Input(device, forward.PreGate ?? throw new ArgumentException(
                 "inputs.Z is given but forward.PreGate is null: pass the result of Forward with the same inputs.", nameof(forward)),
-                p.SequenceShape, "forward.PreGate");
-        Tensor[] read = [dOut, forward.ChunkStates, .. inputs.Present().Select(static x => x.Tensor),
-            .. forward.PreGate is null ? Array.Empty<Tensor>() : [forward.PreGate]];
+                resolved.Sequence, "forward.PreGate");
         if (gradients is not null)
         {
-            TensorChecks.Output(device, gradients.DU, p.SequenceShape, "gradients.DU", read);
-            TensorChecks.Output(device, gradients.DDelta, p.SequenceShape, "gradients.DDelta", read);
-            TensorChecks.Output(device, gradients.DA, p.AShape, "gradients.DA", read);
-            TensorChecks.Output(device, gradients.DB, p.ProjectionShape, "gradients.DB", read);
-            TensorChecks.Output(device, gradients.DC, p.ProjectionShape, "gradients.DC", read);
-            CheckOptionalOutput(device, gradients.DD, p.HasD, p.ChannelShape, "gradients.DD", read);
-            CheckOptionalOutput(device, gradients.DZ, p.HasZ, p.SequenceShape, "gradients.DZ", read);
-            CheckOptionalOutput(device, gradients.DDeltaBias, p.HasDeltaBias, p.ChannelShape, "gradients.DDeltaBias", read);
-            CheckOptionalOutput(device, gradients.DInitialState, p.HasInitialState, p.StateShape, "gradients.DInitialState", read);
+            ReadNotAliased(device, gradients.DU, true, resolved.Sequence, "gradients.DU", dOut, inputs, forward, optional: false);
+            ReadNotAliased(device, gradients.DDelta, true, resolved.Sequence, "gradients.DDelta", dOut, inputs, forward, optional: false);
+            ReadNotAliased(device, gradients.DA, true, resolved.A, "gradients.DA", dOut, inputs, forward, optional: false);
+            ReadNotAliased(device, gradients.DB, true, resolved.Projection, "gradients.DB", dOut, inputs, forward, optional: false);
+            ReadNotAliased(device, gradients.DC, true, resolved.Projection, "gradients.DC", dOut, inputs, forward, optional: false);
+            ReadNotAliased(device, gradients.DD, p.HasD, resolved.Channel, "gradients.DD", dOut, inputs, forward);
+            ReadNotAliased(device, gradients.DZ, p.HasZ, resolved.Sequence, "gradients.DZ", dOut, inputs, forward);
+            ReadNotAliased(device, gradients.DDeltaBias, p.HasDeltaBias, resolved.Channel, "gradients.DDeltaBias", dOut, inputs, forward);
+            ReadNotAliased(device, gradients.DInitialState, p.HasInitialState, resolved.State, "gradients.DInitialState", dOut, inputs, forward);
         }
         TensorChecks.Finite(dOut, nameof(dOut));
         CheckValues(inputs);
@@ -102,53 +104,128 @@ public static class SelectiveScan
             p.HasD ? device.Zeros(p.ChannelShape) : null, p.HasZ ? device.Zeros(p.SequenceShape) : null,
             p.HasDeltaBias ? device.Zeros(p.ChannelShape) : null, p.HasInitialState ? device.Zeros(p.StateShape) : null);
         if (device.Backend == Backend.Managed)
-            SelectiveScanManaged.Backward(p, HostInputs(inputs), dOut.Host, forward.ChunkStates.Host, forward.PreGate?.Host,
-                result.DU.Host, result.DDelta.Host, result.DA.Host, result.DB.Host, result.DC.Host,
-                result.DD?.Host, result.DZ?.Host, result.DDeltaBias?.Host, result.DInitialState?.Host);
+            ManagedBackward(p, inputs, dOut, forward, result);
         else
             SelectiveScanIlgpu.Backward(device, p, inputs, dOut, forward, result);
         return result;
     }
 
-    private static SelectiveScanParams Validate(SelectiveScanInputs inputs, SelectiveScanOptions? options)
+    // The names of SelectiveScanInputs' tensors, in the order of Tensors(inputs).
+    private static readonly string[] InputNames =
+        ["inputs.U", "inputs.Delta", "inputs.A", "inputs.B", "inputs.C", "inputs.D", "inputs.Z", "inputs.DeltaBias", "inputs.InitialState"];
+
+    private static Resolved Validate(SelectiveScanInputs inputs, SelectiveScanOptions? options)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        foreach (var (t, name) in inputs.Present()) TensorChecks.NotNull(t, name);
+        ReadOnlySpan<Tensor?> tensors = [inputs.U, inputs.Delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.Z, inputs.DeltaBias, inputs.InitialState];
+        for (var i = 0; i < tensors.Length; i++)
+            if (i < 5 || tensors[i] is not null) TensorChecks.NotNull(tensors[i], InputNames[i]);
         var device = inputs.U.Device;
         device.ThrowIfDisposed();
-        foreach (var (t, name) in inputs.Present()) TensorChecks.SameDevice(device, t, name);
-        return SelectiveScanParams.Resolve(inputs.U.Shape.ToArray(), inputs.Delta.Shape.ToArray(), inputs.A.Shape.ToArray(),
-            inputs.B.Shape.ToArray(), inputs.C.Shape.ToArray(), inputs.D?.Shape.ToArray(), inputs.Z?.Shape.ToArray(),
-            inputs.DeltaBias?.Shape.ToArray(), inputs.InitialState?.Shape.ToArray(), options);
+        for (var i = 0; i < tensors.Length; i++)
+            if (tensors[i] is { } t) TensorChecks.SameDevice(device, t, InputNames[i]);
+        return Resolved.Get(inputs, options);
+    }
+
+    // The last problem this thread resolved, with its shapes, reused while the inputs record and the options object are
+    // the same (both immutable, and so are tensors' shapes), so a training step's call does not allocate them again.
+    private sealed class Resolved
+    {
+        [ThreadStatic] private static Resolved? last;
+
+        private SelectiveScanInputs? inputs;
+        private SelectiveScanOptions? options;
+
+        private Resolved(SelectiveScanParams p) => P = p;
+
+        public SelectiveScanParams P { get; }
+        public int[] Sequence { get; private init; } = [];
+        public int[] A { get; private init; } = [];
+        public int[] Projection { get; private init; } = [];
+        public int[] Channel { get; private init; } = [];
+        public int[] State { get; private init; } = [];
+        public int[] ChunkState { get; private init; } = [];
+
+        public static Resolved Get(SelectiveScanInputs x, SelectiveScanOptions? options)
+        {
+            if (last is { } hit && ReferenceEquals(hit.inputs, x) && ReferenceEquals(hit.options, options)) return hit;
+            var p = SelectiveScanParams.Resolve(x.U.Shape.ToArray(), x.Delta.Shape.ToArray(), x.A.Shape.ToArray(),
+                x.B.Shape.ToArray(), x.C.Shape.ToArray(), x.D?.Shape.ToArray(), x.Z?.Shape.ToArray(),
+                x.DeltaBias?.Shape.ToArray(), x.InitialState?.Shape.ToArray(), options);
+            return last = new Resolved(p)
+            {
+                inputs = x, options = options, Sequence = p.SequenceShape, A = p.AShape, Projection = p.ProjectionShape,
+                Channel = p.ChannelShape, State = p.StateShape, ChunkState = p.ChunkStateShape,
+            };
+        }
+    }
+
+    // A gradient output, present exactly when wanted, not overlapping anything the backward reads.
+    private static void ReadNotAliased(Device device, Tensor? t, bool wanted, ReadOnlySpan<int> shape, string name, Tensor dOut,
+        SelectiveScanInputs x, SelectiveScanOutput forward, bool optional = true)
+    {
+        if (!wanted)
+        {
+            if (t is not null) throw new ArgumentException($"{name} is given but its input is absent; pass null.", name);
+            return;
+        }
+        if (t is null && optional) throw new ArgumentException($"{name} is null but its input is given; preallocate it {Tensor.Format(shape)}.", name);
+        TensorChecks.Output(device, t, shape, name, dOut, forward.ChunkStates, forward.PreGate,
+            x.U, x.Delta, x.A, x.B, x.C, x.D, x.Z, x.DeltaBias, x.InitialState);
     }
 
     // Finite everywhere, and A <= 0 (see the file header for why positive A is rejected).
     private static void CheckValues(SelectiveScanInputs inputs)
     {
-        foreach (var (t, name) in inputs.Present()) TensorChecks.Finite(t, name);
-        var a = inputs.A.ToArray();
+        ReadOnlySpan<Tensor?> tensors = [inputs.U, inputs.Delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.Z, inputs.DeltaBias, inputs.InitialState];
+        for (var i = 0; i < tensors.Length; i++)
+            if (tensors[i] is { } t) TensorChecks.Finite(t, InputNames[i]);
+        ReadOnlySpan<float> a = inputs.A.Device.IsIlgpu ? inputs.A.ToArray() : inputs.A.HostSpan;
         var states = inputs.A.Shape[1];
         for (var i = 0; i < a.Length; i++)
             if (a[i] > 0f)
                 throw new ArgumentException(
-                    $"inputs.A {Tensor.Format(inputs.A.Shape.ToArray())} holds {a[i]} > 0 at [{i / states}, {i % states}]; " +
+                    $"inputs.A {Tensor.Format(inputs.A.ShapeSpan)} holds {a[i]} > 0 at [{i / states}, {i % states}]; " +
                     "A must be <= 0 (a decay): exp(dt A) > 1 grows the state without bound. Parametrise A = -exp(A_log) as Mamba does.",
                     "inputs.A");
     }
 
-    private static SelectiveScanHostInputs HostInputs(SelectiveScanInputs x) => new(
-        x.U.Host, x.Delta.Host, x.A.Host, x.B.Host, x.C.Host, x.D?.Host, x.Z?.Host, x.DeltaBias?.Host, x.InitialState?.Host);
-
-    private static void CheckOptionalOutput(Device device, Tensor? t, bool wanted, int[] shape, string name, Tensor[] inputs)
+    // The Managed kernels read pointers into the tensors' spans (views included), pinned for the call.
+    private static unsafe void ManagedForward(SelectiveScanParams p, SelectiveScanInputs x, SelectiveScanOutput r)
     {
-        if (wanted)
-            TensorChecks.Output(device, t ?? throw new ArgumentException($"{name} is null but its input is given; preallocate it {Tensor.Format(shape)}.", name),
-                shape, name, inputs);
-        else if (t is not null)
-            throw new ArgumentException($"{name} is given but its input is absent; pass null.", name);
+        fixed (float* u = x.U.HostSpan, delta = x.Delta.HostSpan, a = x.A.HostSpan, b = x.B.HostSpan, c = x.C.HostSpan,
+               d = HostSpan(x.D), z = HostSpan(x.Z), bias = HostSpan(x.DeltaBias), h0 = HostSpan(x.InitialState),
+               o = r.Output.HostSpan, pre = HostSpan(r.PreGate), last = r.LastState.HostSpan, chunks = r.ChunkStates.HostSpan)
+            SelectiveScanManaged.Forward(p, new SelectiveScanHostInputs(u, delta, a, b, c, d, z, bias, h0), o, pre, last, chunks);
     }
+
+    private static unsafe void ManagedBackward(SelectiveScanParams p, SelectiveScanInputs x, Tensor dOut, SelectiveScanOutput f,
+        SelectiveScanGradients g)
+    {
+        fixed (float* u = x.U.HostSpan, delta = x.Delta.HostSpan, a = x.A.HostSpan, b = x.B.HostSpan, c = x.C.HostSpan,
+               d = HostSpan(x.D), z = HostSpan(x.Z), bias = HostSpan(x.DeltaBias), h0 = HostSpan(x.InitialState),
+               dO = dOut.HostSpan, chunks = f.ChunkStates.HostSpan, pre = HostSpan(f.PreGate),
+               du = g.DU.HostSpan, dDelta = g.DDelta.HostSpan, dA = g.DA.HostSpan, dB = g.DB.HostSpan, dC = g.DC.HostSpan,
+               dD = HostSpan(g.DD), dz = HostSpan(g.DZ), dBias = HostSpan(g.DDeltaBias), dH0 = HostSpan(g.DInitialState))
+            SelectiveScanManaged.Backward(p, new SelectiveScanHostInputs(u, delta, a, b, c, d, z, bias, h0), dO, chunks, pre,
+                du, dDelta, dA, dB, dC, dD, dz, dBias, dH0);
+    }
+
+    private static Span<float> HostSpan(Tensor? t) => t is null ? default : t.HostSpan;
+
 }
 
-/// <summary>The host arrays of a selective scan's inputs on the Managed backend.</summary>
-internal sealed record SelectiveScanHostInputs(
-    float[] U, float[] Delta, float[] A, float[] B, float[] C, float[]? D, float[]? Z, float[]? DeltaBias, float[]? InitialState);
+/// <summary>Pointers to a selective scan's inputs on the Managed backend (pinned by the caller; null for an absent one).</summary>
+internal readonly unsafe struct SelectiveScanHostInputs(
+    float* u, float* delta, float* a, float* b, float* c, float* d, float* z, float* deltaBias, float* initialState)
+{
+    public float* U { get; } = u;
+    public float* Delta { get; } = delta;
+    public float* A { get; } = a;
+    public float* B { get; } = b;
+    public float* C { get; } = c;
+    public float* D { get; } = d;
+    public float* Z { get; } = z;
+    public float* DeltaBias { get; } = deltaBias;
+    public float* InitialState { get; } = initialState;
+}

@@ -1,0 +1,262 @@
+using NUnit.Framework;
+using RouteKit.Tests.Support;
+
+namespace RouteKit.Tests.Training;
+
+/// <summary>
+/// Issue 11: a training step allocates nothing on Managed. Each op runs with preallocated outputs on inputs and outputs
+/// that are slices of one flat buffer (at odd offsets, so views are proven too); after 2 warm-up calls the managed heap's
+/// allocated bytes over 10 calls are measured. Shapes are large enough that every kernel fans out over threads.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class ManagedAllocationTests : BackendFixture
+{
+    private const int WarmUp = 2;
+    private const int Calls = 10;
+    private const double PerCallLimit = 64;
+    private const double StepLimit = 1024;
+
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Managed;
+
+    private Tensor flat = null!;
+    private int used;
+
+    [SetUp]
+    public void CreateFlat()
+    {
+        flat = Device.Zeros(1 << 23);
+        used = 3;
+    }
+
+    [TearDown]
+    public void DisposeFlat() => flat.Dispose();
+
+    // The next slice of the flat buffer, filled with values from N(offset, scale^2), one element of gap after it.
+    private Tensor Slice(float scale, float offset, params int[] shape)
+    {
+        var t = flat.Slice(used, shape);
+        used += t.Length + 1;
+        t.CopyFrom(TrainingCheck.Normal(t.Length, used, scale, offset));
+        return t;
+    }
+
+    private Tensor Slice(params int[] shape) => Slice(1f, 0f, shape);
+
+    private Tensor Ids(int count, int limit)
+    {
+        var t = flat.Slice(used, count);
+        used += count + 1;
+        var ids = new float[count];
+        for (var i = 0; i < count; i++) ids[i] = (i * 7919) % limit;
+        t.CopyFrom(ids);
+        return t;
+    }
+
+    // Bytes allocated per call of `call` after the warm-up, reported and returned.
+    private static double BytesPerCall(string name, Action call, int calls = Calls)
+    {
+        for (var i = 0; i < WarmUp; i++) call();
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        for (var i = 0; i < calls; i++) call();
+        var bytes = (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)calls;
+        TestContext.Out.WriteLine($"{name}: {bytes:F1} bytes per call");
+        return bytes;
+    }
+
+    private static void AssertPerCall(string name, Action call)
+    {
+        // A background thread-pool thread may allocate now and then (the pool's own bookkeeping counts in the process
+        // total); the smallest of three measurements is the op's own.
+        var bytes = Enumerable.Range(0, 3).Select(_ => BytesPerCall(name, call)).Min();
+        Assert.That(bytes, Is.LessThan(PerCallLimit), $"{name} allocated {bytes:F1} bytes per call");
+    }
+
+    [Test]
+    public void LinearAllocatesNothing()
+    {
+        var x = Slice(256, 256);
+        var w = Slice(0.05f, 0f, 512, 256);
+        var b = Slice(512);
+        var y = Slice(256, 512);
+        var dy = Slice(256, 512);
+        var g = new LinearGradients(Slice(256, 256), Slice(512, 256), Slice(512));
+        AssertPerCall("Linear.Forward", () => Linear.Forward(x, w, b, y));
+        AssertPerCall("Linear.Backward", () => Linear.Backward(dy, x, w, true, g));
+    }
+
+    [Test]
+    public void NormsAllocateNothing()
+    {
+        var x = Slice(256, 384);
+        var w = Slice(0.5f, 1f, 384);
+        var b = Slice(384);
+        var dy = Slice(256, 384);
+        var o = new LayerNormOutput(Slice(256, 384), Slice(256), Slice(256));
+        var g = new LayerNormGradients(Slice(256, 384), Slice(384), Slice(384));
+        AssertPerCall("LayerNorm.Forward", () => LayerNorm.Forward(x, w, b, outputs: o));
+        AssertPerCall("LayerNorm.Backward", () => LayerNorm.Backward(dy, x, w, o, g));
+        var ro = new RmsNormOutput(Slice(256, 384), Slice(256));
+        var rg = new RmsNormGradients(Slice(256, 384), Slice(384));
+        AssertPerCall("RmsNorm.Forward", () => RmsNorm.Forward(x, w, outputs: ro));
+        AssertPerCall("RmsNorm.Backward", () => RmsNorm.Backward(dy, x, w, ro, rg));
+    }
+
+    [Test]
+    public void ActivationsAllocateNothing()
+    {
+        var x = Slice(256, 1024);
+        var dy = Slice(256, 1024);
+        var y = Slice(256, 1024);
+        var dx = Slice(256, 1024);
+        AssertPerCall("Gelu.Forward", () => Gelu.Forward(x, GeluForm.Tanh, y));
+        AssertPerCall("Gelu.Backward", () => Gelu.Backward(dy, x, GeluForm.Tanh, dx));
+        AssertPerCall("Gelu.Forward erf", () => Gelu.Forward(x, GeluForm.Erf, y));
+        AssertPerCall("Silu.Forward", () => Silu.Forward(x, y));
+        AssertPerCall("Silu.Backward", () => Silu.Backward(dy, x, dx));
+        AssertPerCall("Relu.Forward", () => Relu.Forward(x, y));
+        AssertPerCall("Relu.Backward", () => Relu.Backward(dy, x, dx));
+    }
+
+    [Test]
+    public void AttentionAllocatesNothing()
+    {
+        var options = new AttentionOptions { Causal = true };
+        var q = Slice(1, 4, 128, 64);
+        var k = Slice(1, 4, 128, 64);
+        var v = Slice(1, 4, 128, 64);
+        var dOut = Slice(1, 4, 128, 64);
+        var o = new AttentionOutput(Slice(1, 4, 128, 64), Slice(1, 4, 128), Slice(1, 4, 128, 2));
+        var g = new AttentionGradients(Slice(1, 4, 128, 64), Slice(1, 4, 128, 64), Slice(1, 4, 128, 64));
+        AssertPerCall("Attention.Forward", () => Attention.Forward(q, k, v, options, o));
+        AssertPerCall("Attention.Backward", () => Attention.Backward(dOut, q, k, v, o, options, g));
+        var distance = new AttentionOptions { Score = Score.Distance, NormalizeKeys = true };
+        AssertPerCall("Attention.Forward distance", () => Attention.Forward(q, k, v, distance, o));
+        AssertPerCall("Attention.Backward distance", () => Attention.Backward(dOut, q, k, v, o, distance, g));
+    }
+
+    [Test]
+    public void LossAndOptimizerAllocateNothing()
+    {
+        var logits = Slice(256, 1000);
+        var targets = Ids(256, 1000);
+        var ce = new CrossEntropyOutput(Slice(256), Slice(1), Slice(256, 1000));
+        AssertPerCall("CrossEntropy.Forward", () => CrossEntropy.Forward(logits, targets, outputs: ce));
+
+        const int n = 200_000;
+        var parameters = Slice(n);
+        var gradients = Slice(0.01f, 0f, n);
+        var m = Slice(n);
+        var v = Slice(0.01f, 1f, n);
+        using var decay = DecayMask.Create(Device, n, [new ParameterSegment(0, n / 2, true), new ParameterSegment(n / 2, n - n / 2, false)]);
+        var options = new AdamWOptions();
+        var step = 1;
+        AssertPerCall("AdamW.Step", () => AdamW.Step(parameters, gradients, m, v, decay, options, step++, 1e-4f));
+        var norm = Slice(1);
+        AssertPerCall("GradientClip.ClipGlobalNorm", () => GradientClip.ClipGlobalNorm(gradients, 1e6f, norm));
+    }
+
+    [Test]
+    public void EmbeddingAllocatesNothing()
+    {
+        var table = Slice(1024, 128);
+        var ids = Ids(512, 1024);
+        var output = Slice(512, 128);
+        var dOut = Slice(512, 128);
+        var dTable = Slice(1024, 128);
+        AssertPerCall("Embedding.Forward", () => Embedding.Forward(table, ids, output));
+        AssertPerCall("Embedding.Backward", () => Embedding.Backward(dOut, ids, dTable));
+    }
+
+    [Test]
+    public void RecurrencesAllocateNothing()
+    {
+        var a = Slice(0.1f, 0.5f, 2, 64, 512);
+        var x = Slice(2, 64, 512);
+        var h0 = Slice(2, 64);
+        var dH = Slice(2, 64, 512);
+        var o = new LinearRecurrenceOutput(Slice(2, 64, 512), Slice(2, 64));
+        var g = new LinearRecurrenceGradients(Slice(2, 64, 512), Slice(2, 64, 512), Slice(2, 64));
+        AssertPerCall("LinearRecurrence.Forward", () => LinearRecurrence.Forward(a, x, h0, o));
+        AssertPerCall("LinearRecurrence.Backward", () => LinearRecurrence.Backward(dH, a, x, h0, o, g));
+
+        const int batch = 2, channels = 32, length = 512, states = 16;
+        var inputs = new SelectiveScanInputs
+        {
+            U = Slice(batch, channels, length),
+            Delta = Slice(0.1f, 0f, batch, channels, length),
+            A = Slice(0.1f, -1f, channels, states),
+            B = Slice(batch, states, length),
+            C = Slice(batch, states, length),
+            D = Slice(channels),
+            Z = Slice(batch, channels, length),
+        };
+        var options = new SelectiveScanOptions { DeltaSoftplus = true };
+        var chunks = (length + SelectiveScan.ChunkLength - 1) / SelectiveScan.ChunkLength;
+        var so = new SelectiveScanOutput(Slice(batch, channels, length), Slice(batch, channels, states),
+            Slice(batch, channels, chunks, states), Slice(batch, channels, length));
+        var dOut = Slice(batch, channels, length);
+        var sg = new SelectiveScanGradients(Slice(batch, channels, length), Slice(batch, channels, length), Slice(channels, states),
+            Slice(batch, states, length), Slice(batch, states, length), Slice(channels), Slice(batch, channels, length), null, null);
+        AssertPerCall("SelectiveScan.Forward", () => SelectiveScan.Forward(inputs, options, so));
+        AssertPerCall("SelectiveScan.Backward", () => SelectiveScan.Backward(dOut, inputs, so, options, sg));
+    }
+
+    [Test]
+    public void TrainingStepAllocatesUnderOneKilobyte()
+    {
+        const int tokens = 128, channels = 256, hidden = 512, heads = 4, headDim = channels / heads, vocabulary = 512;
+        var x = Slice(tokens, channels);
+        var lnW = Slice(0.5f, 1f, channels);
+        var lnB = Slice(channels);
+        var ln = new LayerNormOutput(Slice(tokens, channels), Slice(tokens), Slice(tokens));
+        var w1 = Slice(0.05f, 0f, hidden, channels);
+        var b1 = Slice(hidden);
+        var h = Slice(tokens, hidden);
+        var a = Slice(tokens, hidden);
+        var w2 = Slice(0.05f, 0f, vocabulary, hidden);
+        var logits = Slice(tokens, vocabulary);
+        var targets = Ids(tokens, vocabulary);
+        var ce = new CrossEntropyOutput(Slice(tokens), Slice(1), Slice(tokens, vocabulary));
+        var g2 = new LinearGradients(Slice(tokens, hidden), Slice(vocabulary, hidden), null);
+        var dh = Slice(tokens, hidden);
+        var g1 = new LinearGradients(Slice(tokens, channels), Slice(hidden, channels), Slice(hidden));
+        var lng = new LayerNormGradients(Slice(tokens, channels), Slice(channels), Slice(channels));
+        // Attention over the normalised activations viewed as [1, H, T, D] (a reshape of a view).
+        var q = ln.Y.Reshape(1, heads, tokens, headDim);
+        var att = new AttentionOutput(Slice(1, heads, tokens, headDim), Slice(1, heads, tokens), Slice(1, heads, tokens, 2));
+        var dAtt = Slice(1, heads, tokens, headDim);
+        var attG = new AttentionGradients(Slice(1, heads, tokens, headDim), Slice(1, heads, tokens, headDim), Slice(1, heads, tokens, headDim));
+        var attOptions = new AttentionOptions { Causal = true };
+        const int n = 100_000;
+        var parameters = Slice(n);
+        var gradients = Slice(0.01f, 0f, n);
+        var m = Slice(n);
+        var v = Slice(0.01f, 1f, n);
+        using var decay = DecayMask.Create(Device, n, [new ParameterSegment(0, n, true)]);
+        var adam = new AdamWOptions();
+        var norm = Slice(1);
+        var step = 1;
+
+        void Step()
+        {
+            LayerNorm.Forward(x, lnW, lnB, outputs: ln);
+            Attention.Forward(q, q, q, attOptions, att);
+            Linear.Forward(ln.Y, w1, b1, h);
+            Gelu.Forward(h, GeluForm.Tanh, a);
+            Linear.Forward(a, w2, null, logits);
+            CrossEntropy.Forward(logits, targets, outputs: ce);
+            Linear.Backward(ce.DLogits, a, w2, false, g2);
+            Gelu.Backward(g2.DX, h, GeluForm.Tanh, dh);
+            Linear.Backward(dh, ln.Y, w1, true, g1);
+            Attention.Backward(dAtt, q, q, q, att, attOptions, attG);
+            LayerNorm.Backward(g1.DX, x, lnW, ln, lng);
+            GradientClip.ClipGlobalNorm(gradients, 1f, norm);
+            AdamW.Step(parameters, gradients, m, v, decay, adam, step++, 1e-4f);
+        }
+
+        var bytes = Enumerable.Range(0, 3).Select(_ => BytesPerCall("training step", Step)).Min();
+        Assert.That(bytes, Is.LessThan(StepLimit), $"a training step allocated {bytes:F1} bytes");
+    }
+}
