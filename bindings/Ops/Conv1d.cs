@@ -64,7 +64,7 @@ public static class Conv1d
         var result = y ?? device.Zeros(batch, time, channels);
         if (device.Backend == Backend.Managed)
         {
-            Conv1dManaged.Forward(x.Host, weight.Host, bias is null ? default : bias.Host, result.Host, batch, time, channels, width);
+            Conv1dManaged.Forward(x.HostSpan, weight.HostSpan, bias is null ? default : bias.HostSpan, result.HostSpan, batch, time, channels, width);
             return result;
         }
         var kernel = device.GetKernel("Conv1d.Forward", static acc =>
@@ -109,7 +109,7 @@ public static class Conv1d
         var g = gradients ?? new Conv1dGradients(device.Zeros(batch, time, channels), device.Zeros(channels, width), hasBias ? device.Zeros(channels) : null);
         if (device.Backend == Backend.Managed)
         {
-            Conv1dManaged.Backward(dy.Host, x.Host, weight.Host, g.DX.Host, g.DWeight.Host, g.DBias is null ? default : g.DBias.Host,
+            Conv1dManaged.Backward(dy.HostSpan, x.HostSpan, weight.HostSpan, g.DX.HostSpan, g.DWeight.HostSpan, g.DBias is null ? default : g.DBias.HostSpan,
                 batch, time, channels, width);
             return g;
         }

@@ -57,7 +57,7 @@ public static class Permute
         var result = y ?? device.Zeros(a, q, p, r);
         if (device.Backend == Backend.Managed)
         {
-            PermuteManaged.SwapMiddle(x.Host, result.Host, a, p, q, r);
+            PermuteManaged.SwapMiddle(x.HostSpan, result.HostSpan, a, p, q, r);
             return result;
         }
         if (r == 1)

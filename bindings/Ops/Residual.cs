@@ -39,7 +39,7 @@ public static class Residual
         TensorChecks.Finite(x, nameof(x));
         TensorChecks.Finite(r, nameof(r));
         var result = y ?? device.Zeros(shape);
-        if (device.Backend == Backend.Managed) ResidualManaged.Add(x.Host, r.Host, result.Host);
+        if (device.Backend == Backend.Managed) ResidualManaged.Add(x.HostSpan, r.HostSpan, result.HostSpan);
         else
             device.GetKernel("Residual.Add", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, View, View, View>(ResidualKernels.Add))(
                 x.Length, x.View, r.View, result.View);
@@ -63,7 +63,7 @@ public static class Residual
         TensorChecks.Input(device, src, dst.Shape.ToArray(), nameof(src));
         TensorChecks.Finite(dst, nameof(dst));
         TensorChecks.Finite(src, nameof(src));
-        if (device.Backend == Backend.Managed) ResidualManaged.AddInto(dst.Host, src.Host);
+        if (device.Backend == Backend.Managed) ResidualManaged.AddInto(dst.HostSpan, src.HostSpan);
         else
             device.GetKernel("Residual.AddInto", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, View, View>(ResidualKernels.AddInto))(
                 dst.Length, dst.View, src.View);

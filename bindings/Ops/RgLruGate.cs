@@ -100,7 +100,7 @@ public static class RgLruGate
         var o = outputs ?? new RgLruGateOutput(device.Zeros(channelMajor), device.Zeros(channelMajor));
         if (device.Backend == Backend.Managed)
         {
-            RgLruGateManaged.Forward(gr.Host, gi.Host, x.Host, lambda.Host, o.A.Host, o.GatedX.Host, batch, steps, channels, brake);
+            RgLruGateManaged.Forward(gr.HostSpan, gi.HostSpan, x.HostSpan, lambda.HostSpan, o.A.HostSpan, o.GatedX.HostSpan, batch, steps, channels, brake);
             return o;
         }
         var kernel = device.GetKernel("RgLruGate.Forward", static acc =>
@@ -142,8 +142,8 @@ public static class RgLruGate
         var g = gradients ?? new RgLruGateGradients(device.Zeros(tokenMajor), device.Zeros(tokenMajor), device.Zeros(tokenMajor), device.Zeros(channels));
         if (device.Backend == Backend.Managed)
         {
-            RgLruGateManaged.Backward(dA.Host, dGatedX.Host, gr.Host, gi.Host, x.Host, lambda.Host,
-                g.DGr.Host, g.DGi.Host, g.DX.Host, g.DLambda.Host, batch, steps, channels, brake);
+            RgLruGateManaged.Backward(dA.HostSpan, dGatedX.HostSpan, gr.HostSpan, gi.HostSpan, x.HostSpan, lambda.HostSpan,
+                g.DGr.HostSpan, g.DGi.HostSpan, g.DX.HostSpan, g.DLambda.HostSpan, batch, steps, channels, brake);
             return g;
         }
         var terms = device.Workspace("rglru.dlambda-terms", gr.Length); // [B T, C]
