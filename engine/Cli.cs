@@ -103,7 +103,9 @@ internal static class Cli
             "Run every experiment (identity, blindness) and write <out>/reproduce/<run-id>/report.md.",
             ctx => Reproduce.Run(ctx).Passed ? 0 : 1);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce };
+        var train = TrainCommand(console, outDir, resume, args);
+
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -112,6 +114,83 @@ internal static class Cli
             return 2;
         }
         return parsed.Invoke(new InvocationConfiguration { Output = output ?? Console.Out, EnableDefaultExceptionHandler = false });
+    }
+
+    // `routekit train`: one model on one device (auto: Cuda, then OpenCL, then Managed).
+    private static Command TrainCommand(IAnsiConsole console, Option<string> outDir, Option<string?> resume, string[] args)
+    {
+        Option<T> Opt<T>(string name, string description, T value) => new(name) { Description = description, DefaultValueFactory = _ => value };
+        var mixer = Opt("--mixer", "The token mixer: attention, mamba or recurrent (RG-LRU).", "attention");
+        mixer.AcceptOnlyFromAmong("attention", "mamba", "recurrent");
+        var score = Opt("--score", "Attention scores: dot or distance.", "dot");
+        score.AcceptOnlyFromAmong("dot", "distance");
+        var normalizeKeys = new Option<bool>("--normalize-keys") { Description = "Normalise attention keys to a common norm." };
+        var brake = new Option<float?>("--brake") { Description = "Attention: factor on ALiBi's slopes (default 0, none); recurrent: the RG-LRU constant c (default 8)." };
+        var layers = Opt("--layers", "Blocks.", 2);
+        var width = Opt("--width", "Model width.", 64);
+        var heads = Opt("--heads", "Attention heads.", 4);
+        var context = Opt("--context", "Context length in bytes.", 64);
+        var steps = Opt("--steps", "Optimizer steps.", 300);
+        var batch = Opt("--batch", "Sequences per batch.", 8);
+        var lr = Opt("--lr", "Peak learning rate (cosine decay to a tenth, linear warm-up).", 3e-3);
+        var warmup = Opt("--warmup", "Warm-up steps.", 20);
+        var seed = Opt("--seed", "Seed of the parameters and of the batch sampler.", 1);
+        var evalEvery = Opt("--eval-every", "Validation loss and diagnostics every k steps.", 50);
+        var checkpointEvery = Opt("--checkpoint-every", "Checkpoint every k steps (and at the end).", 50);
+        var data = Opt("--data", "Text: sample (the committed fortunes sample, the default everywhere) or installed (Debian's fortunes package).", "sample");
+        data.AcceptOnlyFromAmong("sample", "installed");
+        var backend = Opt("--backend", "Device: auto (Cuda, then OpenCL, then Managed), cuda, opencl, ilgpu-cpu, managed.", "auto");
+        backend.AcceptOnlyFromAmong("auto", "cuda", "opencl", "ilgpu-cpu", "managed");
+        var command = new Command("train", "Train a byte-level language model whose mixer is a RouteKit router on English text; metrics.jsonl, plots, checkpoints.")
+        {
+            mixer, score, normalizeKeys, brake, layers, width, heads, context, steps, batch, lr, warmup, seed, evalEvery, checkpointEvery, data,
+            backend, outDir, resume,
+        };
+        command.SetAction(r =>
+        {
+            try
+            {
+                var kind = Enum.Parse<Models.MixerKind>(r.GetValue(mixer)!, ignoreCase: true);
+                var model = new Models.ModelConfig
+                {
+                    Mixer = kind, Score = r.GetValue(score) == "distance" ? Score.Distance : Score.Dot, NormalizeKeys = r.GetValue(normalizeKeys),
+                    Brake = r.GetValue(brake) ?? (kind == Models.MixerKind.Recurrent ? 8f : 0f),
+                    Layers = r.GetValue(layers), Width = r.GetValue(width), Heads = r.GetValue(heads), Context = r.GetValue(context), Seed = r.GetValue(seed),
+                };
+                var options = new Training.TrainOptions
+                {
+                    Steps = r.GetValue(steps), Batch = r.GetValue(batch), LearningRate = r.GetValue(lr), WarmupSteps = r.GetValue(warmup), DataSeed = r.GetValue(seed),
+                };
+                if (model.Validate() is { } bad) throw new UsageException(bad);
+                if (options.Validate() is { } badTrain) throw new UsageException(badTrain);
+                if (r.GetValue(evalEvery) < 1) throw new UsageException($"--eval-every {r.GetValue(evalEvery)}: wanted at least 1.");
+                if (r.GetValue(checkpointEvery) < 1) throw new UsageException($"--checkpoint-every {r.GetValue(checkpointEvery)}: wanted at least 1.");
+                if (r.GetValue(data) == "installed" && !Data.FortuneText.IsInstalled())
+                    throw new UsageException($"--data installed: no fortunes under {Data.FortuneText.InstalledDirectory} (apt-get install fortunes); use --data sample.");
+                var root = r.GetValue(outDir)!;
+                if (File.Exists(root)) throw new UsageException($"--out {root}: that is a file, not a folder.");
+                var resumeValue = r.GetResult(resume) is null ? null : r.GetValue(resume) ?? "";
+                var settings = new TrainSettings(model, options, r.GetValue(evalEvery), r.GetValue(checkpointEvery), r.GetValue(data)!);
+                RunFolder.FindResume(root, TrainExperiment.Name, settings.ToJson(), resumeValue);
+                Device device;
+                try
+                {
+                    device = Device.Create(Device.ParseBackend(r.GetValue(backend)!));
+                }
+                catch (InvalidOperationException e)
+                {
+                    throw new UsageException($"--backend {r.GetValue(backend)}: {e.Message}");
+                }
+                using (device)
+                    return TrainExperiment.Run(console, device, settings, root, resumeValue, "routekit " + string.Join(' ', args)).Passed ? 0 : 1;
+            }
+            catch (UsageException e)
+            {
+                console.WriteLine($"routekit: {e.Message}");
+                return 2;
+            }
+        });
+        return command;
     }
 
     // Opens every device the run needs before any work, so a missing GPU is a usage error (exit 2), not a crash mid-run.

@@ -84,8 +84,14 @@ internal sealed class AttentionMixer : MixerBase, IMixer
 
     public Tensor Mixed => o;
 
+    /// <summary>Queries [B, H, T, D] of the last forward.</summary>
+    public Tensor Queries => qh;
+
     /// <summary>Keys [B, H, T, D] of the last forward.</summary>
     public Tensor Keys => kh;
+
+    /// <summary>Values [B, H, T, D] of the last forward.</summary>
+    public Tensor Values => vh;
 
     private LinearGradients? lo, lq, lk, lv;
 
@@ -184,6 +190,21 @@ internal sealed class MambaMixer : MixerBase, IMixer
     }
 
     public Tensor Mixed => yt;
+
+    /// <summary>Δ before bias and softplus [B, E, T] of the last forward.</summary>
+    public Tensor DeltaPreActivation => delta;
+
+    /// <summary>The Δ bias parameter [E].</summary>
+    public Tensor DeltaBias => ps[dtBias];
+
+    /// <summary>A = -exp(A_log) [E, N] of the last forward.</summary>
+    public Tensor A => aNeg;
+
+    /// <summary>B [B, N, T] of the last forward.</summary>
+    public Tensor BProjection => bt;
+
+    /// <summary>C [B, N, T] of the last forward.</summary>
+    public Tensor CProjection => ct;
 
     private void Bind()
     {
