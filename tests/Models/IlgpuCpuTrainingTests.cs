@@ -1,0 +1,59 @@
+using NUnit.Framework;
+using RouteKit.Engine.Data;
+using RouteKit.Engine.Models;
+using RouteKit.Engine.Training;
+
+namespace RouteKit.Tests.Models;
+
+/// <summary>
+/// A tiny training run on the IlgpuCpu simulator (the ILGPU kernels, as on a GPU) against the same run on Managed: the
+/// same batches, parameters and schedule give losses and updated parameters that agree to float32 accuracy, step by step.
+/// </summary>
+public sealed class IlgpuCpuTrainingTests
+{
+    private static readonly Lazy<FortuneText> Text = new(FortuneText.LoadSample);
+    private Device managed = null!, sim = null!;
+
+    // One simulator device for the three mixers: its kernels compile once (most of this class's time).
+    [OneTimeSetUp]
+    public void CreateDevices()
+    {
+        managed = Device.Create(Backend.Managed);
+        sim = Device.Create(Backend.IlgpuCpu);
+    }
+
+    [OneTimeTearDown]
+    public void DisposeDevices()
+    {
+        managed?.Dispose();
+        sim?.Dispose();
+    }
+
+    [TestCase(MixerKind.Attention)]
+    [TestCase(MixerKind.Mamba)]
+    [TestCase(MixerKind.Recurrent)]
+    public void IlgpuCpuTracksManaged(MixerKind mixer)
+    {
+        var config = new ModelConfig
+        {
+            Mixer = mixer, Layers = 1, Width = 8, Context = 8, Heads = 2, Expand = 2, States = 4,
+            Brake = mixer == MixerKind.Recurrent ? 8f : 0.5f, Score = Score.Distance, NormalizeKeys = mixer == MixerKind.Attention,
+        };
+        var options = new TrainOptions { Steps = 3, Batch = 2, WarmupSteps = 1, LearningRate = 1e-2 };
+        using var a = new Trainer(managed, config, options, Text.Value.Train, Text.Value.Validation);
+        using var b = new Trainer(sim, config, options, Text.Value.Train, Text.Value.Validation);
+        for (var s = 0; s < options.Steps; s++)
+        {
+            var ra = a.TrainStep();
+            var rb = b.TrainStep();
+            Assert.That(rb.Skipped, Is.False);
+            Assert.That(rb.Loss, Is.EqualTo(ra.Loss).Within(2e-5 * Math.Abs(ra.Loss)), $"step {s} loss");
+            Assert.That(rb.GradientNorm, Is.EqualTo(ra.GradientNorm).Within(1e-4 * ra.GradientNorm + 1e-6), $"step {s} gradient norm");
+        }
+        float[] pa = a.Model.Parameters.Values.ToArray(), pb = b.Model.Parameters.Values.ToArray();
+        var worst = 0.0;
+        for (var i = 0; i < pa.Length; i++) worst = Math.Max(worst, Math.Abs(pa[i] - pb[i]));
+        TestContext.Out.WriteLine($"{mixer}: {pa.Length} parameters after {options.Steps} steps, largest difference {worst:E2}");
+        Assert.That(worst, Is.LessThan(1e-4), "parameters after the steps");
+    }
+}
