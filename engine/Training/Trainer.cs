@@ -78,7 +78,7 @@ public sealed class Trainer : IDisposable
         hostTargets = new float[rows];
         norm = device.Zeros(1);
         schedule = new CosineSchedule(options.LearningRate, options.LearningRate * options.MinLearningRateFraction,
-            Math.Min(options.WarmupSteps, options.Steps), options.Steps);
+            Math.Min(options.WarmupSteps, options.Steps - 1), options.Steps);
         adam = new AdamWOptions { Beta2 = options.Beta2, WeightDecay = options.WeightDecay };
         DataRng = new SplitMix64(0xD1B54A32D192ED03UL ^ (ulong)options.DataSeed);
     }
