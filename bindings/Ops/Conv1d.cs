@@ -57,7 +57,7 @@ public static class Conv1d
         var (batch, time, channels, width) = Validate(x, weight);
         var device = x.Device;
         if (bias is not null) TensorChecks.Input(device, bias, [channels], nameof(bias));
-        if (y is not null) TensorChecks.Output(device, y, [batch, time, channels], nameof(y), bias is null ? [x, weight] : [x, weight, bias]);
+        if (y is not null) TensorChecks.Output(device, y, [batch, time, channels], nameof(y), x, weight, bias);
         TensorChecks.Finite(x, nameof(x));
         TensorChecks.Finite(weight, nameof(weight));
         if (bias is not null) TensorChecks.Finite(bias, nameof(bias));
@@ -129,15 +129,17 @@ public static class Conv1d
     {
         TensorChecks.NotNull(x, nameof(x));
         x.Device.ThrowIfDisposed();
-        if (x.Rank != 3)
-            throw new ArgumentException($"x must have rank 3 [B, T, C]; got shape {Tensor.Format(x.Shape.ToArray())}.", nameof(x));
-        var (batch, time, channels) = (x.Shape[0], x.Shape[1], x.Shape[2]);
+        var shape = x.ShapeSpan;
+        if (shape.Length != 3)
+            throw new ArgumentException($"x must have rank 3 [B, T, C]; got shape {Tensor.Format(shape)}.", nameof(x));
+        var (batch, time, channels) = (shape[0], shape[1], shape[2]);
         TensorChecks.NotNull(weight, nameof(weight));
         TensorChecks.SameDevice(x.Device, weight, nameof(weight));
-        if (weight.Rank != 2 || weight.Shape[0] != channels || weight.Shape[1] < 1)
+        var filters = weight.ShapeSpan;
+        if (filters.Length != 2 || filters[0] != channels || filters[1] < 1)
             throw new ArgumentException(
-                $"weight has shape {Tensor.Format(weight.Shape.ToArray())}; wanted [{channels}, K] (one width-K filter per channel of x, K >= 1).",
+                $"weight has shape {Tensor.Format(filters)}; wanted [{channels}, K] (one width-K filter per channel of x, K >= 1).",
                 nameof(weight));
-        return (batch, time, channels, weight.Shape[1]);
+        return (batch, time, channels, filters[1]);
     }
 }

@@ -49,7 +49,7 @@ public static class Permute
             TensorChecks.SameDevice(device, y, yName);
             if (y.Length != x.Length)
                 throw new ArgumentException(
-                    $"{yName} has shape {Tensor.Format(y.Shape.ToArray())} ({y.Length:N0} elements); wanted {x.Length:N0} elements, " +
+                    $"{yName} has shape {Tensor.Format(y.ShapeSpan)} ({y.Length:N0} elements); wanted {x.Length:N0} elements, " +
                     $"e.g. [{a}, {q}, {p}, {r}].", yName);
             TensorChecks.NotAliased(y, yName, x);
         }
@@ -82,7 +82,7 @@ public static class Permute
         var n = (long)a * p * q * r;
         if (n != x.Length)
             throw new ArgumentException(
-                $"{xName} has shape {Tensor.Format(x.Shape.ToArray())} ({x.Length:N0} elements) but its dimensions " +
+                $"{xName} has shape {Tensor.Format(x.ShapeSpan)} ({x.Length:N0} elements) but its dimensions " +
                 $"[{a}, {p}, {q}, {r}] describe {n:N0}.", xName);
     }
 }

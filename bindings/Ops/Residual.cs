@@ -33,12 +33,11 @@ public static class Residual
         TensorChecks.NotNull(x, nameof(x));
         var device = x.Device;
         device.ThrowIfDisposed();
-        var shape = x.Shape.ToArray();
-        TensorChecks.Input(device, r, shape, nameof(r));
-        if (y is not null) TensorChecks.Input(device, y, shape, nameof(y));
+        TensorChecks.Input(device, r, x.ShapeSpan, nameof(r));
+        if (y is not null) TensorChecks.Input(device, y, x.ShapeSpan, nameof(y));
         TensorChecks.Finite(x, nameof(x));
         TensorChecks.Finite(r, nameof(r));
-        var result = y ?? device.Zeros(shape);
+        var result = y ?? device.Zeros(x.ShapeSpan.ToArray());
         if (device.Backend == Backend.Managed) ResidualManaged.Add(x.HostSpan, r.HostSpan, result.HostSpan);
         else
             device.GetKernel("Residual.Add", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, View, View, View>(ResidualKernels.Add))(
@@ -60,7 +59,7 @@ public static class Residual
         TensorChecks.NotNull(dst, nameof(dst));
         var device = dst.Device;
         device.ThrowIfDisposed();
-        TensorChecks.Input(device, src, dst.Shape.ToArray(), nameof(src));
+        TensorChecks.Input(device, src, dst.ShapeSpan, nameof(src));
         TensorChecks.Finite(dst, nameof(dst));
         TensorChecks.Finite(src, nameof(src));
         if (device.Backend == Backend.Managed) ResidualManaged.AddInto(dst.HostSpan, src.HostSpan);

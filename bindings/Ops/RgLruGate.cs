@@ -90,14 +90,14 @@ public static class RgLruGate
     {
         var (batch, steps, channels) = Validate(gr, gi, x, lambda, brake);
         var device = gr.Device;
-        int[] channelMajor = [batch, channels, steps];
+        ReadOnlySpan<int> channelMajor = [batch, channels, steps];
         if (outputs is not null)
         {
             TensorChecks.Output(device, outputs.A, channelMajor, "outputs.A", gr, gi, x, lambda);
             TensorChecks.Output(device, outputs.GatedX, channelMajor, "outputs.GatedX", gr, gi, x, lambda, outputs.A);
         }
         CheckFinite(gr, gi, x, lambda);
-        var o = outputs ?? new RgLruGateOutput(device.Zeros(channelMajor), device.Zeros(channelMajor));
+        var o = outputs ?? new RgLruGateOutput(device.Zeros(batch, channels, steps), device.Zeros(batch, channels, steps));
         if (device.Backend == Backend.Managed)
         {
             RgLruGateManaged.Forward(gr.HostSpan, gi.HostSpan, x.HostSpan, lambda.HostSpan, o.A.HostSpan, o.GatedX.HostSpan, batch, steps, channels, brake);
@@ -125,21 +125,23 @@ public static class RgLruGate
     {
         var (batch, steps, channels) = Validate(gr, gi, x, lambda, brake);
         var device = gr.Device;
-        int[] channelMajor = [batch, channels, steps], tokenMajor = [batch, steps, channels];
+        ReadOnlySpan<int> channelMajor = [batch, channels, steps];
+        var tokenMajor = gr.ShapeSpan; // [B, T, C], checked by Validate
         TensorChecks.Input(device, dA, channelMajor, nameof(dA));
         TensorChecks.Input(device, dGatedX, channelMajor, nameof(dGatedX));
         if (gradients is not null)
         {
-            Tensor[] inputs = [dA, dGatedX, gr, gi, x, lambda];
-            TensorChecks.Output(device, gradients.DGr, tokenMajor, "gradients.DGr", inputs);
-            TensorChecks.Output(device, gradients.DGi, tokenMajor, "gradients.DGi", [.. inputs, gradients.DGr]);
-            TensorChecks.Output(device, gradients.DX, tokenMajor, "gradients.DX", [.. inputs, gradients.DGr, gradients.DGi]);
-            TensorChecks.Output(device, gradients.DLambda, [channels], "gradients.DLambda", [.. inputs, gradients.DGr, gradients.DGi, gradients.DX]);
+            TensorChecks.Output(device, gradients.DGr, tokenMajor, "gradients.DGr", dA, dGatedX, gr, gi, x, lambda);
+            TensorChecks.Output(device, gradients.DGi, tokenMajor, "gradients.DGi", dA, dGatedX, gr, gi, x, lambda, gradients.DGr);
+            TensorChecks.Output(device, gradients.DX, tokenMajor, "gradients.DX", dA, dGatedX, gr, gi, x, lambda, gradients.DGr, gradients.DGi);
+            TensorChecks.Output(device, gradients.DLambda, [channels], "gradients.DLambda",
+                dA, dGatedX, gr, gi, x, lambda, gradients.DGr, gradients.DGi, gradients.DX);
         }
         TensorChecks.Finite(dA, nameof(dA));
         TensorChecks.Finite(dGatedX, nameof(dGatedX));
         CheckFinite(gr, gi, x, lambda);
-        var g = gradients ?? new RgLruGateGradients(device.Zeros(tokenMajor), device.Zeros(tokenMajor), device.Zeros(tokenMajor), device.Zeros(channels));
+        var g = gradients ?? new RgLruGateGradients(device.Zeros(batch, steps, channels), device.Zeros(batch, steps, channels),
+            device.Zeros(batch, steps, channels), device.Zeros(channels));
         if (device.Backend == Backend.Managed)
         {
             RgLruGateManaged.Backward(dA.HostSpan, dGatedX.HostSpan, gr.HostSpan, gi.HostSpan, x.HostSpan, lambda.HostSpan,
@@ -166,9 +168,9 @@ public static class RgLruGate
         TensorChecks.NotNull(gr, nameof(gr));
         var device = gr.Device;
         device.ThrowIfDisposed();
-        if (gr.Rank != 3)
-            throw new ArgumentException($"gr must have rank 3 [B, T, C]; got shape {Tensor.Format(gr.Shape.ToArray())}.", nameof(gr));
-        int[] shape = [gr.Shape[0], gr.Shape[1], gr.Shape[2]];
+        var shape = gr.ShapeSpan;
+        if (shape.Length != 3)
+            throw new ArgumentException($"gr must have rank 3 [B, T, C]; got shape {Tensor.Format(shape)}.", nameof(gr));
         TensorChecks.Input(device, gi, shape, nameof(gi));
         TensorChecks.Input(device, x, shape, nameof(x));
         TensorChecks.Input(device, lambda, [shape[2]], nameof(lambda));

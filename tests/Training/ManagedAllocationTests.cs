@@ -204,6 +204,74 @@ public sealed class ManagedAllocationTests : BackendFixture
     }
 
     [Test]
+    public void Conv1dAllocatesNothing()
+    {
+        var x = Slice(2, 512, 128);
+        var w = Slice(0.5f, 0f, 128, Conv1d.DefaultWidth);
+        var b = Slice(128);
+        var y = Slice(2, 512, 128);
+        var dy = Slice(2, 512, 128);
+        var g = new Conv1dGradients(Slice(2, 512, 128), Slice(128, Conv1d.DefaultWidth), Slice(128));
+        var gNoBias = new Conv1dGradients(Slice(2, 512, 128), Slice(128, Conv1d.DefaultWidth), null);
+        AssertPerCall("Conv1d.Forward", () => Conv1d.Forward(x, w, b, y));
+        AssertPerCall("Conv1d.Forward no bias", () => Conv1d.Forward(x, w, null, y));
+        AssertPerCall("Conv1d.Backward", () => Conv1d.Backward(dy, x, w, true, g));
+        AssertPerCall("Conv1d.Backward no bias", () => Conv1d.Backward(dy, x, w, false, gNoBias));
+    }
+
+    [Test]
+    public void ResidualAllocatesNothing()
+    {
+        var x = Slice(256, 1024);
+        var r = Slice(256, 1024);
+        var y = Slice(256, 1024);
+        AssertPerCall("Residual.Add", () => Residual.Add(x, r, y));
+        AssertPerCall("Residual.Add in place", () => Residual.Add(y, r, y));
+        AssertPerCall("Residual.AddInto", () => Residual.AddInto(y, r));
+    }
+
+    [Test]
+    public void PermuteAllocatesNothing()
+    {
+        var x = Slice(2, 256, 4, 64);
+        var y = Slice(2, 4, 256, 64);
+        var dx = Slice(2, 256, 4, 64);
+        AssertPerCall("Permute.SwapMiddle", () => Permute.SwapMiddle(x, 2, 256, 4, 64, y));
+        AssertPerCall("Permute.SwapMiddleBackward", () => Permute.SwapMiddleBackward(y, 2, 256, 4, 64, dx));
+        var c = Slice(2, 256, 128);
+        var ct = Slice(2, 128, 256);
+        AssertPerCall("Permute.SwapMiddle r = 1", () => Permute.SwapMiddle(c, 2, 256, 128, 1, ct));
+        AssertPerCall("Permute.SwapMiddleBackward r = 1", () => Permute.SwapMiddleBackward(ct, 2, 256, 128, 1, c));
+    }
+
+    [Test]
+    public void RgLruGateAllocatesNothing()
+    {
+        const int batch = 2, steps = 128, channels = 130; // 130: a partial channel tile
+        var gr = Slice(batch, steps, channels);
+        var gi = Slice(batch, steps, channels);
+        var x = Slice(batch, steps, channels);
+        var lambda = Slice(channels);
+        var o = new RgLruGateOutput(Slice(batch, channels, steps), Slice(batch, channels, steps));
+        var dA = Slice(batch, channels, steps);
+        var dGx = Slice(batch, channels, steps);
+        var g = new RgLruGateGradients(Slice(batch, steps, channels), Slice(batch, steps, channels), Slice(batch, steps, channels), Slice(channels));
+        AssertPerCall("RgLruGate.Forward", () => RgLruGate.Forward(gr, gi, x, lambda, outputs: o));
+        AssertPerCall("RgLruGate.Backward", () => RgLruGate.Backward(dA, dGx, gr, gi, x, lambda, gradients: g));
+    }
+
+    [Test]
+    public void NegExpAllocatesNothing()
+    {
+        var x = Slice(0.5f, -1f, 256, 257);
+        var y = Slice(256, 257);
+        var dy = Slice(256, 257);
+        var dx = Slice(256, 257);
+        AssertPerCall("NegExp.Forward", () => NegExp.Forward(x, y));
+        AssertPerCall("NegExp.Backward", () => NegExp.Backward(dy, y, dx));
+    }
+
+    [Test]
     public void TrainingStepAllocatesUnderOneKilobyte()
     {
         const int tokens = 128, channels = 256, hidden = 512, heads = 4, headDim = channels / heads, vocabulary = 512;
@@ -238,6 +306,23 @@ public sealed class ManagedAllocationTests : BackendFixture
         var adam = new AdamWOptions();
         var norm = Slice(1);
         var step = 1;
+        // The recurrent mixer's ops (Conv1d, RG-LRU gate, permutes), residuals and NegExp, on views made once here.
+        var xs = x.Reshape(1, tokens, channels);
+        var convW = Slice(0.5f, 0f, channels, Conv1d.DefaultWidth);
+        var convB = Slice(channels);
+        var conv = Slice(1, tokens, channels);
+        var convG = new Conv1dGradients(Slice(1, tokens, channels), Slice(channels, Conv1d.DefaultWidth), Slice(channels));
+        var lambda = Slice(channels);
+        var gate = new RgLruGateOutput(Slice(1, channels, tokens), Slice(1, channels, tokens));
+        var dGate = Slice(1, channels, tokens);
+        var gateG = new RgLruGateGradients(Slice(1, tokens, channels), Slice(1, tokens, channels), Slice(1, tokens, channels), Slice(channels));
+        var headsOut = Slice(1, heads, tokens, headDim);
+        var dHeads = Slice(tokens, channels);
+        var residual = Slice(tokens, channels);
+        var aLog = Slice(0.5f, -1f, channels, 16);
+        var aNeg = Slice(channels, 16);
+        var dANeg = Slice(channels, 16);
+        var dALog = Slice(channels, 16);
 
         void Step()
         {
@@ -252,6 +337,17 @@ public sealed class ManagedAllocationTests : BackendFixture
             Linear.Backward(dh, ln.Y, w1, true, g1);
             Attention.Backward(dAtt, q, q, q, att, attOptions, attG);
             LayerNorm.Backward(g1.DX, x, lnW, ln, lng);
+            Conv1d.Forward(xs, convW, convB, conv);
+            RgLruGate.Forward(conv, xs, xs, lambda, outputs: gate);
+            Permute.SwapMiddle(conv, 1, tokens, channels, 1, dGate);
+            RgLruGate.Backward(dGate, gate.A, conv, xs, xs, lambda, gradients: gateG);
+            Conv1d.Backward(gateG.DX, xs, convW, true, convG);
+            Permute.SwapMiddle(ln.Y, 1, tokens, heads, headDim, headsOut);
+            Permute.SwapMiddleBackward(dAtt, 1, tokens, heads, headDim, dHeads);
+            Residual.Add(x, ln.Y, residual);
+            Residual.AddInto(lng.DX, dHeads);
+            NegExp.Forward(aLog, aNeg);
+            NegExp.Backward(dANeg, aNeg, dALog);
             GradientClip.ClipGlobalNorm(gradients, 1f, norm);
             AdamW.Step(parameters, gradients, m, v, decay, adam, step++, 1e-4f);
         }
