@@ -207,7 +207,8 @@ public sealed class Device : IDisposable
     {
         ThrowIfDisposed();
         var accelerator = Accelerator ?? throw new InvalidOperationException("The Managed backend has no ILGPU kernels.");
-        return (T)kernels.GetOrAdd(key, _ => load(accelerator));
+        // The factory-argument overload: no closure is allocated on the cached path (every op calls this every step).
+        return (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.accelerator), (load, accelerator));
     }
 
     /// <summary>
