@@ -100,7 +100,7 @@ internal static class Cli
             "Key-magnitude blindness: TV distance between Dot and Distance attention rows as key norms spread (log-normal sigma).",
             ctx => Blindness.Run(ctx).Failed == 0 ? 0 : 1);
         var reproduce = Experiment(Reproduce.Name,
-            "Run every experiment (identity, blindness) and write <out>/reproduce/<run-id>/report.md.",
+            "Run every experiment (identity, blindness, a small training run per mixer) and write <out>/reproduce/<run-id>/report.md.",
             ctx => Reproduce.Run(ctx).Passed ? 0 : 1);
 
         var train = TrainCommand(console, outDir, resume, args);

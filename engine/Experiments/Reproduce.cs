@@ -21,19 +21,49 @@ internal static class Reproduce
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var identity = IdentityExperiment.Run(ctx);
         var blindness = Blindness.Run(ctx);
+        var training = TrainSmall(ctx);
         // The report folder is always new; only the experiments resume (each its own latest run with these options).
         using var run = RunFolder.Open(ctx.OutRoot, Name, ctx.Options(Name), ctx.DeviceList(), ctx.CommandLine, resumePath: null);
         run.Append(new JsonObject { ["key"] = IdentityExperiment.Name, ["run_id"] = Path.GetFileName(identity.RunPath), ["failed"] = identity.Failed });
         run.Append(new JsonObject { ["key"] = Blindness.Name, ["run_id"] = Path.GetFileName(blindness.RunPath), ["failed"] = blindness.Failed });
+        foreach (var (mixer, r) in training)
+            run.Append(new JsonObject { ["key"] = $"train/{mixer}", ["run_id"] = Path.GetFileName(r.RunPath), ["validation_loss"] = r.ValidationLoss, ["passed"] = r.Passed });
         var reportPath = Path.Combine(run.Path, "report.md");
-        File.WriteAllText(reportPath, Report(run, identity, blindness, clock.Elapsed));
-        var passed = identity.Failed == 0 && blindness.Failed == 0;
+        File.WriteAllText(reportPath, Report(run, identity, blindness, training, clock.Elapsed));
+        var trainFailed = training.Count(t => !t.Result.Passed);
+        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0;
         ctx.Console.WriteLine($"reproduce: report {reportPath} ({clock.Elapsed.TotalSeconds:F0} s); " +
-            (passed ? "every check passed." : $"{identity.Failed} identity check(s) and {blindness.Failed} blindness point(s) failed."));
+            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s) and {trainFailed} training run(s) failed."));
         return new Result(reportPath, passed);
     }
 
-    private static string Report(RunFolder run, IdentityExperiment.Result identity, Blindness.Result blindness, TimeSpan elapsed)
+    /// <summary>
+    /// One small training run per mixer on the first Managed device (deterministic, so the report is reproducible):
+    /// the verdict is "validation loss below the unigram entropy of the text". Sizes by profile: smoke 60 steps of a
+    /// width-32 model, small and full 300 steps of width 64 (2 layers, context 64, batch 8).
+    /// </summary>
+    private static List<(string Mixer, TrainExperiment.Result Result)> TrainSmall(RunContext ctx)
+    {
+        var device = ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+        var smoke = ctx.Profile == RunProfile.Smoke;
+        var results = new List<(string, TrainExperiment.Result)>();
+        foreach (var mixer in new[] { Models.MixerKind.Attention, Models.MixerKind.Mamba, Models.MixerKind.Recurrent })
+        {
+            var model = new Models.ModelConfig
+            {
+                Mixer = mixer, Layers = 2, Width = smoke ? 32 : 64, Context = smoke ? 32 : 64, Heads = 4, Seed = ctx.Seed,
+                Brake = mixer == Models.MixerKind.Recurrent ? 8f : 1f,
+            };
+            var options = new Training.TrainOptions { Steps = smoke ? 60 : 300, Batch = 8, WarmupSteps = smoke ? 5 : 20, DataSeed = ctx.Seed };
+            var settings = new TrainSettings(model, options, EvalEvery: smoke ? 30 : 100, CheckpointEvery: smoke ? 30 : 100, Data: "sample");
+            results.Add((mixer.ToString().ToLowerInvariant(),
+                TrainExperiment.Run(ctx.Console, device, settings, ctx.OutRoot, ctx.Resume, ctx.CommandLine)));
+        }
+        return results;
+    }
+
+    private static string Report(RunFolder run, IdentityExperiment.Result identity, Blindness.Result blindness,
+        List<(string Mixer, TrainExperiment.Result Result)> training, TimeSpan elapsed)
     {
         string Link(string file) => Path.GetRelativePath(run.Path, file).Replace('\\', '/');
         string Files(string runPath) =>
@@ -78,6 +108,18 @@ internal static class Reproduce
         var normOk = curves.All(c => c.ShowsNormalisedCoincide) && identityA.All(r => r.Row.Passed);
         md.AppendLine(CultureInfo.InvariantCulture, $"**{(normOk ? "Shown" : "Not shown")}.** Identity check (a): {identityA.Count(r => r.Row.Passed)} of {identityA.Count} " +
             $"passed. Blindness sweep with NormalizeKeys: the largest TV over every sigma and D is {curves.Max(c => c.MaxNormTv):0.00E+00} (threshold {Blindness.Coincide:0E+0}).");
+        md.AppendLine();
+
+        md.AppendLine("### 4. Small routers learn English text: validation loss falls below the unigram entropy").AppendLine();
+        var learned = training.Count(t => t.Result.Passed);
+        md.AppendLine(learned == training.Count
+            ? $"**Shown** for all {training.Count} mixers (byte-level models on the committed fortunes sample, Managed, deterministic):"
+            : $"**Not shown for every mixer:** {learned} of {training.Count} runs ended below the unigram entropy:");
+        md.AppendLine();
+        md.AppendLine("| mixer | validation loss (nats/byte) | unigram entropy | below | wall s | bytes/s | files |").AppendLine("|---|---:|---:|---|---:|---:|---|");
+        foreach (var (mixer, r) in training)
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {mixer} | {r.ValidationLoss:F4} | {r.UnigramEntropy:F4} | {(r.Passed ? "yes" : "**no**")} | {r.Elapsed.TotalSeconds:F1} | {r.TokensPerSecond:N0} | " +
+                $"[summary]({Link(Path.Combine(r.RunPath, RunFolder.SummaryFile))}), [loss]({Link(Path.Combine(r.RunPath, "loss.png"))}), [diagnostics]({Link(Path.Combine(r.RunPath, "diagnostics.png"))}) |");
         return md.ToString();
     }
 
