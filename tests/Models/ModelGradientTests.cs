@@ -114,6 +114,14 @@ public sealed class ModelGradientTests
         var loss = model.Loss.ToArray()[0];
         var grads = ps.Gradients.ToArray();
 
+        // A second step on the same batch gives the same gradients: every gradient is overwritten, none accumulated.
+        model.Forward();
+        model.Backward();
+        var again = ps.Gradients.ToArray();
+        var scale = grads.Max(MathF.Abs);
+        var drift = grads.Zip(again, (a, b) => MathF.Abs(a - b)).Max();
+        Assert.That(drift, Is.LessThanOrEqualTo(1e-6 * scale), "gradients of a repeated forward/backward differ (accumulated?)");
+
         double F(double[] p) => ModelReference.Loss(c, batch, ps.Infos, p, ids, targets);
         var reference = F(theta);
         TestContext.Out.WriteLine($"{kind} L={layers} B={batch} T={context} {backend}: loss engine {loss:R}, reference {reference:R}, rel {Math.Abs(loss - reference) / Math.Abs(reference):E2}");
