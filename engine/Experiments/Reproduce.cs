@@ -39,7 +39,7 @@ internal static class Reproduce
 
     /// <summary>
     /// One small training run per mixer on the first Managed device (deterministic, so the report is reproducible):
-    /// the verdict is "validation loss below the unigram entropy of the text". Sizes by profile: smoke 60 steps of a
+    /// the verdict is "validation loss below the unigram entropy of the text". Sizes by profile: smoke 150 steps of a
     /// width-32 model, small and full 300 steps of width 64 (2 layers, context 64, batch 8).
     /// </summary>
     private static List<(string Mixer, TrainExperiment.Result Result)> TrainSmall(RunContext ctx)
@@ -54,8 +54,8 @@ internal static class Reproduce
                 Mixer = mixer, Layers = 2, Width = smoke ? 32 : 64, Context = smoke ? 32 : 64, Heads = 4, Seed = ctx.Seed,
                 Brake = mixer == Models.MixerKind.Recurrent ? 8f : 1f,
             };
-            var options = new Training.TrainOptions { Steps = smoke ? 60 : 300, Batch = 8, WarmupSteps = smoke ? 5 : 20, DataSeed = ctx.Seed };
-            var settings = new TrainSettings(model, options, EvalEvery: smoke ? 30 : 100, CheckpointEvery: smoke ? 30 : 100, Data: "sample");
+            var options = new Training.TrainOptions { Steps = smoke ? 150 : 300, Batch = 8, WarmupSteps = smoke ? 5 : 20, DataSeed = ctx.Seed };
+            var settings = new TrainSettings(model, options, EvalEvery: smoke ? 50 : 100, CheckpointEvery: smoke ? 50 : 100, Data: "sample");
             results.Add((mixer.ToString().ToLowerInvariant(),
                 TrainExperiment.Run(ctx.Console, device, settings, ctx.OutRoot, ctx.Resume, ctx.CommandLine)));
         }

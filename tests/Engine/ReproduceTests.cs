@@ -20,7 +20,7 @@ public sealed partial class ReproduceTests
         var links = Link().Matches(md).Select(m => m.Groups[1].Value).Distinct().ToList();
         var files = links.Select(l => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(report)!, l))).ToList();
         Assert.That(files, Has.All.Matches<string>(File.Exists), string.Join(", ", links));
-        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(2));
+        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(5), "identity, blindness and three training runs");
         Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(2));
         Assert.That(links.Count(l => l.EndsWith(".svg", StringComparison.Ordinal)), Is.EqualTo(1));
 
@@ -39,6 +39,8 @@ public sealed partial class ReproduceTests
         Assert.That(md, Does.Contain("### 1. The reframing identity holds numerically\n\n**Shown.**"));
         Assert.That(md, Does.Contain("TV grows with sigma").And.Contain("**Shown** for every one of the 2 (backend, D) curves"));
         Assert.That(md, Does.Contain("### 3. With normalised keys, Dot and Distance coincide\n\n**Shown.**"));
+        Assert.That(md, Does.Contain("### 4. Small routers learn English text").And.Contain("**Shown** for all 3 mixers"));
+        Assert.That(links.Count(l => l.EndsWith("loss.png", StringComparison.Ordinal)), Is.EqualTo(3));
     }
 
     /// <summary>The growth verdict can fail: a curve that falls, starts above 0 or stays small is not "grows".</summary>
