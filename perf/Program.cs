@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using RouteKit.Perf.Attention;
 using RouteKit.Perf.Common;
+using RouteKit.Perf.Train;
 using RouteKit.Perf.Conv1d;
 using RouteKit.Perf.FeatureNorms;
 using RouteKit.Perf.Gemm;
@@ -97,6 +98,18 @@ public static class Program
         trainingOps.SetAction(r => Gate(r, load => WithDevice(r.GetValue(backend)!, error,
             device => TrainingOpsBenchmark.Run(Console.Out, device, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command))));
 
+        var train = new Command("train",
+            "Whole training steps of the byte-level models per mixer (attention, Mamba, RG-LRU; width 256, context 256, 2 layers): bytes/s and model FLOPs utilisation vs the FMA peak measured in the same run.")
+        {
+            backend, quick, repeats, outDir, allowBusy,
+        };
+        train.SetAction(r => Gate(r, load => WithDevice(r.GetValue(backend)!, error, device =>
+        {
+            var b = device.Backend;
+            device.Dispose();
+            return TrainBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), b, load, r.GetValue(outDir), command);
+        })));
+
         var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
         scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
         var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend, outDir, allowBusy };
@@ -139,7 +152,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, featureNorms, conv1d, gemm, trainingOps, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, featureNorms, conv1d, gemm, trainingOps, train, scan, scanDevice, onnx, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -182,6 +195,8 @@ public static class Program
         output.WriteLine("gemm (routekit-perf gemm), the engine of Linear:");
         output.WriteLine($"  managed  1. Sgemm: packed panels, {Sgemm.MR} x {Sgemm.NR}-vector register block at Vector{Sgemm.VectorBits}, K blocks of {Sgemm.KC}, tiles over the thread pool");
         output.WriteLine("  ilgpu    1. LinearKernels.Sgemm: 64 x 64 tile per 16 x 16 group, 4 x 4 registers per thread, K steps of 16 in shared memory");
+        output.WriteLine("train (routekit-perf train [--backend B]): whole training steps per mixer, MFU vs the FMA peak");
+        output.WriteLine("  every    1. ByteLanguageModel + Trainer over the ops above (engine/Models, engine/Training)");
         output.WriteLine("training ops (routekit-perf training-ops [--backend B]), GB/s vs the memory bandwidth:");
         output.WriteLine("  LayerNorm, RmsNorm, Gelu (tanh), Silu, Relu forward and backward; CrossEntropy (fused); Embedding forward and backward; AdamW step; GradientClip");
         output.WriteLine("scan (routekit-perf scan [--backend B]):");
