@@ -165,12 +165,14 @@ public static class Attention
         return Resolved.Get(q.ShapeSpan, k.ShapeSpan, v.ShapeSpan, options);
     }
 
-    // The last problem this thread resolved, reused while the shapes and the options object are the same (a training
-    // loop calls with the same ones every step), so a call does not allocate a new AttentionParams. The options record
-    // is immutable but for the contents of its BrakeSlopes array, which are compared too.
+    // The last problems this thread resolved (one per layer of a model, up to Slots), reused while the shapes and the
+    // options object are the same (a training loop calls with the same ones every step), so a call does not allocate a
+    // new AttentionParams. The options record is immutable but for the contents of its BrakeSlopes array, compared too.
     private sealed class Resolved
     {
-        [ThreadStatic] private static Resolved? last;
+        private const int Slots = 16;
+        [ThreadStatic] private static Resolved[]? recent;
+        [ThreadStatic] private static int next;
 
         private readonly int[] q = new int[4], k = new int[4], v = new int[4];
         private AttentionOptions? options;
@@ -178,16 +180,26 @@ public static class Attention
 
         public static AttentionParams Get(ReadOnlySpan<int> qShape, ReadOnlySpan<int> kShape, ReadOnlySpan<int> vShape, AttentionOptions? options)
         {
-            var r = last ??= new Resolved();
-            if (r.p is { } hit && ReferenceEquals(r.options, options) && qShape.SequenceEqual(r.q) && kShape.SequenceEqual(r.k)
-                && vShape.SequenceEqual(r.v) && (options?.BrakeSlopes is not { } slopes || slopes.AsSpan().SequenceEqual(hit.BrakeSlopes)))
-                return hit;
+            var slots = recent ??= CreateSlots();
+            foreach (var c in slots)
+                if (c.p is { } hit && ReferenceEquals(c.options, options) && qShape.SequenceEqual(c.q) && kShape.SequenceEqual(c.k)
+                    && vShape.SequenceEqual(c.v) && (options?.BrakeSlopes is not { } slopes || slopes.AsSpan().SequenceEqual(hit.BrakeSlopes)))
+                    return hit;
             var p = AttentionParams.Resolve(qShape, kShape, vShape, options); // throws on bad input: nothing is cached
+            var r = slots[next];
+            next = (next + 1) % Slots;
             qShape.CopyTo(r.q);
             kShape.CopyTo(r.k);
             vShape.CopyTo(r.v);
             (r.options, r.p) = (options, p);
             return p;
+        }
+
+        private static Resolved[] CreateSlots()
+        {
+            var slots = new Resolved[Slots];
+            for (var i = 0; i < Slots; i++) slots[i] = new Resolved();
+            return slots;
         }
     }
 }

@@ -127,11 +127,14 @@ public static class SelectiveScan
         return Resolved.Get(inputs, options);
     }
 
-    // The last problem this thread resolved, with its shapes, reused while the inputs record and the options object are
-    // the same (both immutable, and so are tensors' shapes), so a training step's call does not allocate them again.
+    // The last problems this thread resolved (one per layer of a model, up to Slots), with their shapes, reused while the
+    // inputs record and the options object are the same (both immutable, and so are tensors' shapes), so a training
+    // step's calls do not allocate them again.
     private sealed class Resolved
     {
-        [ThreadStatic] private static Resolved? last;
+        private const int Slots = 16;
+        [ThreadStatic] private static Resolved?[]? recent;
+        [ThreadStatic] private static int next;
 
         private SelectiveScanInputs? inputs;
         private SelectiveScanOptions? options;
@@ -148,15 +151,20 @@ public static class SelectiveScan
 
         public static Resolved Get(SelectiveScanInputs x, SelectiveScanOptions? options)
         {
-            if (last is { } hit && ReferenceEquals(hit.inputs, x) && ReferenceEquals(hit.options, options)) return hit;
+            var slots = recent ??= new Resolved?[Slots];
+            foreach (var hit in slots)
+                if (hit is not null && ReferenceEquals(hit.inputs, x) && ReferenceEquals(hit.options, options)) return hit;
             var p = SelectiveScanParams.Resolve(x.U.Shape.ToArray(), x.Delta.Shape.ToArray(), x.A.Shape.ToArray(),
                 x.B.Shape.ToArray(), x.C.Shape.ToArray(), x.D?.Shape.ToArray(), x.Z?.Shape.ToArray(),
                 x.DeltaBias?.Shape.ToArray(), x.InitialState?.Shape.ToArray(), options);
-            return last = new Resolved(p)
+            var resolved = new Resolved(p)
             {
                 inputs = x, options = options, Sequence = p.SequenceShape, A = p.AShape, Projection = p.ProjectionShape,
                 Channel = p.ChannelShape, State = p.StateShape, ChunkState = p.ChunkStateShape,
             };
+            slots[next] = resolved;
+            next = (next + 1) % Slots;
+            return resolved;
         }
     }
 
