@@ -131,6 +131,19 @@ public sealed class Device : IDisposable
         return lines;
     }
 
+    private long deviceAllocations, hostReads;
+
+    /// <summary>Device buffers this device has allocated so far (tensors, workspaces, flags), for tests of the
+    /// "no allocation inside a training step" rule.</summary>
+    internal long DeviceAllocations => Interlocked.Read(ref deviceAllocations);
+
+    /// <summary>Device-to-host reads so far (tensor reads, check flags, a step's Finish), for the same tests.</summary>
+    internal long HostReads => Interlocked.Read(ref hostReads);
+
+    internal void CountAllocation() => Interlocked.Increment(ref deviceAllocations);
+
+    internal void CountRead() => Interlocked.Increment(ref hostReads);
+
     private TrainingStep? step;      // reused by every BeginStep, so a step allocates nothing
     private TrainingStep? activeStep;
 
@@ -239,6 +252,7 @@ public sealed class Device : IDisposable
             try
             {
                 buffer = accelerator.Allocate1D<float>(size);
+                CountAllocation();
             }
             catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or InvalidOperationException)
             {
@@ -258,7 +272,12 @@ public sealed class Device : IDisposable
     {
         get
         {
-            lock (constantsOnHost) passFlag ??= Accelerator!.Allocate1D(new[] { int.MaxValue });
+            lock (constantsOnHost)
+                if (passFlag is null)
+                {
+                    passFlag = Accelerator!.Allocate1D(new[] { int.MaxValue });
+                    CountAllocation();
+                }
             return passFlag.View;
         }
     }

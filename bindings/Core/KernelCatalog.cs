@@ -45,6 +45,7 @@ internal static class KernelCatalog
         var grouped = new KernelSpecialization(GroupReduce.GroupSize, null);
         yield return Implicit(typeof(FiniteCheck), nameof(FiniteCheck.FirstNonFiniteKernel));
         yield return Implicit(typeof(FiniteCheck), nameof(FiniteCheck.FillKernel));
+        yield return Implicit(typeof(FiniteCheck), nameof(FiniteCheck.FirstPositiveKernel));
         yield return Implicit(typeof(FiniteCheck), nameof(FiniteCheck.SummarizeKernel));
         yield return Implicit(typeof(Kernels.Attention.AttentionStats), nameof(Kernels.Attention.AttentionStats.CheckKernel));
         yield return new("FeatureNorms.Forward", Method(typeof(FeatureNormsKernels), nameof(FeatureNormsKernels.Forward)), true, grouped);

@@ -33,6 +33,7 @@ public sealed class Tensor : IDisposable
             try
             {
                 buffer = accelerator.Allocate1D<float>(Length);
+                device.CountAllocation();
             }
             catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or InvalidOperationException)
             {
@@ -137,7 +138,11 @@ public sealed class Tensor : IDisposable
     public float[] ToArray()
     {
         ThrowIfDisposed();
-        if (Device.IsIlgpu) return View.GetAsArray1D();
+        if (Device.IsIlgpu)
+        {
+            Device.CountRead();
+            return View.GetAsArray1D();
+        }
         return HostSpan.ToArray();
     }
 
@@ -148,7 +153,11 @@ public sealed class Tensor : IDisposable
         ThrowIfDisposed();
         if (destination.Length != Length)
             throw new ArgumentException($"destination has {destination.Length:N0} elements but this tensor {Format(shape)} holds {Length:N0}.", nameof(destination));
-        if (Device.IsIlgpu) View.BaseView.CopyToCPU(destination);
+        if (Device.IsIlgpu)
+        {
+            Device.CountRead();
+            View.BaseView.CopyToCPU(destination);
+        }
         else HostSpan.CopyTo(destination);
     }
 

@@ -76,6 +76,8 @@ internal static class TensorChecks
                     FiniteCheck.FirstNonFiniteKernel));
             var acc = t.Device.Accelerator!;
             using var flag = acc.Allocate1D(new[] { int.MaxValue });
+            t.Device.CountAllocation();
+            t.Device.CountRead();
             kernel(t.Length, t.View, flag.View);
             first = flag.GetAsArray1D()[0];
         }

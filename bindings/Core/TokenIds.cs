@@ -37,6 +37,8 @@ internal static class TokenIds
                 return;
             }
             using var flag = ids.Device.Accelerator!.Allocate1D(new[] { int.MaxValue });
+            ids.Device.CountAllocation();
+            ids.Device.CountRead();
             kernel(ids.Length, ids.View, limit, ignoreValue, flag.View);
             first = flag.GetAsArray1D()[0];
         }

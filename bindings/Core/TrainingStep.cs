@@ -81,7 +81,11 @@ public sealed class TrainingStep : IDisposable
         device.EndStep(this);
         failure = null;
         if (count == 0) return true;
-        if (device.IsIlgpu) slots!.View.SubView(0, count).BaseView.CopyToCPU(hostSlots.AsSpan(0, count));
+        if (device.IsIlgpu)
+        {
+            device.CountRead();
+            slots!.View.SubView(0, count).BaseView.CopyToCPU(hostSlots.AsSpan(0, count));
+        }
         for (var i = 0; i < count; i++)
         {
             if (hostSlots[i] == int.MaxValue) continue;
@@ -154,6 +158,7 @@ public sealed class TrainingStep : IDisposable
         if (!device.IsIlgpu) return;
         var old = slots!;
         var bigger = device.Accelerator!.Allocate1D<int>(capacity + 1);
+        device.CountAllocation();
         bigger.View.SubView(0, count).CopyFrom(old.View.SubView(0, count));
         device.Accelerator!.Synchronize();
         old.Dispose();
@@ -163,7 +168,11 @@ public sealed class TrainingStep : IDisposable
 
     private void Reset(int start, int length)
     {
-        slots ??= device.Accelerator!.Allocate1D<int>(Capacity + 1);
+        if (slots is null)
+        {
+            slots = device.Accelerator!.Allocate1D<int>(Capacity + 1);
+            device.CountAllocation();
+        }
         var fill = device.GetKernel("FiniteCheck.Fill", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView1D<int, Stride1D.Dense>, int>(FiniteCheck.FillKernel));
         fill(length, slots.View.SubView(start, length), int.MaxValue);
@@ -176,6 +185,8 @@ public sealed class TrainingStep : IDisposable
         var where = $"check {slot + 1} of {count} in this step ({op})";
         if (r.Kind == SlotKind.Rows)
             return $"{r.Name}: row {index} is not what a forward writes ({where}).";
+        if (r.Kind == SlotKind.Positive)
+            return $"{r.Name} holds a value > 0 at flat index {index}; it must be <= 0 ({where}).";
         float value;
         try
         {
@@ -193,7 +204,7 @@ public sealed class TrainingStep : IDisposable
         };
     }
 
-    internal enum SlotKind { Finite, Ids, Rows }
+    internal enum SlotKind { Finite, Ids, Rows, Positive }
 
     internal readonly record struct Slot(SlotKind Kind, string Name, string File, Tensor Tensor, int Limit, float Ignore);
 

@@ -167,6 +167,8 @@ internal static class AttentionIlgpu
     internal static int FirstBadStatsRow(Device device, AttentionParams p, Tensor stats, float minLogSum, float maxLogSum)
     {
         using var flag = device.Accelerator!.Allocate1D(new[] { int.MaxValue });
+        device.CountAllocation();
+        device.CountRead();
         LaunchStatsCheck(device, p, stats, minLogSum, maxLogSum, flag.View);
         return flag.GetAsArray1D()[0];
     }

@@ -75,6 +75,8 @@ public static class FeatureNorms
             ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>, ArrayView1D<float, Stride1D.Dense>,
             ArrayView1D<int, Stride1D.Dense>, int, int>(FeatureNormsKernels.Forward));
         using var overflowRow = device.Accelerator!.Allocate1D(new[] { int.MaxValue }); // [1]: first row whose norm overflowed
+        device.CountAllocation();
+        device.CountRead();
         kernel(new KernelConfig(GridSize(device, rows), FeatureNormsKernels.GroupSize),
             x.View, o.L1.View, o.L2.View, o.L0.View, o.Max.View, o.Nan.View, overflowRow.View, rows, features);
         var row = overflowRow.GetAsArray1D()[0];

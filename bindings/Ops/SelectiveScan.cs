@@ -7,6 +7,8 @@
 // Positive A is rejected, not warned about: exp(dt A) > 1 makes the state grow geometrically, float32 overflows
 // within a few hundred steps at ordinary dt, and Mamba itself only ever produces A = -exp(A_log) < 0. A = 0 (a pure
 // accumulator) is allowed.
+using ILGPU;
+using ILGPU.Runtime;
 using RouteKit.Kernels.Scan;
 
 namespace RouteKit;
@@ -188,7 +190,28 @@ public static class SelectiveScan
         ReadOnlySpan<Tensor?> tensors = [inputs.U, inputs.Delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.Z, inputs.DeltaBias, inputs.InitialState];
         for (var i = 0; i < tensors.Length; i++)
             if (tensors[i] is { } t) TensorChecks.Finite(t, InputNames[i]);
-        ReadOnlySpan<float> a = inputs.A.Device.IsIlgpu ? inputs.A.ToArray() : inputs.A.HostSpan;
+        var device = inputs.A.Device;
+        if (device.ActiveStep is { } step)
+        {
+            // Inside a training step: deferred like every other check (one kernel into the step's flags, no read-back).
+            if (step.Checks == StepChecks.Off) return;
+            var slot = step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Positive, "inputs.A", "SelectiveScan", inputs.A, 0, 0f));
+            if (device.IsIlgpu)
+            {
+                var kernel = device.GetKernel("FiniteCheck.FirstPositive", static acc => acc.LoadAutoGroupedStreamKernel<Index1D,
+                    ArrayView1D<float, Stride1D.Dense>, ArrayView1D<int, Stride1D.Dense>>(Kernels.Common.FiniteCheck.FirstPositiveKernel));
+                kernel(inputs.A.Length, inputs.A.View, step.SlotView(slot));
+            }
+            else
+            {
+                var host = inputs.A.HostSpan;
+                var first = int.MaxValue;
+                for (var i = 0; i < host.Length && first == int.MaxValue; i++) if (host[i] > 0f) first = i;
+                step.SetHostSlot(slot, first);
+            }
+            return;
+        }
+        ReadOnlySpan<float> a = device.IsIlgpu ? inputs.A.ToArray() : inputs.A.HostSpan;
         var states = inputs.A.Shape[1];
         for (var i = 0; i < a.Length; i++)
             if (a[i] > 0f)

@@ -19,6 +19,12 @@ public static class FiniteCheck
             Atomic.Min(ref firstBad[0], i.X);
     }
 
+    /// <summary>Atomic min of the index of the first element &gt; 0 (a decay A that would grow the state).</summary>
+    public static void FirstPositiveKernel(Index1D i, ArrayView1D<float, Stride1D.Dense> data, ArrayView1D<int, Stride1D.Dense> firstBad)
+    {
+        if (data[i] > 0f) Atomic.Min(ref firstBad[0], i.X);
+    }
+
     /// <summary>view[i] = value (a training step's flag slots start at int.MaxValue, "no failure").</summary>
     public static void FillKernel(Index1D i, ArrayView1D<int, Stride1D.Dense> view, int value) => view[i] = value;
 

@@ -54,9 +54,19 @@ perf() {
 }
 
 dotnet build -c Release
+if [ $# -gt 0 ]; then
+  # Only the named commands (each one word, e.g. `run-quiet.sh gemm train`).
+  for command in "$@"; do perf "$command" --out "$out" > /dev/null; done
+  git status --short -- "$out"
+  exit 0
+fi
 perf attention-managed --out "$out" > /dev/null
 perf featurenorms --out "$out" > /dev/null
 perf scan --out "$out" > /dev/null
 perf onnx --out "$out" > /dev/null
 perf all --backend managed --out "$out" > /dev/null
+perf gemm --out "$out" > /dev/null
+perf training-ops --out "$out" > /dev/null
+perf conv1d --out "$out" > /dev/null
+perf train --out "$out" > /dev/null
 git status --short -- "$out"

@@ -45,7 +45,15 @@ public sealed class IlgpuCpuTrainingTests
         for (var s = 0; s < options.Steps; s++)
         {
             var ra = a.TrainStep();
+            var (allocations, reads) = (sim.DeviceAllocations, sim.HostReads);
             var rb = b.TrainStep();
+            if (s > 0)
+            {
+                // After the first step: no device allocation at all, and only the three reads the trainer asks for
+                // (the step's check flags, the loss, the gradient norm); every op's checks stayed on the device.
+                Assert.That(sim.DeviceAllocations - allocations, Is.Zero, $"step {s}: device allocations inside a step");
+                Assert.That(sim.HostReads - reads, Is.EqualTo(3), $"step {s}: device-to-host reads of a step");
+            }
             Assert.That(rb.Skipped, Is.False);
             Assert.That(rb.Loss, Is.EqualTo(ra.Loss).Within(2e-5 * Math.Abs(ra.Loss)), $"step {s} loss");
             Assert.That(rb.GradientNorm, Is.EqualTo(ra.GradientNorm).Within(1e-4 * ra.GradientNorm + 1e-6), $"step {s} gradient norm");

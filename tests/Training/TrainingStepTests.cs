@@ -113,6 +113,24 @@ public abstract class TrainingStepTests : BackendFixture
         Assert.That(failure, Does.Contain("index 2").And.Contain("[0, 5)"));
     }
 
+    /// <summary>The selective scan's A &lt;= 0 check (a read-back outside a step) is deferred like the others.</summary>
+    [Test]
+    public void PositiveScanDecayIsDeferred()
+    {
+        const int b = 1, dc = 3, l = 5, n = 2;
+        using var u = Device.FromArray(Ramp(b * dc * l), b, dc, l);
+        using var delta = Device.FromArray(Ramp(b * dc * l), b, dc, l);
+        using var a = Device.FromArray([-1f, -2f, -1f, 0.5f, -1f, -3f], dc, n);
+        using var bm = Device.FromArray(Ramp(b * n * l), b, n, l);
+        using var cm = Device.FromArray(Ramp(b * n * l), b, n, l);
+        var inputs = new SelectiveScanInputs { U = u, Delta = delta, A = a, B = bm, C = cm };
+        Assert.That(() => SelectiveScan.Forward(inputs), Throws.ArgumentException.With.Message.Contains("> 0"));
+        using var step = Device.BeginStep();
+        using var result = SelectiveScan.Forward(inputs);
+        Assert.That(step.TryFinish(out var failure), Is.False);
+        Assert.That(failure, Does.Contain("inputs.A").And.Contain("flat index 3").And.Contain("<= 0"));
+    }
+
     [Test]
     public void ChecksOffSkipsFinitenessButNotShapes()
     {
