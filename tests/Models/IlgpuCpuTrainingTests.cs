@@ -39,7 +39,7 @@ public sealed class IlgpuCpuTrainingTests
             Mixer = mixer, Layers = 1, Width = 8, Context = 8, Heads = 2, Expand = 2, States = 4,
             Brake = mixer == MixerKind.Recurrent ? 8f : 0.5f, Score = Score.Distance, NormalizeKeys = mixer == MixerKind.Attention,
         };
-        var options = new TrainOptions { Steps = 3, Batch = 2, WarmupSteps = 1, LearningRate = 1e-2 };
+        var options = new TrainOptions { Steps = 2, Batch = 2, WarmupSteps = 1, LearningRate = 1e-2 };
         using var a = new Trainer(managed, config, options, Text.Value.Train, Text.Value.Validation);
         using var b = new Trainer(sim, config, options, Text.Value.Train, Text.Value.Validation);
         for (var s = 0; s < options.Steps; s++)
