@@ -27,3 +27,25 @@ internal sealed class TempResults : IDisposable
         if (Directory.Exists(Root)) Directory.Delete(Root, recursive: true);
     }
 }
+
+/// <summary>`routekit` as a separate process (the engine DLL next to the tests), for tests that kill it.</summary>
+internal static class EngineProcess
+{
+    /// <summary>Starts `dotnet RouteKit.Engine.dll args --out outRoot`, its output drained and discarded.</summary>
+    public static System.Diagnostics.Process Start(string[] args, string outRoot)
+    {
+        var engine = Path.Combine(NUnit.Framework.TestContext.CurrentContext.TestDirectory, "RouteKit.Engine.dll");
+        NUnit.Framework.Assert.That(File.Exists(engine), engine);
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(engine);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.ArgumentList.Add("--out");
+        start.ArgumentList.Add(outRoot);
+        var child = System.Diagnostics.Process.Start(start)!;
+        child.OutputDataReceived += (_, _) => { };
+        child.ErrorDataReceived += (_, _) => { };
+        child.BeginOutputReadLine();
+        child.BeginErrorReadLine();
+        return child;
+    }
+}

@@ -15,21 +15,9 @@ public sealed class ResumeAfterKillTests
     public void KilledSweepResumesWithEveryPointExactlyOnce()
     {
         using var tmp = new TempResults();
-        var engine = Path.Combine(TestContext.CurrentContext.TestDirectory, "RouteKit.Engine.dll");
-        Assert.That(File.Exists(engine), engine);
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(engine);
-        foreach (var a in Sweep) start.ArgumentList.Add(a);
-        start.ArgumentList.Add("--out");
-        start.ArgumentList.Add(tmp.Root);
-
         int before;
-        using (var child = Process.Start(start)!)
+        using (var child = EngineProcess.Start(Sweep, tmp.Root))
         {
-            child.OutputDataReceived += (_, _) => { };
-            child.ErrorDataReceived += (_, _) => { };
-            child.BeginOutputReadLine();
-            child.BeginErrorReadLine();
             var clock = Stopwatch.StartNew();
             while (true)
             {

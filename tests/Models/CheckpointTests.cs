@@ -95,18 +95,8 @@ public sealed class CheckpointTests
             "--steps", "200", "--eval-every", "100", "--checkpoint-every", "15", "--backend", "managed"];
         using var killed = new TempResults();
         using var straight = new TempResults();
-        var engine = Path.Combine(TestContext.CurrentContext.TestDirectory, "RouteKit.Engine.dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(engine);
-        foreach (var a in train) start.ArgumentList.Add(a);
-        start.ArgumentList.Add("--out");
-        start.ArgumentList.Add(killed.Root);
-        using (var child = Process.Start(start)!)
+        using (var child = EngineProcess.Start(train, killed.Root))
         {
-            child.OutputDataReceived += (_, _) => { };
-            child.ErrorDataReceived += (_, _) => { };
-            child.BeginOutputReadLine();
-            child.BeginErrorReadLine();
             var clock = Stopwatch.StartNew();
             while (TrainSteps(killed.Root).Count < 40 && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(120)) Thread.Sleep(2);
             Assert.That(child.HasExited, Is.False, "the run ended before the test could kill it");

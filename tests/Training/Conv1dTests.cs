@@ -287,7 +287,6 @@ public sealed class CudaConv1dTests : Conv1dBackendTests
 [TestFixture]
 public sealed class Conv1dReferenceTests
 {
-    private const double H = 1e-5;
 
     [TestCase(1, 1, 1, 1)]
     [TestCase(1, 2, 3, 4)]
@@ -306,9 +305,9 @@ public sealed class Conv1dReferenceTests
             return s;
         }
         var (dx, dw, db) = Conv1dReference.Backward(dy, x, w, batch, time, channels, width);
-        AssertClose("dx", dx, Numeric(x, Loss));
-        AssertClose("dweight", dw, Numeric(w, Loss));
-        AssertClose("dbias", db, Numeric(b, Loss));
+        FiniteDifference.AssertClose("dx", dx, FiniteDifference.Numeric(x, Loss));
+        FiniteDifference.AssertClose("dweight", dw, FiniteDifference.Numeric(w, Loss));
+        FiniteDifference.AssertClose("dbias", db, FiniteDifference.Numeric(b, Loss));
     }
 
     /// <summary>The layout and tap order are PyTorch's: weight[c, K-1] multiplies x[t], weight[c, 0] multiplies x[t - K + 1].</summary>
@@ -323,25 +322,5 @@ public sealed class Conv1dReferenceTests
         Assert.That(y, Is.EqualTo(new double[] { 1, 10, 12, 20, 123, 30, 234, 40 }));
     }
 
-    private static double[] Numeric(double[] p, Func<double> loss)
-    {
-        var g = new double[p.Length];
-        for (var i = 0; i < p.Length; i++)
-        {
-            var keep = p[i];
-            p[i] = keep + H;
-            var plus = loss();
-            p[i] = keep - H;
-            var minus = loss();
-            p[i] = keep;
-            g[i] = (plus - minus) / (2 * H);
-        }
-        return g;
-    }
 
-    private static void AssertClose(string what, double[] analytic, double[] numeric)
-    {
-        for (var i = 0; i < analytic.Length; i++)
-            Assert.That(analytic[i], Is.EqualTo(numeric[i]).Within(1e-6 * (1 + Math.Abs(numeric[i]))), $"{what}[{i}]");
-    }
 }

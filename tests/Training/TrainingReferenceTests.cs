@@ -11,7 +11,6 @@ namespace RouteKit.Tests.Training;
 [TestFixture]
 public sealed class TrainingReferenceTests
 {
-    private const double H = 1e-5;
 
     private static double Dot(double[] a, double[] b)
     {
@@ -20,28 +19,7 @@ public sealed class TrainingReferenceTests
         return s;
     }
 
-    // Central difference of loss() in every entry of p, which loss() reads.
-    private static double[] Numeric(double[] p, Func<double> loss)
-    {
-        var g = new double[p.Length];
-        for (var i = 0; i < p.Length; i++)
-        {
-            var keep = p[i];
-            p[i] = keep + H;
-            var plus = loss();
-            p[i] = keep - H;
-            var minus = loss();
-            p[i] = keep;
-            g[i] = (plus - minus) / (2 * H);
-        }
-        return g;
-    }
 
-    private static void AssertClose(string what, double[] analytic, double[] numeric)
-    {
-        for (var i = 0; i < analytic.Length; i++)
-            Assert.That(analytic[i], Is.EqualTo(numeric[i]).Within(1e-6 * (1 + Math.Abs(numeric[i]))), $"{what}[{i}]");
-    }
 
     [TestCase(1, 1)]
     [TestCase(3, 7)]
@@ -56,9 +34,9 @@ public sealed class TrainingReferenceTests
         double Loss() => Dot(dy, LayerNormReference.Forward(x, w, b, rows, channels, eps).Y);
         var f = LayerNormReference.Forward(x, w, b, rows, channels, eps);
         var (dx, dw, db) = LayerNormReference.Backward(dy, x, w, f.Mean, f.Rstd, rows, channels);
-        AssertClose("dx", dx, Numeric(x, Loss));
-        AssertClose("dweight", dw, Numeric(w, Loss));
-        AssertClose("dbias", db, Numeric(b, Loss));
+        FiniteDifference.AssertClose("dx", dx, FiniteDifference.Numeric(x, Loss));
+        FiniteDifference.AssertClose("dweight", dw, FiniteDifference.Numeric(w, Loss));
+        FiniteDifference.AssertClose("dbias", db, FiniteDifference.Numeric(b, Loss));
     }
 
     [TestCase(1, 1)]
@@ -73,8 +51,8 @@ public sealed class TrainingReferenceTests
         double Loss() => Dot(dy, RmsNormReference.Forward(x, w, rows, channels, eps).Y);
         var f = RmsNormReference.Forward(x, w, rows, channels, eps);
         var (dx, dw) = RmsNormReference.Backward(dy, x, w, f.Rstd, rows, channels);
-        AssertClose("dx", dx, Numeric(x, Loss));
-        AssertClose("dweight", dw, Numeric(w, Loss));
+        FiniteDifference.AssertClose("dx", dx, FiniteDifference.Numeric(x, Loss));
+        FiniteDifference.AssertClose("dweight", dw, FiniteDifference.Numeric(w, Loss));
     }
 
     /// <summary>Elementwise derivatives at points across every regime; ReLU away from its kink (0 is checked below).</summary>
@@ -92,8 +70,8 @@ public sealed class TrainingReferenceTests
         })
         {
             var analytic = backward(ones, x);
-            var numeric = x.Select(v => (forward([v + H])[0] - forward([v - H])[0]) / (2 * H)).ToArray();
-            AssertClose(name, analytic, numeric);
+            var numeric = x.Select(v => (forward([v + FiniteDifference.H])[0] - forward([v - FiniteDifference.H])[0]) / (2 * FiniteDifference.H)).ToArray();
+            FiniteDifference.AssertClose(name, analytic, numeric);
         }
     }
 
