@@ -84,7 +84,7 @@ internal static class TensorChecks
         else
         {
             var span = t.HostSpan;
-            if (float.IsFinite(TensorPrimitives.MaxMagnitude(span))) return;
+            if (FiniteScan.AllFinite(span)) return;
             first = FirstNonFinite(span);
         }
         if (first == int.MaxValue) return;
@@ -96,7 +96,7 @@ internal static class TensorChecks
     /// <summary>The index of the first NaN or infinity in <paramref name="span"/>, or int.MaxValue.</summary>
     internal static int FirstNonFinite(ReadOnlySpan<float> span)
     {
-        if (float.IsFinite(TensorPrimitives.MaxMagnitude(span))) return int.MaxValue;
+        if (FiniteScan.AllFinite(span)) return int.MaxValue;
         for (var i = 0; i < span.Length; i++)
             if (!float.IsFinite(span[i])) return i;
         return int.MaxValue;
