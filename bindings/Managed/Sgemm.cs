@@ -19,12 +19,16 @@
 //      (DOTNET_PROCESSOR_COUNT=1), load average ~200: KC = 256 (a 32 KiB micro-panel, all of L1) gave 106 / 96 / 86
 //      GFLOP per CPU-second at 512^3 / 1024^3 / 2048^3, KC = 128 gave 119 / 102 / 96, against one core's FMA peak of
 //      ~205; within the busy machine's noise (+-10% between runs) but the same sign at every size. Retune on a quiet
-//      machine. The JIT keeps the 12 accumulators in zmm0-11 and the B vectors in zmm12-13 and broadcasts from memory
+//      machine. (v2 below did, and reversed it.) The JIT keeps the 12 accumulators in zmm0-11 and the B vectors in zmm12-13 and broadcasts from memory
 //      (checked with DOTNET_JitDisasm=Micro): no spills.
 //      The first K block stores, later ones add to C: each C element is a sequential FMA chain over k, like the naive
 //      loop, so the error is the naive error (no error-free tricks needed for the 2x rule). Multiply-add is
 //      MultiplyAddEstimate: fused where the hardware has FMA, multiply then add where it does not (.NET groups FMA
 //      with AVX2, so DOTNET_EnableAVX2=0 may turn it off), never the software-emulated fused operation.
+//   v2 (2026-12-02) KC = 256 instead of 128, measured on a quiet machine (1-minute load 0.93-0.94 at start, routekit-perf
+//      gemm, 2 threads): KC = 128 gave 45% / 54% / 49% of the FMA peak at 512^3 / 1024^3 / 2048^3 (0.60x / 0.71x /
+//      0.65x ONNX Runtime), KC = 256 gave 49% / 59% / 54% (0.70x / 0.74x / 0.69x). MC = 192 with KC = 256 was worse
+//      (42% / 51% / 52%). Half as many C tile reloads per element; the B micro-panel now fills L1.
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -50,8 +54,8 @@ internal static unsafe class Sgemm
     /// <summary>Vectors (of the chosen width) per micro-kernel row.</summary>
     internal const int NR = 2;
 
-    /// <summary>K block: one B micro-panel (KC x NR vectors) stays in half of L1.</summary>
-    internal const int KC = 128;
+    /// <summary>K block: one B micro-panel (KC x NR vectors, 32 KiB at 512 bits) fills L1 (v2, see the file header).</summary>
+    internal const int KC = 256;
 
     /// <summary>Rows per task and per packed A block (a multiple of <see cref="MR"/>).</summary>
     internal const int MC = 96;
