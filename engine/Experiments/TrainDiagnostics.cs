@@ -48,8 +48,8 @@ internal static class Diagnostics
         var shape = keys.Shape.ToArray();
         var p = AttentionParams.Resolve(shape, shape, shape, a.DiagnosticOptions);
         using var q = model.Device.FromArray(a.Queries.ToArray(), shape);
-        using var out_ = Attention_(q, keys, a);
-        var heads = Collapse.AttentionHeads(out_.Diagnostics!, p);
+        using var recomputed = RouteKit.Attention.Forward(q, keys, a.Values, a.DiagnosticOptions);
+        var heads = Collapse.AttentionHeads(recomputed.Diagnostics!, p);
         record["sink_mass"] = heads.Average(h => h.MeanSinkMass);
         record["normalized_entropy"] = heads.Average(h => h.MeanNormalizedEntropy);
         record["max_prob"] = heads.Average(h => h.MeanMaxProb);
@@ -61,9 +61,6 @@ internal static class Diagnostics
         record["key_norm_cv"] = norms.CoefficientOfVariation;
         record["key_norm_max_over_median"] = norms.MaxOverMedian;
     }
-
-    private static AttentionOutput Attention_(Tensor q, Tensor k, AttentionMixer a) =>
-        RouteKit.Attention.Forward(q, k, a.Values, a.DiagnosticOptions);
 
     // Row-normalised implicit attention weights, summarised: [rows][s <= t] -> (sink mass, normalised entropy, max prob).
     private static void Routing(JsonObject record, (double Sink, double Entropy, double Max) m)

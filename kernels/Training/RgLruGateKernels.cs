@@ -71,6 +71,14 @@ public static class RgLruGateKernels
     public static float Gain(float logA) =>
         XMath.Sqrt(IntrinsicMath.Max(-ExpM1(2f * logA), MinOneMinusASquared));
 
+    // Element i of a token-major [B, T, C] tensor: its channel c and its index in the channel-major [B, C, T] outputs.
+    private static long ChannelMajor(long i, RgLruGateShape shape, out int c)
+    {
+        c = (int)(i % shape.Channels);
+        var bt = i / shape.Channels;
+        return (bt / shape.Steps * shape.Channels + c) * shape.Steps + bt % shape.Steps;
+    }
+
     /// <summary>Forward: one thread per element of gr [B, T, C]; a and gx are written at [b, c, t].</summary>
     public static void Forward(
         Index1D index,
@@ -83,14 +91,10 @@ public static class RgLruGateKernels
         RgLruGateShape shape)
     {
         long i = index;
-        var c = (int)(i % shape.Channels);
-        var bt = i / shape.Channels;
-        var t = bt % shape.Steps;
-        var b = bt / shape.Steps;
+        var o = ChannelMajor(i, shape, out var c);
         var r = Sigmoid(gr[i], out _);
         var ig = Sigmoid(gi[i], out _);
         var logA = -shape.Brake * Softplus(lambda[c]) * r;
-        var o = (b * shape.Channels + c) * shape.Steps + t;
         a[o] = XMath.Exp(logA);
         gx[o] = Gain(logA) * ig * x[i];
     }
@@ -114,11 +118,7 @@ public static class RgLruGateKernels
         RgLruGateShape shape)
     {
         long i = index;
-        var c = (int)(i % shape.Channels);
-        var bt = i / shape.Channels;
-        var t = bt % shape.Steps;
-        var b = bt / shape.Steps;
-        var o = (b * shape.Channels + c) * shape.Steps + t;
+        var o = ChannelMajor(i, shape, out var c);
         var l = lambda[c];
         var r = Sigmoid(gr[i], out var rSlope);
         var ig = Sigmoid(gi[i], out var iSlope);
