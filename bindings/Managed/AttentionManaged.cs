@@ -79,7 +79,7 @@ internal static unsafe class AttentionManaged
         public ForwardContext Ctx;
         public int QueryBlocks, Dp;
 
-        public readonly void Run(int item) => ForwardBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisThread(Dp));
+        public readonly void Run(int item) => ForwardBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisWorker(Dp));
     }
 
     internal static void Backward(AttentionParams p, ReadOnlySpan<float> dOut, ReadOnlySpan<float> q, ReadOnlySpan<float> k,
@@ -124,7 +124,7 @@ internal static unsafe class AttentionManaged
         public BackwardContext Ctx;
         public int KeyBlocks, Dp;
 
-        public readonly void Run(int item) => KeyValueGradientBlock(Ctx, item / KeyBlocks, item % KeyBlocks, Tile.ForThisThread(Dp));
+        public readonly void Run(int item) => KeyValueGradientBlock(Ctx, item / KeyBlocks, item % KeyBlocks, Tile.ForThisWorker(Dp));
     }
 
     private struct QueryItems : IParallelBody
@@ -132,7 +132,7 @@ internal static unsafe class AttentionManaged
         public BackwardContext Ctx;
         public int QueryBlocks, Dp;
 
-        public readonly void Run(int item) => QueryGradientBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisThread(Dp));
+        public readonly void Run(int item) => QueryGradientBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisWorker(Dp));
     }
 
     // Delta_i = dO_i . O_i for the rows of one (b, h): the same chunked FMA chains in the same order as Scores4x64's
@@ -706,13 +706,12 @@ internal static unsafe class AttentionManaged
     }
 
     /// <summary>
-    /// One worker's tiles (a few hundred KB at most), kept per thread between calls and grown on demand: a thread runs
-    /// one work item at a time, and keeping them means a training loop does not allocate them on every call.
+    /// One worker's tiles (a few hundred KB at most), kept per worker slot between calls (ManagedParallel.WorkerLocal) and
+    /// grown on demand: a slot runs one work item at a time, and keeping them means a training loop does not allocate
+    /// them on every call.
     /// </summary>
     private sealed class Tile
     {
-        [ThreadStatic] private static Tile? current;
-
         private float[] storage = [];
 
         // Lays the tiles out for head dimension padded to dp, growing the storage when it is too small.
@@ -740,10 +739,10 @@ internal static unsafe class AttentionManaged
             Delta = at;
         }
 
-        /// <summary>This thread's tiles for head dimension padded to <paramref name="dp"/> (the pinned heap never moves them).</summary>
-        public static Tile ForThisThread(int dp)
+        /// <summary>This worker's tiles for head dimension padded to <paramref name="dp"/> (the pinned heap never moves them).</summary>
+        public static Tile ForThisWorker(int dp)
         {
-            var tile = current ??= new Tile();
+            var tile = ManagedParallel.WorkerLocal<Tile>();
             if (tile.Dp != dp) tile.Layout(dp);
             return tile;
         }

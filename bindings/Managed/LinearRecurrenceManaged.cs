@@ -11,12 +11,11 @@ internal static unsafe class LinearRecurrenceManaged
     private const int Lanes = ScanTiles.Lanes;
     private const int Tile = ScanTiles.Steps;
 
-    // One thread's tiles, kept between calls ([ThreadStatic]) so a training loop does not allocate them.
+    // One worker's tiles, kept per worker slot between calls (ManagedParallel.WorkerLocal) so a training loop does not
+    // allocate them.
     private sealed class Scratch
     {
-        [ThreadStatic] private static Scratch? current;
-
-        public static Scratch ForThisThread() => current ??= new Scratch();
+        public static Scratch ForThisWorker() => ManagedParallel.WorkerLocal<Scratch>();
 
         public readonly float[] Stage = new float[Tile * Lanes];            // [Tile, 8] transpose buffer
         public readonly Vector256<float>[] A = new Vector256<float>[Tile];  // [Tile] x 8 rows
@@ -40,7 +39,7 @@ internal static unsafe class LinearRecurrenceManaged
         public int Rows, Steps;
 
         public readonly void Run(int block) =>
-            ForwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, X, H0, H, Last, Scratch.ForThisThread());
+            ForwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, X, H0, H, Last, Scratch.ForThisWorker());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -80,7 +79,7 @@ internal static unsafe class LinearRecurrenceManaged
         public int Rows, Steps;
 
         public readonly void Run(int block) =>
-            BackwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, H0, H, DH, DA, DX, DH0, Scratch.ForThisThread());
+            BackwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, H0, H, DH, DA, DX, DH0, Scratch.ForThisWorker());
     }
 
     // Tiles last to first: dh_t = dH_t + carry, dX_t = dh_t, dA_t = dh_t h_{t-1}, carry = a_t dh_t.

@@ -13,6 +13,14 @@
 // pool has not started yet. A late worker that finds the job reopened by the caller's next call simply joins that call,
 // which is just as safe. Indices are claimed from one Interlocked counter, so the split adapts to busy cores; bodies
 // that must be deterministic give each index a fixed piece of work (never per-thread partial sums).
+//
+// Worker-local storage. A body's scratch (attention tiles, scan tiles, GEMM packing buffers) belongs to a worker *slot*
+// of the calling thread's job, not to whichever pool thread happens to serve it: the caller is slot 0 and each worker
+// that enters a call takes the next free slot (at most ProcessorCount slots; a worker that finds none leaves). Scratch
+// kept per pool thread ([ThreadStatic]) was allocated again by every pool thread that had not served that op before, so
+// a process whose pool had grown (after blocking work elsewhere) allocated ~12 KB per attention call for as long as new
+// threads kept turning up, and native GEMM buffers leaked with each retired thread (CI failure of 2026-12-02 07:09).
+// Slot storage is created once per (calling thread, slot, type) and lives as long as the calling thread's job.
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 
@@ -29,6 +37,57 @@ internal interface IParallelBody
 internal static unsafe class ManagedParallel
 {
     [ThreadStatic] private static Job? job;
+    [ThreadStatic] private static Job? serving;   // the job whose indices this thread is running now, if any
+    [ThreadStatic] private static int servingSlot; // and the slot it holds in that job
+
+    /// <summary>Worker slots per job: the caller and at most ProcessorCount - 1 workers.</summary>
+    private static readonly int SlotCount = Math.Max(Environment.ProcessorCount, 1);
+
+    private static int nextLocalId;
+    private static int countingAllocations;
+    private static long workerAllocatedBytes;
+
+    /// <summary>
+    /// Tests' allocation meter: while at least one <see cref="CountWorkerAllocations"/> scope is open, every worker adds
+    /// what its thread allocated while running bodies to <see cref="WorkerAllocatedBytes"/>. With the caller's own
+    /// <c>GC.GetAllocatedBytesForCurrentThread</c> that is exactly what an op allocated, without the thread pool's own
+    /// bookkeeping (thread injection) that the process-wide count also sees.
+    /// </summary>
+    internal static IDisposable CountWorkerAllocations()
+    {
+        Interlocked.Increment(ref countingAllocations);
+        return new CountingScope();
+    }
+
+    /// <summary>Bytes the workers' bodies allocated while counting was on (see <see cref="CountWorkerAllocations"/>).</summary>
+    internal static long WorkerAllocatedBytes => Volatile.Read(ref workerAllocatedBytes);
+
+    private sealed class CountingScope : IDisposable
+    {
+        private int disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref disposed, 1) == 0) Interlocked.Decrement(ref countingAllocations);
+        }
+    }
+
+    private static class LocalId<T>
+    {
+        public static readonly int Value = Interlocked.Increment(ref nextLocalId) - 1;
+    }
+
+    /// <summary>
+    /// The <typeparamref name="T"/> private to the worker slot running the current index of a <see cref="For{TBody}"/>
+    /// (or, outside one, to this thread as a caller): created on first use and then reused by every later call that
+    /// runs in the same slot of the same calling thread, whichever pool thread serves it. Valid until this index's
+    /// <c>Run</c> returns; never share it across indices that may run concurrently.
+    /// </summary>
+    public static T WorkerLocal<T>() where T : class, new()
+    {
+        var j = serving;
+        return j is null ? (job ??= new Job()).Local<T>(0) : j.Local<T>(servingSlot);
+    }
 
     /// <summary>
     /// Runs <c>body.Run(i)</c> for every i in [0, <paramref name="count"/>) on this thread and pooled workers, returns when
@@ -41,12 +100,25 @@ internal static unsafe class ManagedParallel
         if (count <= 0) return;
         var workers = Math.Min(count, Environment.ProcessorCount) - 1;
         var j = job ??= new Job();
-        if (workers <= 0 || j.Busy)
+        if (j.Busy)
         {
+            // Nested inside this thread's own call (already serving slot 0 of j): run inline.
             for (var i = 0; i < count; i++) body.Run(i);
             return;
         }
-        j.Run(count, workers, Unsafe.AsPointer(ref body), &Invoke<TBody>);
+        var (outer, outerSlot) = (serving, servingSlot);
+        (serving, servingSlot) = (j, 0);
+        try
+        {
+            if (workers <= 0)
+                for (var i = 0; i < count; i++) body.Run(i);
+            else
+                j.Run(count, workers, Unsafe.AsPointer(ref body), &Invoke<TBody>);
+        }
+        finally
+        {
+            (serving, servingSlot) = (outer, outerSlot);
+        }
     }
 
     private static void Invoke<TBody>(void* body, int index) where TBody : struct, IParallelBody =>
@@ -57,15 +129,30 @@ internal static unsafe class ManagedParallel
         private const int Closed = 1 << 30;
 
         private readonly ManualResetEventSlim workersDone = new(false);
+        private readonly object?[]?[] locals = new object?[SlotCount][]; // [slot][LocalId<T>]
         private void* body;
         private delegate*<void*, int, void> invoke;
         private int count;
         private int next;
+        private int entered; // workers that have entered the current call (slots 1..entered)
         private int state = Closed;
         private Exception? failure;
 
         /// <summary>True while this thread's call is running (a nested For on this thread then runs inline).</summary>
         public bool Busy { get; private set; }
+
+        /// <summary>Slot <paramref name="slot"/>'s <typeparamref name="T"/>; only the thread holding the slot calls this.</summary>
+        public T Local<T>(int slot) where T : class, new()
+        {
+            var id = LocalId<T>.Value;
+            var row = locals[slot];
+            if (row is null || row.Length <= id)
+            {
+                Array.Resize(ref row, Math.Max(id + 1, 8));
+                locals[slot] = row;
+            }
+            return (T)(row[id] ??= new T());
+        }
 
         public void Run(int count, int workers, void* body, delegate*<void*, int, void> invoke)
         {
@@ -77,6 +164,7 @@ internal static unsafe class ManagedParallel
                 this.count = count;
                 failure = null;
                 workersDone.Reset();
+                entered = 0;
                 Volatile.Write(ref next, 0);
                 Volatile.Write(ref state, 0); // open: workers may enter
                 for (var w = 0; w < workers; w++) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
@@ -113,9 +201,32 @@ internal static unsafe class ManagedParallel
                 if (seen == s) break;
                 s = seen;
             }
+            var (outer, outerSlot) = (serving, servingSlot);
             try
             {
-                Claim();
+                // A late worker from an earlier call can make more entries than this call queued: it leaves when every
+                // slot is taken (the others claim all the indices anyway).
+                var slot = Interlocked.Increment(ref entered);
+                if (slot < SlotCount)
+                {
+                    (serving, servingSlot) = (this, slot);
+                    if (Volatile.Read(ref countingAllocations) == 0)
+                    {
+                        Claim();
+                    }
+                    else
+                    {
+                        var before = GC.GetAllocatedBytesForCurrentThread();
+                        try
+                        {
+                            Claim();
+                        }
+                        finally
+                        {
+                            Interlocked.Add(ref workerAllocatedBytes, GC.GetAllocatedBytesForCurrentThread() - before);
+                        }
+                    }
+                }
             }
             catch (Exception e)
             {
@@ -124,6 +235,7 @@ internal static unsafe class ManagedParallel
             }
             finally
             {
+                (serving, servingSlot) = (outer, outerSlot);
                 if (Interlocked.Decrement(ref state) == Closed) workersDone.Set();
             }
         }

@@ -137,18 +137,28 @@ internal static unsafe class SelectiveScanManaged
     private static Vector256<float> Gather(float* source, Block blk, long start, long stride) =>
         ScanTiles.Gather(source, blk.Width, start, stride);
 
-    // One thread's tiles, kept between calls ([ThreadStatic]) and grown on demand, so a training loop does not allocate them.
-    private sealed class Scratch(int states)
+    // One worker's tiles, kept per worker slot between calls (ManagedParallel.WorkerLocal) and grown on demand, so a
+    // training loop does not allocate them.
+    private sealed class Scratch
     {
-        [ThreadStatic] private static Scratch? current;
-
-        public static Scratch ForThisThread(int states)
+        public static Scratch ForThisWorker(int states)
         {
-            if (current is null || current.States < states) current = new Scratch(states);
-            return current;
+            var s = ManagedParallel.WorkerLocal<Scratch>();
+            if (s.States < states) s.Grow(states);
+            return s;
         }
 
-        public int States { get; } = states;
+        // Sizes the per-state buffers for `states` (they are only ever grown).
+        private void Grow(int states)
+        {
+            States = states;
+            A = new Vector256<float>[states];
+            H = new Vector256<float>[states];
+            DA = new double[states * Lanes];
+            Tiles = new Vector256<float>[states * Tile];
+        }
+
+        public int States { get; private set; }
 
         public readonly float[] Stage = new float[Tile * Lanes];                  // [Tile, 8] transpose buffer
         public readonly Vector256<float>[] Dt = new Vector256<float>[Tile];       // [Tile] x 8 channels
@@ -160,10 +170,10 @@ internal static unsafe class SelectiveScanManaged
         public readonly Vector256<float>[] Gate = new Vector256<float>[Tile];     // [Tile] dL/dy
         public readonly Vector256<float>[] Work = new Vector256<float>[Tile];     // [Tile] pre-gate y, dz
         public readonly Vector256<float>[] DtGrad = new Vector256<float>[Tile];   // [Tile] dL/ddt, then ddelta
-        public readonly Vector256<float>[] A = new Vector256<float>[states];      // [Nst]
-        public readonly Vector256<float>[] H = new Vector256<float>[states];      // [Nst] state, or the dh carry
-        public readonly double[] DA = new double[states * Lanes];                 // [Nst, 8] dA summed over time
-        public readonly Vector256<float>[] Tiles = new Vector256<float>[states * Tile]; // [Nst, Tile] states of a tile
+        public Vector256<float>[] A { get; private set; } = [];                   // [Nst]
+        public Vector256<float>[] H { get; private set; } = [];                   // [Nst] state, or the dh carry
+        public double[] DA { get; private set; } = [];                            // [Nst, 8] dA summed over time
+        public Vector256<float>[] Tiles { get; private set; } = [];               // [Nst, Tile] states of a tile
     }
 
     // u, raw = delta + bias, dt and dt u of one tile.
@@ -196,7 +206,7 @@ internal static unsafe class SelectiveScanManaged
         public float* Output, PreGate, LastState, ChunkStates;
 
         public readonly void Run(int index) =>
-            ForwardBlock(P, X, BlockAt(P, index), Scratch.ForThisThread(P.Nst), Output, PreGate, LastState, ChunkStates);
+            ForwardBlock(P, X, BlockAt(P, index), Scratch.ForThisWorker(P.Nst), Output, PreGate, LastState, ChunkStates);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -305,7 +315,7 @@ internal static unsafe class SelectiveScanManaged
         public double* RowSums;
 
         public readonly void Run(int index) =>
-            BackwardBlock(P, X, BlockAt(P, index), Scratch.ForThisThread(P.Nst), DOut, ChunkStates, PreGate, DU, DDelta, DZ,
+            BackwardBlock(P, X, BlockAt(P, index), Scratch.ForThisWorker(P.Nst), DOut, ChunkStates, PreGate, DU, DDelta, DZ,
                 DInitialState, PartialB, PartialC, index * StateTimes, RowSums);
     }
 

@@ -66,8 +66,21 @@ internal static unsafe class Sgemm
     /// <summary>The vector width in bits the GEMM runs at on this machine: the widest hardware-accelerated one.</summary>
     internal static readonly int VectorBits = Math.Max(SimdWidth.WidestBits, 128);
 
-    [ThreadStatic] private static float* packedA;   // [MC / MR][KC][MR] on each thread, allocated once
-    [ThreadStatic] private static float* packedB;   // [NC / (NR lanes)][KC][NR lanes] on each thread, allocated once
+    /// <summary>
+    /// One worker slot's packing buffers (ManagedParallel.WorkerLocal), allocated once per slot and freed with the calling
+    /// thread's job; per pool thread ([ThreadStatic]) they leaked with every retired thread.
+    /// </summary>
+    private sealed class Packs
+    {
+        public readonly float* A = (float*)NativeMemory.AlignedAlloc((nuint)(MC * KC * sizeof(float)), 64); // [MC / MR][KC][MR]
+        public readonly float* B = (float*)NativeMemory.AlignedAlloc((nuint)(NC * KC * sizeof(float)), 64); // [NC / (NR lanes)][KC][NR lanes]
+
+        ~Packs()
+        {
+            NativeMemory.AlignedFree(A);
+            NativeMemory.AlignedFree(B);
+        }
+    }
 
     /// <summary>
     /// C[M, N] = A[M, K] . B[K, N] (overwriting C, row-major with leading dimension <paramref name="ldc"/>); A and B
@@ -138,13 +151,9 @@ internal static unsafe class Sgemm
             where TLanes : struct, ISimdWidth<TVector> where TVector : struct
         {
             var width = NR * TLanes.Lanes;                                   // columns per B micro-panel
-            if (packedA == null)
-            {
-                packedA = (float*)NativeMemory.AlignedAlloc((nuint)(MC * KC * sizeof(float)), 64);
-                packedB = (float*)NativeMemory.AlignedAlloc((nuint)(NC * KC * sizeof(float)), 64);
-            }
-            var pa = packedA;
-            var pb = packedB;
+            var packs = ManagedParallel.WorkerLocal<Packs>();
+            var pa = packs.A;
+            var pb = packs.B;
             var cTile = (float*)c + i0 * ldc + j0;
             var edge = stackalloc float[MR * NR * 16];                       // [MR, width]: partial tiles land here first
             for (var k0 = 0; k0 < k; k0 += KC)

@@ -2,6 +2,7 @@ using NUnit.Framework;
 using RouteKit.Engine.Data;
 using RouteKit.Engine.Models;
 using RouteKit.Engine.Training;
+using RouteKit.Tests.Support;
 
 namespace RouteKit.Tests.Models;
 
@@ -37,30 +38,36 @@ public sealed class TrainingLoopTests
 }
 
 /// <summary>A whole Managed training step of each model (batch upload, forward, backward, clip, AdamW, the step's check
-/// read and the loss read) allocates under 1 KB once warm: the issue's bound, measured on the real loop.</summary>
+/// read and the loss read) allocates under 256 bytes once warm (the issue asked for 1 KB), measured on the real loop.</summary>
 public sealed class TrainingStepAllocationTests
 {
     private static readonly Lazy<FortuneText> Text = new(FortuneText.LoadSample);
 
-    [TestCase(MixerKind.Attention)]
-    [TestCase(MixerKind.Mamba)]
-    [TestCase(MixerKind.Recurrent)]
-    public void AManagedStepAllocatesUnder1KB(MixerKind mixer)
+    [Test]
+    public void AManagedStepAllocatesUnder256Bytes(
+        [Values(MixerKind.Attention, MixerKind.Mamba, MixerKind.Recurrent)] MixerKind mixer,
+        [Values(false, true)] bool rotatingPool)
     {
+        // rotatingPool: the thread pool serves every call from a different thread (PoolChurn), as on the CI machine
+        // where per-thread scratch was allocated again and again (2026-12-02).
+        using var churn = rotatingPool ? new PoolChurn() : null;
         using var device = Device.Create(Backend.Managed);
         var config = new ModelConfig { Mixer = mixer, Layers = 2, Width = 64, Context = 64, Heads = 2, Brake = mixer == MixerKind.Recurrent ? 8f : 1f };
         using var trainer = new Trainer(device, config, new TrainOptions { Steps = 100, Batch = 4 }, Text.Value.Train, Text.Value.Validation);
         for (var s = 0; s < 3; s++) trainer.TrainStep();
-        // The allocation counter is process-wide: a thread-pool thread's one-off bookkeeping can land in a window, so the
-        // smallest of three windows of 5 steps is the step's own figure.
+        // The meter counts this thread and the op workers' bodies (not the thread pool's own bookkeeping, which the
+        // process-wide count also sees); the smallest of three windows of 5 steps is the step's own figure.
+        using var meter = Allocations.Meter();
         var best = long.MaxValue;
         for (var window = 0; window < 3; window++)
         {
-            var before = GC.GetTotalAllocatedBytes(precise: true);
+            var before = Allocations.Now();
             for (var s = 0; s < 5; s++) trainer.TrainStep();
-            best = Math.Min(best, (GC.GetTotalAllocatedBytes(precise: true) - before) / 5);
+            best = Math.Min(best, (Allocations.Now() - before) / 5);
         }
-        TestContext.Out.WriteLine($"{mixer}: {best} bytes per training step after warm-up");
-        Assert.That(best, Is.LessThan(1024));
+        TestContext.Out.WriteLine($"{mixer}{(rotatingPool ? " (rotating pool)" : "")}: {best} bytes per training step after warm-up");
+        // The issue's bound is 1 KB; measured 0 bytes in every case since the scratch moved to worker slots, and the
+        // per-thread scratch this guards against cost 0.8-31 KB per step on a rotating pool, so the bound is 256 bytes.
+        Assert.That(best, Is.LessThan(256));
     }
 }
