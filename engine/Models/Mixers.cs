@@ -32,6 +32,9 @@ internal abstract class MixerBase : IDisposable
     {
         foreach (var d in owned) d.Dispose();
     }
+
+    /// <summary>A [rows, cols] tensor of ones: the constant input of a content-free mixer's routing projections.</summary>
+    protected static Tensor Ones(Device device, int rows, int cols) => device.FromArray(Enumerable.Repeat(1f, rows * cols).ToArray(), rows, cols);
 }
 
 /// <summary>Causal multi-head attention: q, k, v projections, RouteKit's fused attention (Dot or Distance, NormalizeKeys,
@@ -41,6 +44,7 @@ internal sealed class AttentionMixer : MixerBase, IMixer
     private readonly ParameterStore ps;
     private readonly int wq, wk, wv, wo, b, t, h, d;
     private readonly Tensor q, k, v, qh, kh, vh, o, dO, dOh, dq, dk, dv, tmp;
+    private readonly Tensor? ones; // ModelConfig.ContentFree: the constant input of the query and key projections
     private readonly AttentionOutput att;
     private readonly AttentionGradients attGrads;
 
@@ -60,6 +64,7 @@ internal sealed class AttentionMixer : MixerBase, IMixer
         o = Own(device.Zeros(rows, w)); dO = Own(device.Zeros(rows, w)); dOh = Own(device.Zeros(b, h, t, d));
         dq = Own(device.Zeros(rows, w)); dk = Own(device.Zeros(rows, w)); dv = Own(device.Zeros(rows, w));
         tmp = Own(device.Zeros(rows, w));
+        if (c.ContentFree) ones = Own(Ones(device, rows, w));
         att = Own(AttentionOutput.Allocate(device, b, h, t, d, diagnostics: true));
         attGrads = Own(new AttentionGradients(device.Zeros(b, h, t, d), device.Zeros(b, h, t, d), device.Zeros(b, h, t, d)));
         Options = new AttentionOptions
@@ -97,8 +102,8 @@ internal sealed class AttentionMixer : MixerBase, IMixer
 
     public void Forward(Tensor x, Tensor y)
     {
-        Linear.Forward(x, ps[wq], null, q);
-        Linear.Forward(x, ps[wk], null, k);
+        Linear.Forward(ones ?? x, ps[wq], null, q);
+        Linear.Forward(ones ?? x, ps[wk], null, k);
         Linear.Forward(x, ps[wv], null, v);
         Permute.SwapMiddle(q, b, t, h, d, qh);
         Permute.SwapMiddle(k, b, t, h, d, kh);
@@ -111,16 +116,33 @@ internal sealed class AttentionMixer : MixerBase, IMixer
     public void Backward(Tensor dy, Tensor x, Tensor dx)
     {
         lo ??= new LinearGradients(dO, ps.Grad(wo), null);
-        lq ??= new LinearGradients(dx, ps.Grad(wq), null);
         lk ??= new LinearGradients(tmp, ps.Grad(wk), null);
-        lv ??= new LinearGradients(tmp, ps.Grad(wv), null);
-        if (!ReferenceEquals(lq.DX, dx)) lq = new LinearGradients(dx, ps.Grad(wq), null);
+        if (ones is null)
+        {
+            lq ??= new LinearGradients(dx, ps.Grad(wq), null);
+            lv ??= new LinearGradients(tmp, ps.Grad(wv), null);
+            if (!ReferenceEquals(lq.DX, dx)) lq = new LinearGradients(dx, ps.Grad(wq), null);
+        }
+        else
+        {
+            // Content-free: q and k read the constant input, so only V's projection reaches dx.
+            lq ??= new LinearGradients(tmp, ps.Grad(wq), null);
+            lv ??= new LinearGradients(dx, ps.Grad(wv), null);
+            if (!ReferenceEquals(lv.DX, dx)) lv = new LinearGradients(dx, ps.Grad(wv), null);
+        }
         Linear.Backward(dy, o, ps[wo], false, lo);
         Permute.SwapMiddle(dO, b, t, h, d, dOh);
         Attention.Backward(dOh, qh, kh, vh, att, WantDiagnostics ? DiagnosticOptions : Options, attGrads);
         Permute.SwapMiddle(attGrads.DQ, b, h, t, d, dq);
         Permute.SwapMiddle(attGrads.DK, b, h, t, d, dk);
         Permute.SwapMiddle(attGrads.DV, b, h, t, d, dv);
+        if (ones is not null)
+        {
+            Linear.Backward(dq, ones, ps[wq], false, lq);
+            Linear.Backward(dk, ones, ps[wk], false, lk);
+            Linear.Backward(dv, x, ps[wv], false, lv);
+            return;
+        }
         Linear.Backward(dq, x, ps[wq], false, lq);
         Linear.Backward(dk, x, ps[wk], false, lk);
         Residual.AddInto(dx, tmp);
@@ -145,6 +167,9 @@ internal sealed class MambaMixer : MixerBase, IMixer
     private SelectiveScanInputs inputs = null!;
     private SelectiveScanGradients scanGrads = null!;
     private readonly Tensor du, ddelta, dbt, dct, dzt, xin3, xc3, dxc3, dxin3;
+    private readonly Tensor? ones;       // ModelConfig.ContentFree: the constant input of the Δ, B and C projections
+    private readonly Tensor? logScale;   // ln(DecayScale) [E, N] when DecayScale != 1
+    private readonly Tensor? aLogScaled; // A_log + ln(DecayScale) [E, N]
 
     public MambaMixer(Device device, ParameterStore ps, ModelConfig c, int layer, int batch)
     {
@@ -185,6 +210,12 @@ internal sealed class MambaMixer : MixerBase, IMixer
         du = Own(device.Zeros(b, e, t)); ddelta = Own(device.Zeros(b, e, t)); dbt = Own(device.Zeros(b, n, t)); dct = Own(device.Zeros(b, n, t));
         dzt = Own(device.Zeros(b, e, t));
         (xin3, xc3, dxc3, dxin3) = (xin.Reshape(b, t, e), xc.Reshape(b, t, e), dxc.Reshape(b, t, e), dxin.Reshape(b, t, e));
+        if (c.ContentFree) ones = Own(Ones(device, rows, e));
+        if (c.DecayScale != 1f)
+        {
+            logScale = Own(device.FromArray(Enumerable.Repeat((float)Math.Log(c.DecayScale), e * n).ToArray(), e, n));
+            aLogScaled = Own(device.Zeros(e, n));
+        }
         scan = Own(new SelectiveScanOutput(device.Zeros(b, e, t), device.Zeros(b, e, n),
             device.Zeros(b, e, (t + SelectiveScan.ChunkLength - 1) / SelectiveScan.ChunkLength, n), device.Zeros(b, e, t)));
     }
@@ -214,12 +245,14 @@ internal sealed class MambaMixer : MixerBase, IMixer
         gOut = new LinearGradients(dyt, ps.Grad(outW), null);
         gDt = new LinearGradients(ddtl, ps.Grad(dtW), null);
         gXdt = new LinearGradients(dxs, ps.Grad(xDt), null);
+        if (ones is not null) gXdtConst = new LinearGradients(dtmpE, ps.Grad(xDt), null);
         gXb = new LinearGradients(dtmpE, ps.Grad(xB), null);
         gXc = new LinearGradients(dtmpE, ps.Grad(xC), null);
         conv = new Conv1dGradients(dxin3, ps.Grad(convW), ps.Grad(convB));
     }
 
     private LinearGradients gOut = null!, gDt = null!, gXdt = null!, gXb = null!, gXc = null!;
+    private LinearGradients? gXdtConst;
     private LinearGradients? gInX, gInZ;
     private Conv1dGradients conv = null!;
 
@@ -230,11 +263,18 @@ internal sealed class MambaMixer : MixerBase, IMixer
         Linear.Forward(x, ps[inZ], null, z);
         Conv1d.Forward(xin3, ps[convW], ps[convB], xc3);
         Silu.Forward(xc, xs);
-        Linear.Forward(xs, ps[xDt], null, dtl);
-        Linear.Forward(xs, ps[xB], null, bm);
-        Linear.Forward(xs, ps[xC], null, cm);
+        Linear.Forward(ones ?? xs, ps[xDt], null, dtl);
+        Linear.Forward(ones ?? xs, ps[xB], null, bm);
+        Linear.Forward(ones ?? xs, ps[xC], null, cm);
         Linear.Forward(dtl, ps[dtW], null, dtr);
-        NegExp.Forward(ps[aLog], aNeg);
+        if (logScale is not null)
+        {
+            // A = -exp(A_log + ln m) = -m exp(A_log); d/dA_log is the same as without the constant shift.
+            Residual.Add(ps[aLog], logScale, aLogScaled!);
+            NegExp.Forward(aLogScaled!, aNeg);
+        }
+        else
+            NegExp.Forward(ps[aLog], aNeg);
         Permute.SwapMiddle(xs, b, t, e, 1, u);
         Permute.SwapMiddle(dtr, b, t, e, 1, delta);
         Permute.SwapMiddle(bm, b, t, n, 1, bt);
@@ -258,13 +298,24 @@ internal sealed class MambaMixer : MixerBase, IMixer
         Linear.Backward(ddtr, dtl, ps[dtW], false, gDt);
         Permute.SwapMiddle(dbt, b, n, t, 1, dbm);
         Permute.SwapMiddle(dct, b, n, t, 1, dcm);
-        Linear.Backward(ddtl, xs, ps[xDt], false, gXdt);
-        Linear.Backward(dbm, xs, ps[xB], false, gXb);
-        Residual.AddInto(dxs, dtmpE);
-        Linear.Backward(dcm, xs, ps[xC], false, gXc);
-        Residual.AddInto(dxs, dtmpE);
-        Permute.SwapMiddle(du, b, e, t, 1, dtmpE);
-        Residual.AddInto(dxs, dtmpE);
+        if (ones is not null)
+        {
+            // Content-free: Δ, B and C read the constant input; only u = xs reaches dxs (the projections' dx is dropped).
+            Linear.Backward(ddtl, ones, ps[xDt], false, gXdtConst!);
+            Linear.Backward(dbm, ones, ps[xB], false, gXb);
+            Linear.Backward(dcm, ones, ps[xC], false, gXc);
+            Permute.SwapMiddle(du, b, e, t, 1, dxs);
+        }
+        else
+        {
+            Linear.Backward(ddtl, xs, ps[xDt], false, gXdt);
+            Linear.Backward(dbm, xs, ps[xB], false, gXb);
+            Residual.AddInto(dxs, dtmpE);
+            Linear.Backward(dcm, xs, ps[xC], false, gXc);
+            Residual.AddInto(dxs, dtmpE);
+            Permute.SwapMiddle(du, b, e, t, 1, dtmpE);
+            Residual.AddInto(dxs, dtmpE);
+        }
         Silu.Backward(dxs, xc, dxc);
         Conv1d.Backward(dxc3, xin3, ps[convW], true, conv);
         Permute.SwapMiddle(dzt, b, e, t, 1, dz);
@@ -284,6 +335,7 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
     private readonly int wr, br, wi, bi, lambda, wo, b, t, w;
     private readonly float c;
     private readonly Tensor gr, gi, hT, dh, dH, dgr, dgi, tmp, gr3, gi3, dgr3, dgi3;
+    private readonly Tensor? ones; // ModelConfig.ContentFree: the constant input of the two gates
     private readonly RgLruGateOutput gateOut;
     private readonly LinearRecurrenceOutput rec;
     private readonly LinearRecurrenceGradients recGrads;
@@ -313,6 +365,7 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
         hT = Own(device.Zeros(rows, w)); dh = Own(device.Zeros(rows, w)); dH = Own(device.Zeros(b, w, t));
         dgr = Own(device.Zeros(rows, w)); dgi = Own(device.Zeros(rows, w)); tmp = Own(device.Zeros(rows, w));
         dgr3 = dgr.Reshape(b, t, w); dgi3 = dgi.Reshape(b, t, w);
+        if (config.ContentFree) ones = Own(Ones(device, rows, w));
         rec = Own(new LinearRecurrenceOutput(device.Zeros(b, w, t), device.Zeros(b, w)));
         recGrads = Own(new LinearRecurrenceGradients(device.Zeros(b, w, t), device.Zeros(b, w, t), null));
     }
@@ -328,8 +381,8 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
 
     public void Forward(Tensor x, Tensor y)
     {
-        Linear.Forward(x, ps[wr], ps[br], gr);
-        Linear.Forward(x, ps[wi], ps[bi], gi);
+        Linear.Forward(ones ?? x, ps[wr], ps[br], gr);
+        Linear.Forward(ones ?? x, ps[wi], ps[bi], gi);
         if (!ReferenceEquals(x3Source, x)) (x3, x3Source) = (x.Reshape(b, t, w), x);
         RgLruGate.Forward(gr3, gi3, x3!, ps[lambda], c, gateOut);
         LinearRecurrence.Forward(gateOut.A, gateOut.GatedX, null, rec);
@@ -352,6 +405,13 @@ internal sealed class RecurrentMixer : MixerBase, IMixer
         Permute.SwapMiddle(dh, b, t, w, 1, dH);
         LinearRecurrence.Backward(dH, gateOut.A, gateOut.GatedX, null, rec, recGrads);
         RgLruGate.Backward(recGrads.DA, recGrads.DX, gr3, gi3, x3!, ps[lambda], c, gate!);
+        if (ones is not null)
+        {
+            // Content-free: the gates read the constant input; x reaches only the gated input (the gate's own dx).
+            Linear.Backward(dgr, ones, ps[wr], true, gR);
+            Linear.Backward(dgi, ones, ps[wi], true, gI);
+            return;
+        }
         Linear.Backward(dgr, x, ps[wr], true, gR);
         Residual.AddInto(dx, tmp);
         Linear.Backward(dgi, x, ps[wi], true, gI);

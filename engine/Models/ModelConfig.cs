@@ -38,6 +38,20 @@ public sealed record ModelConfig
     /// constant c (Griffin uses 8). Mamba has none (its decay is learned per token).
     /// </summary>
     public float Brake { get; init; } = 8f;
+    /// <summary>
+    /// Mamba's brake: a fixed factor m on its decay rates, A = -m exp(A_log), so exp(Δ A) forgets m times faster per
+    /// unit Δ (1: Mamba as published). Scaling A rather than Δ leaves the input term Δ B x alone, so only the decay, the
+    /// positional part of the implicit attention, moves.
+    /// </summary>
+    public float DecayScale { get; init; } = 1f;
+    /// <summary>
+    /// Ablation (issue 12): the routing weights come from position alone. The projections that make a mixer's routing
+    /// weights (attention's queries and keys, Mamba's Δ, B and C, the RG-LRU's recurrence and input gates) read a
+    /// constant input of ones instead of the token representation, so every token is routed by the same learned
+    /// position-only rule (attention: the brake's bias alone; Mamba and RG-LRU: a learned time-invariant decay). The
+    /// values routed (attention's V, Mamba's u and gate z, the RG-LRU's x) still come from the tokens.
+    /// </summary>
+    public bool ContentFree { get; init; }
     /// <summary>Mamba's expansion: inner channels E = Expand x Width.</summary>
     public int Expand { get; init; } = 2;
     /// <summary>Mamba's states per channel N.</summary>
@@ -64,6 +78,7 @@ public sealed record ModelConfig
         if (Width < 2 || Width > 4096) return $"--width {Width}: wanted 2 to 4096.";
         if (Context < 1 || Context > 8192) return $"--context {Context}: wanted 1 to 8192.";
         if (!float.IsFinite(Brake) || Brake < 0) return $"--brake {Brake}: wanted a finite value >= 0.";
+        if (!float.IsFinite(DecayScale) || DecayScale <= 0 || DecayScale > 1e4f) return $"--decay-scale {DecayScale}: wanted a value in (0, 1e4].";
         if (Mixer == MixerKind.Attention)
         {
             if (Heads < 1 || Width % Heads != 0) return $"--heads {Heads}: the width {Width} must be a multiple of the head count.";

@@ -3,7 +3,7 @@
 // vector as the engine (ParameterStore's layout), so central finite differences of these functions check every
 // gradient ByteLanguageModel.Backward writes. Mirrors ByteLanguageModel.cs and Mixers.cs op for op: the same permutes,
 // LayerNorm.DefaultEps, GELU in tanh form, softplus(Δ + bias) inside the scan, ALiBi slopes times the brake (in float, as
-// the mixer builds them), cross-entropy averaged over the rows whose target is not the ignore index. Slow and readable;
+// the mixer builds them), Mamba's DecayScale as ln m added to A_log, ContentFree routing projections reading ones, cross-entropy averaged over the rows whose target is not the ignore index. Slow and readable;
 // never used for training.
 using RouteKit.Reference;
 
@@ -87,8 +87,9 @@ public static class ModelReference
     {
         int b = batch, t = c.Context, h = c.Heads, d = c.HeadDim, w = c.Width, rows = batch * c.Context;
         var p = $"h{layer}.attn";
-        var q = LinearReference.Forward(x, Get(layout, parameters, $"{p}.wq"), null, rows, w, w);
-        var k = LinearReference.Forward(x, Get(layout, parameters, $"{p}.wk"), null, rows, w, w);
+        var routed = c.ContentFree ? Ones(rows * w) : x;
+        var q = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.wq"), null, rows, w, w);
+        var k = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.wk"), null, rows, w, w);
         var v = LinearReference.Forward(x, Get(layout, parameters, $"{p}.wv"), null, rows, w, w);
         int[] shape = [b, h, t, d];
         var ap = AttentionParams.Resolve(shape, shape, shape, AttentionOptionsFor(c));
@@ -105,11 +106,19 @@ public static class ModelReference
         var z = LinearReference.Forward(x, Get(layout, parameters, $"{p}.in_z"), null, rows, w, e);
         var xc = Conv1dReference.Forward(xin, Get(layout, parameters, $"{p}.conv_w"), Get(layout, parameters, $"{p}.conv_b"), b, t, e, k);
         var xs = ActivationReference.SiluForward(xc);
-        var dtl = LinearReference.Forward(xs, Get(layout, parameters, $"{p}.x_dt"), null, rows, e, r);
-        var bm = LinearReference.Forward(xs, Get(layout, parameters, $"{p}.x_b"), null, rows, e, n);
-        var cm = LinearReference.Forward(xs, Get(layout, parameters, $"{p}.x_c"), null, rows, e, n);
+        var routed = c.ContentFree ? Ones(rows * e) : xs;
+        var dtl = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.x_dt"), null, rows, e, r);
+        var bm = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.x_b"), null, rows, e, n);
+        var cm = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.x_c"), null, rows, e, n);
         var dtr = LinearReference.Forward(dtl, Get(layout, parameters, $"{p}.dt_w"), null, rows, r, e);
-        var a = ActivationReference.NegExpForward(Get(layout, parameters, $"{p}.a_log"));
+        // DecayScale m: A = -exp(A_log + ln m), ln m rounded to float as the engine stores it.
+        var aLog = Get(layout, parameters, $"{p}.a_log");
+        if (c.DecayScale != 1f)
+        {
+            var shift = (double)(float)Math.Log(c.DecayScale);
+            for (var i = 0; i < aLog.Length; i++) aLog[i] += shift;
+        }
+        var a = ActivationReference.NegExpForward(aLog);
         var sp = SelectiveScanParams.Resolve([b, e, t], [b, e, t], [e, n], [b, n, t], [b, n, t], [e], [b, e, t], [e], null,
             new SelectiveScanOptions { DeltaSoftplus = true });
         var inputs = new SelectiveScanReferenceInputs<double>(
@@ -125,8 +134,9 @@ public static class ModelReference
     {
         int b = batch, t = c.Context, w = c.Width, rows = batch * c.Context;
         var p = $"h{layer}.rglru";
-        var gr = LinearReference.Forward(x, Get(layout, parameters, $"{p}.wr"), Get(layout, parameters, $"{p}.br"), rows, w, w);
-        var gi = LinearReference.Forward(x, Get(layout, parameters, $"{p}.wi"), Get(layout, parameters, $"{p}.bi"), rows, w, w);
+        var routed = c.ContentFree ? Ones(rows * w) : x;
+        var gr = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.wr"), Get(layout, parameters, $"{p}.br"), rows, w, w);
+        var gi = LinearReference.Forward(routed, Get(layout, parameters, $"{p}.wi"), Get(layout, parameters, $"{p}.bi"), rows, w, w);
         var (a, gx) = RgLruGateReference.Forward(gr, gi, x, Get(layout, parameters, $"{p}.lambda"), b, t, w, (double)c.Brake);
         var h = ScanReference.RecurrenceForward(b, w, t, a, gx, null);                     // [B, W, T]
         return LinearReference.Forward(SwapMiddle(h, b, w, t, 1), Get(layout, parameters, $"{p}.wo"), null, rows, w, w);
@@ -156,6 +166,8 @@ public static class ModelReference
 
     private static double[] Norm(double[] x, double[] weight, double[] bias, int rows, int channels) =>
         LayerNormReference.Forward(x, weight, bias, rows, channels, (double)LayerNorm.DefaultEps).Y;
+
+    private static double[] Ones(int length) => Enumerable.Repeat(1.0, length).ToArray();
 
     private static double[] Add(double[] a, double[] b)
     {

@@ -75,10 +75,26 @@ public sealed class ModelGradientTests
         {
             Mixer = MixerKind.Recurrent, Brake = 8, Layers = layers, Width = 8, Context = 7, TiedHead = layers == 2, Seed = 14,
         },
+        // Issue 12's ablations and Mamba's brake: routing from position alone, and a scaled decay.
+        "attention-content-free" => new ModelConfig
+        {
+            Mixer = MixerKind.Attention, Score = Score.Distance, Brake = 1f, ContentFree = true, Layers = layers, Width = 8, Heads = 2,
+            Context = 7, TiedHead = layers == 2, Seed = 15,
+        },
+        "mamba-content-free-decay3" => new ModelConfig
+        {
+            Mixer = MixerKind.Mamba, Expand = 2, States = 4, ConvWidth = 4, ContentFree = true, DecayScale = 3f, Layers = layers,
+            Width = 8, Context = 7, TiedHead = layers == 2, Seed = 16,
+        },
+        "recurrent-content-free" => new ModelConfig
+        {
+            Mixer = MixerKind.Recurrent, Brake = 4, ContentFree = true, Layers = layers, Width = 8, Context = 7, TiedHead = layers == 2, Seed = 17,
+        },
         _ => throw new ArgumentException(kind),
     };
 
-    private static readonly string[] Kinds = ["attention-dot", "attention-distance", "mamba", "recurrent"];
+    private static readonly string[] Kinds =
+        ["attention-dot", "attention-distance", "mamba", "recurrent", "attention-content-free", "mamba-content-free-decay3", "recurrent-content-free"];
 
     public static IEnumerable<TestCaseData> ModelCases()
     {
