@@ -57,10 +57,16 @@ internal static class Cli
             return 0;
         });
 
-        Command Experiment(string name, string description, Func<RunContext, int> body)
+        var shard = new Option<string?>("--shard")
+        {
+            Description = "Run shard i of n of the sweep (its points i, i+n, ...) into its own run folder, e.g. one per GPU of a Slurm job array; `routekit merge` joins the shards.",
+        };
+
+        Command Experiment(string name, string description, Func<RunContext, int> body, bool sharded = false)
         {
             var command = new Command(name, description);
             foreach (var o in common) command.Options.Add(o);
+            if (sharded) command.Options.Add(shard);
             command.SetAction(r =>
             {
                 var resumeValue = r.GetResult(resume) is null ? null : r.GetValue(resume) ?? "";
@@ -74,8 +80,11 @@ internal static class Cli
                     var skipped = new List<string>();
                     opened = OpenDevices(r.GetValue(backend)!, skipped);
                     var ctx = new RunContext(console, interactive, root, r.GetValue(seed), Enum.Parse<RunProfile>(r.GetValue(profile)!, ignoreCase: true),
-                        resumeValue, opened, "routekit " + string.Join(' ', args));
-                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name] : new[] { name })
+                        resumeValue, opened, "routekit " + string.Join(' ', args))
+                    {
+                        Shard = sharded && r.GetValue(shard) is { } text ? Shard.Parse(text) : null,
+                    };
+                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName] : new[] { name })
                         RunFolder.FindResume(root, experiment, ctx.Options(experiment), resumeValue);
                     foreach (var line in skipped) console.WriteLine(line);
                     return body(ctx);
@@ -103,9 +112,18 @@ internal static class Cli
             "Run every experiment (identity, blindness, a small training run per mixer) and write <out>/reproduce/<run-id>/report.md.",
             ctx => Reproduce.Run(ctx).Passed ? 0 : 1);
 
+        var signature = Experiment(RouterSweeps.SignatureName,
+            "Paper A's collapse signature: train the byte LM with every router (attention dot/distance/normalised keys, Mamba, RG-LRU) over seeds, " +
+            "with the content-free ablation; concentration, collapse and onset per router and layer, with verdicts.",
+            ctx => RouterSweeps.Run(ctx, RouterSweeps.SignatureName).Missing == 0 ? 0 : 1, sharded: true);
+        var brakeSweep = Experiment(RouterSweeps.BrakeName,
+            "Paper A's brake sweep: onset of concentration against each router's positional brake (ALiBi factor, Mamba decay scale, RG-LRU c).",
+            ctx => RouterSweeps.Run(ctx, RouterSweeps.BrakeName).Missing == 0 ? 0 : 1, sharded: true);
+        var merge = MergeCommand(console, outDir, args);
+
         var train = TrainCommand(console, outDir, resume, args);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train, signature, brakeSweep, merge };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -114,6 +132,29 @@ internal static class Cli
             return 2;
         }
         return parsed.Invoke(new InvocationConfiguration { Output = output ?? Console.Out, EnableDefaultExceptionHandler = false });
+    }
+
+    // `routekit merge <dirs...>`: joins the shard folders of one sweep into a new run folder with its report.
+    private static Command MergeCommand(IAnsiConsole console, Option<string> outDir, string[] args)
+    {
+        var dirs = new Argument<string[]>("runs") { Description = "The shard run folders to join (all of one experiment, profile and seed).", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("merge", "Join the shard run folders of a signature or brake sweep into one run folder and report.") { dirs, outDir };
+        command.SetAction(r =>
+        {
+            try
+            {
+                var root = r.GetValue(outDir)!;
+                if (File.Exists(root)) throw new UsageException($"--out {root}: that is a file, not a folder.");
+                var result = Merge.Run(console, r.GetValue(dirs)!, root, "routekit " + string.Join(' ', args));
+                return result.Missing == 0 ? 0 : 1;
+            }
+            catch (UsageException e)
+            {
+                console.WriteLine($"routekit: {e.Message}");
+                return 2;
+            }
+        });
+        return command;
     }
 
     // `routekit train`: one model on one device (auto: Cuda, then OpenCL, then Managed).

@@ -20,14 +20,22 @@ internal enum RunProfile
 internal sealed record RunContext(
     IAnsiConsole Console, bool Interactive, string OutRoot, int Seed, RunProfile Profile, string? Resume, IReadOnlyList<Device> Devices, string CommandLine)
 {
+    /// <summary>The shard of a sharded sweep (`--shard i/n`); null for a whole run.</summary>
+    public Experiments.Shard? Shard { get; init; }
+
     /// <summary>The options a resumed run must share with the run it continues (and that config.json records).</summary>
-    public JsonObject Options(string experiment) => new()
+    public JsonObject Options(string experiment)
     {
-        ["experiment"] = experiment,
-        ["profile"] = Profile.ToString().ToLowerInvariant(),
-        ["seed"] = Seed,
-        ["backends"] = new JsonArray(Devices.Select(d => (JsonNode)BackendName(d.Backend)).ToArray()),
-    };
+        var options = new JsonObject
+        {
+            ["experiment"] = experiment,
+            ["profile"] = Profile.ToString().ToLowerInvariant(),
+            ["seed"] = Seed,
+            ["backends"] = new JsonArray(Devices.Select(d => (JsonNode)BackendName(d.Backend)).ToArray()),
+        };
+        if (Shard is { } shard) options["shard"] = shard.ToString();
+        return options;
+    }
 
     /// <summary>Backend and device name of every device this run uses.</summary>
     public JsonArray DeviceList() =>
