@@ -225,3 +225,72 @@ public sealed class RouterSweepTests
             if (Path.GetFileName(f) != ".lock") File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
     }
 }
+
+/// <summary>docs/sweeps: the Slurm array script and the Indexed Job's command run as written (smoke profile, 2 shards).</summary>
+public sealed class SweepDocsTests
+{
+    private static string RepoFile(string relative)
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Engine.sln"))) dir = dir.Parent;
+        Assert.That(dir, Is.Not.Null, "repository root");
+        return Path.Combine(dir!.FullName, relative);
+    }
+
+    private static (int Code, string Output) Shell(string script, Dictionary<string, string> env)
+    {
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(script);
+        foreach (var (k, v) in env) start.Environment[k] = v;
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static string Engine => "dotnet " + Path.Combine(TestContext.CurrentContext.TestDirectory, "RouteKit.Engine.dll");
+
+    [Test]
+    public void SlurmArrayScriptShardsAndMerges()
+    {
+        using var tmp = new TempResults();
+        var script = RepoFile("docs/sweeps/signature.sbatch");
+        foreach (var i in new[] { 0, 1 })
+        {
+            var (code, output) = Shell($"bash '{script}'", new()
+            {
+                ["ROUTEKIT"] = Engine, ["PROFILE"] = "smoke", ["BACKEND"] = "managed", ["OUT"] = tmp.Root,
+                ["SLURM_ARRAY_TASK_ID"] = $"{i}", ["SLURM_ARRAY_TASK_COUNT"] = "2",
+            });
+            Assert.That(code, Is.Zero, output);
+        }
+        var (mergeCode, mergeOutput) = Shell($"bash '{script}'", new() { ["ROUTEKIT"] = Engine, ["OUT"] = tmp.Root, ["MERGE"] = "1" });
+        Assert.That(mergeCode, Is.Zero, mergeOutput);
+        var merged = tmp.SingleRun("signature");
+        var points = RouterSweeps.Points(RouterSweeps.SignatureName, RouteKit.Engine.Runs.RunProfile.Smoke, 1).Count;
+        Assert.That(File.ReadAllLines(Path.Combine(merged, "metrics.jsonl")), Has.Length.EqualTo(points));
+    }
+
+    [Test]
+    public void IndexedJobCommandRunsAsWritten()
+    {
+        using var tmp = new TempResults();
+        var yaml = File.ReadAllLines(RepoFile("docs/sweeps/brake-indexed-job.yaml"));
+        var command = yaml.Select(l => l.Trim()).Single(l => l.StartsWith("- routekit brake", StringComparison.Ordinal))[2..];
+        Assert.That(command, Does.Contain("--shard \"$JOB_COMPLETION_INDEX/$SHARDS\""));
+        foreach (var i in new[] { 0, 1 })
+        {
+            var (code, output) = Shell($"routekit() {{ {Engine} \"$@\"; }}; {command.Replace("/results", tmp.Root)}", new()
+            {
+                ["JOB_COMPLETION_INDEX"] = $"{i}", ["SHARDS"] = "2", ["PROFILE"] = "smoke", ["BACKEND"] = "managed",
+            });
+            Assert.That(code, Is.Zero, output);
+        }
+        var shards = Directory.GetDirectories(Path.Combine(tmp.Root, "shards", "brake"));
+        Assert.That(shards, Has.Length.EqualTo(2));
+        var points = RouterSweeps.Points(RouterSweeps.BrakeName, RouteKit.Engine.Runs.RunProfile.Smoke, 1).Count;
+        Assert.That(shards.Sum(d => File.ReadAllLines(Path.Combine(d, "metrics.jsonl")).Length), Is.EqualTo(points));
+    }
+}
