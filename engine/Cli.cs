@@ -120,10 +120,11 @@ internal static class Cli
             "Paper A's brake sweep: onset of concentration against each router's positional brake (ALiBi factor, Mamba decay scale, RG-LRU c).",
             ctx => RouterSweeps.Run(ctx, RouterSweeps.BrakeName).Missing == 0 ? 0 : 1, sharded: true);
         var merge = MergeCommand(console, outDir, args);
+        var readme = ReadmeCommand(console);
 
         var train = TrainCommand(console, outDir, resume, args);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train, signature, brakeSweep, merge };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train, signature, brakeSweep, merge, readme };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -147,6 +148,28 @@ internal static class Cli
                 if (File.Exists(root)) throw new UsageException($"--out {root}: that is a file, not a folder.");
                 var result = Merge.Run(console, r.GetValue(dirs)!, root, "routekit " + string.Join(' ', args));
                 return result.Missing == 0 ? 0 : 1;
+            }
+            catch (UsageException e)
+            {
+                console.WriteLine($"routekit: {e.Message}");
+                return 2;
+            }
+        });
+        return command;
+    }
+
+    // `routekit readme <reproduce run> [--file README.md]`: the README's measured-claims section from a reproduce run.
+    private static Command ReadmeCommand(IAnsiConsole console)
+    {
+        var run = new Argument<string>("run") { Description = "A reproduce run folder (results/reproduce/<run-id>)." };
+        var file = new Option<string>("--file") { Description = "The README to update.", DefaultValueFactory = _ => "README.md" };
+        var command = new Command("readme", "Replace README.md's \"what the seed papers claim\" block with a reproduce run's section and copy its plots to docs/results/.") { run, file };
+        command.SetAction(r =>
+        {
+            try
+            {
+                ReadmeSection.Apply(console, r.GetValue(run)!, r.GetValue(file)!);
+                return 0;
             }
             catch (UsageException e)
             {

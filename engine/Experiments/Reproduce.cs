@@ -22,18 +22,30 @@ internal static class Reproduce
         var identity = IdentityExperiment.Run(ctx);
         var blindness = Blindness.Run(ctx);
         var training = TrainSmall(ctx);
+        var signature = RouterSweeps.Run(ctx, RouterSweeps.SignatureName);
+        var brake = RouterSweeps.Run(ctx, RouterSweeps.BrakeName);
         // The report folder is always new; only the experiments resume (each its own latest run with these options).
         using var run = RunFolder.Open(ctx.OutRoot, Name, ctx.Options(Name), ctx.DeviceList(), ctx.CommandLine, resumePath: null);
         run.Append(new JsonObject { ["key"] = IdentityExperiment.Name, ["run_id"] = Path.GetFileName(identity.RunPath), ["failed"] = identity.Failed });
         run.Append(new JsonObject { ["key"] = Blindness.Name, ["run_id"] = Path.GetFileName(blindness.RunPath), ["failed"] = blindness.Failed });
         foreach (var (mixer, r) in training)
             run.Append(new JsonObject { ["key"] = $"train/{mixer}", ["run_id"] = Path.GetFileName(r.RunPath), ["validation_loss"] = r.ValidationLoss, ["passed"] = r.Passed });
+        foreach (var sweep in new[] { signature, brake })
+            run.Append(new JsonObject
+            {
+                ["key"] = sweep.Experiment, ["run_id"] = Path.GetFileName(sweep.RunPath), ["missing"] = sweep.Missing,
+                ["verdicts"] = new JsonArray(sweep.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["router"] = v.Router, ["outcome"] = v.Outcome }).ToArray()),
+            });
         var reportPath = Path.Combine(run.Path, "report.md");
-        File.WriteAllText(reportPath, Report(run, identity, blindness, training, clock.Elapsed));
+        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake], clock.Elapsed));
+        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake]));
         var trainFailed = training.Count(t => !t.Result.Passed);
-        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0;
+        var missing = signature.Missing + brake.Missing;
+        // Verdicts on the papers' claims are findings, not failures: a run that contradicts a claim still passes. It
+        // fails when the software's own checks fail or points are missing.
+        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0;
         ctx.Console.WriteLine($"reproduce: report {reportPath} ({clock.Elapsed.TotalSeconds:F0} s); " +
-            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s) and {trainFailed} training run(s) failed."));
+            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing."));
         return new Result(reportPath, passed);
     }
 
@@ -63,7 +75,7 @@ internal static class Reproduce
     }
 
     private static string Report(RunFolder run, IdentityExperiment.Result identity, Blindness.Result blindness,
-        List<(string Mixer, TrainExperiment.Result Result)> training, TimeSpan elapsed)
+        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, TimeSpan elapsed)
     {
         string Link(string file) => Path.GetRelativePath(run.Path, file).Replace('\\', '/');
         string Files(string runPath) =>
@@ -120,6 +132,23 @@ internal static class Reproduce
         foreach (var (mixer, r) in training)
             md.AppendLine(CultureInfo.InvariantCulture, $"| {mixer} | {r.ValidationLoss:F4} | {r.UnigramEntropy:F4} | {(r.Passed ? "yes" : "**no**")} | {r.Elapsed.TotalSeconds:F1} | {r.TokensPerSecond:N0} | " +
                 $"[summary]({Link(Path.Combine(r.RunPath, RunFolder.SummaryFile))}), [loss]({Link(Path.Combine(r.RunPath, "loss.png"))}), [diagnostics]({Link(Path.Combine(r.RunPath, "diagnostics.png"))}) |");
+        md.AppendLine();
+
+        var number = 5;
+        foreach (var sweep in sweeps)
+        {
+            var title = sweep.Experiment == RouterSweeps.SignatureName
+                ? "Paper A: routers concentrate and collapse under training; content-free routing does not; normalised keys concentrate too"
+                : "Paper A: the positional brake moves the onset of concentration";
+            md.AppendLine(CultureInfo.InvariantCulture, $"### {number++}. {title}").AppendLine();
+            md.AppendLine($"{sweep.Verdicts.Count(v => v.Supports)} of {sweep.Verdicts.Count} verdicts support the claim" +
+                (sweep.Missing > 0 ? $"; **{sweep.Missing} point(s) missing**" : "") +
+                $" ([summary]({Link(Path.Combine(sweep.RunPath, RunFolder.SummaryFile))}), [metrics]({Link(Path.Combine(sweep.RunPath, RunFolder.MetricsFile))})).").AppendLine();
+            md.AppendLine($"![{sweep.Experiment}]({Link(sweep.Png)})").AppendLine();
+            md.AppendLine("| claim | router | verdict | evidence |").AppendLine("|---|---|---|---|");
+            foreach (var v in sweep.Verdicts) md.AppendLine($"| {v.Claim} | {v.Router} | **{v.Outcome}** | {v.Evidence} |");
+            md.AppendLine();
+        }
         return md.ToString();
     }
 

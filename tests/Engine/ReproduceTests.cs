@@ -20,8 +20,8 @@ public sealed partial class ReproduceTests
         var links = Link().Matches(md).Select(m => m.Groups[1].Value).Distinct().ToList();
         var files = links.Select(l => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(report)!, l))).ToList();
         Assert.That(files, Has.All.Matches<string>(File.Exists), string.Join(", ", links));
-        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(5), "identity, blindness and three training runs");
-        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(2));
+        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(7), "identity, blindness, three training runs, signature, brake");
+        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(4));
         Assert.That(links.Count(l => l.EndsWith(".svg", StringComparison.Ordinal)), Is.EqualTo(1));
 
         var pngs = files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)).Distinct().ToList();
@@ -41,6 +41,25 @@ public sealed partial class ReproduceTests
         Assert.That(md, Does.Contain("### 3. With normalised keys, Dot and Distance coincide\n\n**Shown.**"));
         Assert.That(md, Does.Contain("### 4. Small routers learn English text").And.Contain("**Shown** for all 3 mixers"));
         Assert.That(links.Count(l => l.EndsWith("loss.png", StringComparison.Ordinal)), Is.EqualTo(3));
+        Assert.That(md, Does.Contain("### 5. Paper A: routers concentrate and collapse").And.Contain("### 6. Paper A: the positional brake"));
+        Assert.That(md, Does.Contain("| 1 concentration | attention-dot |").And.Contain("| 3 brake moves onset | recurrent |"));
+
+        // `routekit readme` puts the run's section between the markers of a README and its plots under docs/results.
+        var readmeDir = Path.Combine(tmp.Root, "repo");
+        Directory.CreateDirectory(readmeDir);
+        var readme = Path.Combine(readmeDir, "README.md");
+        File.WriteAllText(readme, $"# Title\n\nbefore\n{ReadmeSection.Begin}\nold text\n{ReadmeSection.End}\nafter\n");
+        var output = new StringWriter();
+        Assert.That(RouteKit.Engine.Cli.Run(["readme", tmp.SingleRun("reproduce"), "--file", readme], output), Is.Zero, output.ToString());
+        var updated = File.ReadAllText(readme);
+        Assert.That(updated, Does.StartWith("# Title\n\nbefore\n" + ReadmeSection.Begin).And.EndWith(ReadmeSection.End + "\nafter\n"));
+        Assert.That(updated, Does.Not.Contain("old text").And.Contain("## What the seed papers claim and what RouteKit measured"));
+        Assert.That(updated, Does.Contain("| A1 concentration |").And.Contain("| A3 brake moves onset |"));
+        var images = Link().Matches(updated).Select(m => m.Groups[1].Value).Where(l => l.EndsWith(".png", StringComparison.Ordinal)).ToList();
+        Assert.That(images, Has.Count.GreaterThanOrEqualTo(4));
+        Assert.That(images.Select(i => Path.Combine(readmeDir, i)), Has.All.Matches<string>(File.Exists));
+        output = new StringWriter();
+        Assert.That(RouteKit.Engine.Cli.Run(["readme", tmp.Root, "--file", readme], output), Is.EqualTo(2), "not a reproduce run folder");
     }
 
     /// <summary>The growth verdict can fail: a curve that falls, starts above 0 or stays small is not "grows".</summary>
