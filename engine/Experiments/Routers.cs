@@ -78,7 +78,7 @@ internal sealed record RouterSizes(int Layers, int Width, int Context, int Heads
     public static RouterSizes For(RunProfile profile) => profile switch
     {
         RunProfile.Smoke => new(Layers: 1, Width: 16, Context: 16, Heads: 2, Batch: 4, Steps: 20, EvalEvery: 10, Warmup: 2, Seeds: 1),
-        RunProfile.Small => new(Layers: 2, Width: 32, Context: 64, Heads: 4, Batch: 8, Steps: 500, EvalEvery: 25, Warmup: 20, Seeds: 2),
+        RunProfile.Small => new(Layers: 2, Width: 32, Context: 64, Heads: 4, Batch: 8, Steps: 1500, EvalEvery: 50, Warmup: 50, Seeds: 2),
         _ => new(Layers: 4, Width: 128, Context: 128, Heads: 4, Batch: 16, Steps: 2000, EvalEvery: 50, Warmup: 100, Seeds: 3),
     };
 

@@ -19,6 +19,9 @@ public sealed record ModelConfig
     /// <summary>Bytes: every model reads and predicts one of 256 values.</summary>
     public const int Vocabulary = 256;
 
+    /// <summary>Griffin's RG-LRU constant c, for which Λ is initialised (a^c uniform in [0.9, 0.999]) whatever c is.</summary>
+    public const float GriffinC = 8f;
+
     /// <summary>The token mixer of every block.</summary>
     public MixerKind Mixer { get; init; } = MixerKind.Attention;
     /// <summary>Number of blocks L.</summary>
