@@ -99,13 +99,16 @@ internal static class Cli
         var blindness = Experiment(Blindness.Name,
             "Key-magnitude blindness: TV distance between Dot and Distance attention rows as key norms spread (log-normal sigma).",
             ctx => Blindness.Run(ctx).Failed == 0 ? 0 : 1);
+        var ood = Experiment(OodExperiment.Name,
+            "OOD detection with the feature norm and NAN (ICCV 2023): an MLP on Fashion-MNIST vs MNIST, flips, inversion, jigsaw and noise.",
+            ctx => OodExperiment.Run(ctx).Passed ? 0 : 1);
         var reproduce = Experiment(Reproduce.Name,
             "Run every experiment (identity, blindness, a small training run per mixer) and write <out>/reproduce/<run-id>/report.md.",
             ctx => Reproduce.Run(ctx).Passed ? 0 : 1);
 
         var train = TrainCommand(console, outDir, resume, args);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, ood, reproduce, train };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
