@@ -13,14 +13,10 @@ public sealed class OodCliTests
     [TestCase("ood", "--seed", "-3")]
     [TestCase("ood", "--backend", "ilgpu-cpu", "--profile", "small")]
     [TestCase("ood", "--resume", "20990101-000000-abcdef")]
-    public void BadUsageExitsWithTwo(params string[] args)
+    public void BadUsageExitsWithTwoAndOneLine(params string[] args)
     {
         using var tmp = new TempResults();
-        var (code, text) = tmp.Run(args);
-        Assert.That(code, Is.EqualTo(2), text);
-        Assert.That(text, Does.StartWith("routekit: "));
-        Assert.That(text.TrimEnd().Split('\n'), Has.Length.EqualTo(1), text);
-        Assert.That(Directory.Exists(Path.Combine(tmp.Root, OodExperiment.Name)), Is.False, "a run folder was created before the usage error");
+        tmp.AssertBadUsage(args);
     }
 
     /// <summary>

@@ -10,16 +10,10 @@ namespace RouteKit.Tests.Engine;
 /// differences of that reference, and SquaredError's gradient and loss against their formulas. Tolerance of a gradient
 /// entry: |g - fd| &lt;= 1e-3 max|g| + 1e-6 (float32 rounding; the reference's own error is ~1e-10).
 /// </summary>
-public sealed class OodModelTests
+public sealed class OodModelTests : BackendFixture
 {
     private const int Batch = 4;
-    private Device device = null!;
-
-    [OneTimeSetUp]
-    public void Open() => device = Device.Create(Backend.Managed);
-
-    [OneTimeTearDown]
-    public void Close() => device.Dispose();
+    protected override Backend Backend => Backend.Managed;
 
     // Loss of the float64 reference MLP: ReLU after every layer but the last; CrossEntropy (mean over rows) against the
     // labels, or the mean squared error against target.
@@ -58,9 +52,9 @@ public sealed class OodModelTests
         return labels is not null ? loss / Batch : loss / (Batch * classes);
     }
 
-    private static (ReluMlp Model, double[] P, float[] X) Build(Device device, int[] widths, int seed)
+    private (ReluMlp Model, double[] P, float[] X) Build(int[] widths, int seed)
     {
-        var model = new ReluMlp(device, widths, Batch, seed);
+        var model = new ReluMlp(Device, widths, Batch, seed);
         var rng = new SplitMix64((ulong)seed);
         // Biases away from 0 and weights perturbed, so every path carries a gradient.
         var p = model.SaveParameters().Select(v => v + 0.1 * rng.NextNormal()).ToArray();
@@ -83,11 +77,11 @@ public sealed class OodModelTests
     public void ClassifierForwardAndBackwardMatchTheFloat64Reference()
     {
         int[] widths = [5, 7, 6, 3];
-        var (model, p, _) = Build(device, widths, 21);
+        var (model, p, _) = Build(widths, 21);
         using var _model = model;
         var x = model.Input.ToArray();
         int[] labels = [0, 2, 1, 2];
-        using var targets = device.FromArray(Array.ConvertAll(labels, v => (float)v), Batch);
+        using var targets = Device.FromArray(Array.ConvertAll(labels, v => (float)v), Batch);
         model.Forward();
         using var ce = CrossEntropy.Forward(model.Output, targets);
         model.Backward(ce.DLogits);
@@ -104,7 +98,7 @@ public sealed class OodModelTests
     public void AutoencoderGradientThroughSquaredErrorMatchesTheReference()
     {
         int[] widths = [5, 4, 5];
-        var (model, p, x) = Build(device, widths, 33);
+        var (model, p, x) = Build(widths, 33);
         using var _model = model;
         using var loss = new SquaredError(model.Output);
         loss.SetTarget(x);
@@ -124,14 +118,14 @@ public sealed class OodModelTests
     [Test]
     public void BadArgumentsAreRefused()
     {
-        Assert.Throws<ArgumentException>(() => new ReluMlp(device, [5], Batch, 1));
-        Assert.Throws<ArgumentException>(() => new ReluMlp(device, [5, 0, 3], Batch, 1));
-        Assert.Throws<ArgumentException>(() => new ReluMlp(device, [5, 3], 0, 1));
-        using var model = new ReluMlp(device, [5, 3], Batch, 1);
+        Assert.Throws<ArgumentException>(() => new ReluMlp(Device, [5], Batch, 1));
+        Assert.Throws<ArgumentException>(() => new ReluMlp(Device, [5, 0, 3], Batch, 1));
+        Assert.Throws<ArgumentException>(() => new ReluMlp(Device, [5, 3], 0, 1));
+        using var model = new ReluMlp(Device, [5, 3], Batch, 1);
         Assert.Throws<ArgumentException>(() => model.LoadParameters(new float[model.Parameters.Count - 1]));
         using var loss = new SquaredError(model.Output);
         Assert.Throws<ArgumentException>(() => loss.SetTarget(new float[7]));
-        using var flat = device.Zeros(6);
+        using var flat = Device.Zeros(6);
         Assert.Throws<ArgumentException>(() => new SquaredError(flat));
     }
 }

@@ -1,6 +1,7 @@
 using NUnit.Framework;
 using RouteKit.Engine.Experiments;
 using RouteKit.Engine.Models;
+using RouteKit.Tests.Support;
 
 namespace RouteKit.Tests.Engine;
 
@@ -8,15 +9,9 @@ namespace RouteKit.Tests.Engine;
 /// The OOD scoring pipeline of `routekit ood` on problems with a known answer: OOD that deactivates units without
 /// changing the L1 norm (NAN sees it, L1 cannot), through FeatureNorms directly and through a model's forward.
 /// </summary>
-public sealed class OodScoringTests
+public sealed class OodScoringTests : BackendFixture
 {
-    private Device device = null!;
-
-    [OneTimeSetUp]
-    public void Open() => device = Device.Create(Backend.Managed);
-
-    [OneTimeTearDown]
-    public void Close() => device.Dispose();
+    protected override Backend Backend => Backend.Managed;
 
     /// <summary>
     /// 16 units. ID rows: 4 random units active at U(1.5, 2.5) (L1 about 8, L0 = 4, NAN about 2); OOD rows: 8 units at
@@ -37,8 +32,8 @@ public sealed class OodScoringTests
             }
             return a;
         }
-        var id = OodScoring.Norms(device, Activations(4, 1.5, 2.5), rows, features);
-        var ood = OodScoring.Norms(device, Activations(8, 0.75, 1.25), rows, features);
+        var id = OodScoring.Norms(Device, Activations(4, 1.5, 2.5), rows, features);
+        var ood = OodScoring.Norms(Device, Activations(8, 0.75, 1.25), rows, features);
         var nan = OodScoring.Compare(id.Nan, ood.Nan);
         var l1 = OodScoring.Compare(id.L1, ood.L1);
         Assert.That(nan.Auroc, Is.EqualTo(1.0), "NAN separates completely");
@@ -58,7 +53,7 @@ public sealed class OodScoringTests
     public void EvaluateReadsTheHiddenLayerThroughTheModel()
     {
         const int count = 300;
-        using var model = new ReluMlp(device, [2, 2, 2], batch: 64, seed: 1);
+        using var model = new ReluMlp(Device, [2, 2, 2], batch: 64, seed: 1);
         model.LoadParameters([1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]);
         var rng = new SplitMix64(9);
         float[] Inputs(double a, double b) =>
