@@ -16,8 +16,8 @@
 // Profiles: smoke (seconds: a few epochs on 400 + 100 sample images), small (the reproduce profile: 1600 train / 400
 // ID-test images of the committed sample, 40 epochs, under ~90 s on 2 cores), full (Debian's dataset-fashion-mnist when
 // installed: the 60k train set and the 10k test set, 20 epochs; meant for a GPU. Without the package, the small sizes
-// with 100 epochs). The device: the first of Cuda, OpenCL, Managed in --backend's list; the ILGPU CPU simulator only at
-// the smoke profile (it runs every GPU thread as an OS thread).
+// with 100 epochs). The device: the first of Cuda, OpenCL, Managed in --backend's list; never the ILGPU CPU simulator
+// (it runs every GPU thread as an OS thread: far too slow for 784-wide layers), so --backend ilgpu-cpu is bad usage.
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -101,14 +101,12 @@ internal static class OodExperiment
     };
 
     /// <summary>The device `ood` trains on (see the file header).</summary>
-    /// <exception cref="UsageException">Only the ILGPU CPU simulator is given and the profile is not smoke.</exception>
+    /// <exception cref="UsageException">Only the ILGPU CPU simulator is given.</exception>
     public static Device PickDevice(RunContext ctx)
     {
         foreach (var backend in new[] { Backend.Cuda, Backend.OpenCL, Backend.Managed })
             if (ctx.Devices.FirstOrDefault(d => d.Backend == backend) is { } device) return device;
-        if (ctx.Profile != RunProfile.Smoke)
-            throw new UsageException("ood trains MLPs on thousands of images: --backend ilgpu-cpu (a simulator) runs only --profile smoke; use managed.");
-        return ctx.Devices[0];
+        throw new UsageException("--backend ilgpu-cpu: ood trains 784-wide MLPs, too large for the ILGPU CPU simulator (one OS thread per GPU thread); use managed.");
     }
 
     public static Result Run(RunContext ctx)
@@ -184,7 +182,7 @@ internal static class OodExperiment
         var passed = accuracy >= LearnedAccuracy && aeMse < aeBaseline && skipped == 0;
         run.WriteSummary(Summary(run, sizes, rows, verdicts, chosen, aeChosen, clock.Elapsed));
         ctx.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"ood: test accuracy {accuracy:F4}, layer {chosen} (autoencoder {aeChosen}); NAN vs L1: {Count(verdicts, ClaimNanVsL1)}; {(passed ? "passed" : "FAILED")}. Run folder {run.Path}"));
+            $"ood: test accuracy {accuracy:F4}, layer {chosen} (autoencoder {aeChosen}); NAN vs L1: {Tally(verdicts, ClaimNanVsL1)}; {(passed ? "passed" : "FAILED")}. Run folder {run.Path}"));
         return new Result(run.Path, passed, accuracy, aeMse, aeBaseline, chosen, aeChosen, rows, verdicts, train.Name, clock.Elapsed);
     }
 
@@ -342,7 +340,8 @@ internal static class OodExperiment
         return sum / ((double)test.Count * test.Pixels);
     }
 
-    private static string Count(IEnumerable<Verdict> verdicts, string claim)
+    /// <summary>One line per claim for reports: on how many OOD sets the verdicts support, contradict or leave undecided the claim.</summary>
+    public static string Tally(IEnumerable<Verdict> verdicts, string claim)
     {
         var v = verdicts.Where(x => x.Claim == claim).ToList();
         return $"supports on {v.Count(x => x.Outcome == Outcome.Supports)}, contradicts on {v.Count(x => x.Outcome == Outcome.Contradicts)}, " +
@@ -394,7 +393,7 @@ internal static class OodExperiment
             md.AppendLine(CultureInfo.InvariantCulture, $"| {v.Claim} | {v.Set} | {F(v.Auroc)} | {F(v.Baseline)} | {v.Difference:+0.0000;-0.0000;0.0000} | {Word(v.Outcome)} |");
         md.AppendLine();
         foreach (var claim in new[] { ClaimNanVsL1, ClaimNanMsp, ClaimNanEnergy, ClaimLabelFree })
-            md.AppendLine($"- **{claim}**: {Count(verdicts, claim)}.");
+            md.AppendLine($"- **{claim}**: {Tally(verdicts, claim)}.");
         md.AppendLine();
         md.AppendLine("Plots: ROC curves per OOD set (`roc_<set>.png`), histograms of L1 and NAN for ID and every OOD set (`hist_l1.png`, `hist_nan.png`), at the chosen layer.").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Wall time of this process: {elapsed.TotalSeconds:F1} s. Records: [metrics.jsonl]({RunFolder.MetricsFile}).");

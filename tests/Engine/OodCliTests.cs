@@ -12,6 +12,7 @@ public sealed class OodCliTests
     [TestCase("ood", "--backend", "tpu")]
     [TestCase("ood", "--seed", "-3")]
     [TestCase("ood", "--backend", "ilgpu-cpu", "--profile", "small")]
+    [TestCase("ood", "--backend", "ilgpu-cpu", "--profile", "smoke")]
     [TestCase("ood", "--resume", "20990101-000000-abcdef")]
     public void BadUsageExitsWithTwoAndOneLine(params string[] args)
     {
