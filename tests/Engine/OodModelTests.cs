@@ -5,15 +5,14 @@ using RouteKit.Tests.Support;
 namespace RouteKit.Tests.Engine;
 
 /// <summary>
-/// The models of `routekit ood` at a tiny size (widths 5-7-6-3 and 5-4-5, batch 4): ReluMlp's float32 forward against a
+/// The models of `routekit ood` at a tiny size, on Managed and on the ILGPU CPU simulator (the GPU kernels) (widths 5-7-6-3 and 5-4-5, batch 4): ReluMlp's float32 forward against a
 /// float64 reference written here, its backward (through CrossEntropy and through SquaredError) against central finite
 /// differences of that reference, and SquaredError's gradient and loss against their formulas. Tolerance of a gradient
 /// entry: |g - fd| &lt;= 1e-3 max|g| + 1e-6 (float32 rounding; the reference's own error is ~1e-10).
 /// </summary>
-public sealed class OodModelTests : BackendFixture
+public abstract class OodModelTests : BackendFixture
 {
     private const int Batch = 4;
-    protected override Backend Backend => Backend.Managed;
 
     // Loss of the float64 reference MLP: ReLU after every layer but the last; CrossEntropy (mean over rows) against the
     // labels, or the mean squared error against target.
@@ -128,4 +127,18 @@ public sealed class OodModelTests : BackendFixture
         using var flat = Device.Zeros(6);
         Assert.Throws<ArgumentException>(() => new SquaredError(flat));
     }
+}
+
+/// <summary>The OOD models on the Managed backend.</summary>
+public sealed class OodModelManagedTests : OodModelTests
+{
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Managed;
+}
+
+/// <summary>The OOD models on the ILGPU CPU simulator, which runs the GPU kernels.</summary>
+public sealed class OodModelIlgpuCpuTests : OodModelTests
+{
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.IlgpuCpu;
 }
