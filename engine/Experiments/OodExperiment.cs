@@ -75,6 +75,10 @@ internal static class OodExperiment
     {
         /// <summary>Auroc - Baseline.</summary>
         public double Difference => Auroc - Baseline;
+
+        /// <summary>A comparison of two scores that both rank this OOD set above ID (AUROC below 0.5): "better" then
+        /// means "less wrong", which the summary says next to the verdict.</summary>
+        public bool BothBelowChance => Claim != ClaimLabelFree && Auroc < 0.5 && Baseline < 0.5;
     }
 
     /// <summary>The result for the reproduce report.</summary>
@@ -347,8 +351,13 @@ internal static class OodExperiment
     public static string Tally(IEnumerable<Verdict> verdicts, string claim)
     {
         var v = verdicts.Where(x => x.Claim == claim).ToList();
-        return $"supports on {v.Count(x => x.Outcome == Outcome.Supports)}, contradicts on {v.Count(x => x.Outcome == Outcome.Contradicts)}, " +
-            $"undecided on {v.Count(x => x.Outcome == Outcome.Undecided)} of {v.Count} OOD sets";
+        string Of(Outcome o)
+        {
+            var these = v.Where(x => x.Outcome == o).ToList();
+            var below = these.Count(x => x.BothBelowChance);
+            return below == 0 ? $"{these.Count}" : $"{these.Count} ({below} with both scores below 0.5)";
+        }
+        return $"supports on {Of(Outcome.Supports)}, contradicts on {Of(Outcome.Contradicts)}, undecided on {Of(Outcome.Undecided)} of {v.Count} OOD sets";
     }
 
     private static string Summary(RunFolder run, Sizes sizes, List<Row> rows, List<Verdict> verdicts, string layer, string aeLayer, TimeSpan elapsed)
@@ -391,12 +400,17 @@ internal static class OodExperiment
         md.AppendLine("## Verdicts").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Computed from the AUROCs above (metrics.jsonl): a difference counts when it exceeds {Margin} AUROC " +
             $"(`OodExperiment.Margin`); within it the claim is undecided. Combinations must beat the better of their two parts. Label-free NAN is compared with chance (0.5).").AppendLine();
-        md.AppendLine("| claim | OOD set | AUROC | baseline AUROC | difference | verdict |").AppendLine("|---|---|---:|---:|---:|---|");
+        md.AppendLine("| claim | OOD set | AUROC | baseline AUROC | difference | verdict | note |").AppendLine("|---|---|---:|---:|---:|---|---|");
         foreach (var v in verdicts)
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {v.Claim} | {v.Set} | {F(v.Auroc)} | {F(v.Baseline)} | {v.Difference:+0.0000;-0.0000;0.0000} | {Word(v.Outcome)} |");
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {v.Claim} | {v.Set} | {F(v.Auroc)} | {F(v.Baseline)} | {v.Difference:+0.0000;-0.0000;0.0000} | {Word(v.Outcome)} | {(v.BothBelowChance ? BelowChanceNote : "")} |");
         md.AppendLine();
         foreach (var claim in new[] { ClaimNanVsL1, ClaimNanMsp, ClaimNanEnergy, ClaimLabelFree })
             md.AppendLine($"- **{claim}**: {Tally(verdicts, claim)}.");
+        var blind = OodSets.Where(set => rows.Where(r => r.Model == Classifier && r.Set == set).All(r => r.Auroc < 0.5)).ToList();
+        if (blind.Count > 0)
+            md.AppendLine($"- Every classifier score, at every layer, has AUROC below 0.5 on {string.Join(", ", blind.Select(b => $"`{b}`"))}: " +
+                "there the OOD images score as *more* in-distribution than the ID test images, so no verdict on these sets says a detector works.");
         md.AppendLine();
         md.AppendLine("Plots: ROC curves per OOD set (`roc_<set>.png`), histograms of L1 and NAN for ID and every OOD set (`hist_l1.png`, `hist_nan.png`), at the chosen layer.").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Wall time of this process: {elapsed.TotalSeconds:F1} s. Records: [metrics.jsonl]({RunFolder.MetricsFile}).");
@@ -414,6 +428,9 @@ internal static class OodExperiment
         }
         md.AppendLine();
     }
+
+    /// <summary>The summary's note on a comparison where both scores are below chance.</summary>
+    public const string BelowChanceNote = "both below 0.5: OOD ranked above ID";
 
     /// <summary>The word the summary writes for an outcome.</summary>
     public static string Word(Outcome o) => o switch

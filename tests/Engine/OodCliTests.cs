@@ -82,6 +82,8 @@ public sealed class OodCliTests
             Assert.That(double.Parse(cells[4], CultureInfo.InvariantCulture), Is.EqualTo(difference).Within(5e-5), line);
             var expected = difference > 0.02 ? "supports" : difference < -0.02 ? "**contradicts**" : "undecided";
             Assert.That(cells[5], Is.EqualTo(expected), line);
+            var belowChance = claim != OodExperiment.ClaimLabelFree && auroc < 0.5 && baseline < 0.5;
+            Assert.That(cells.Length > 6 ? cells[6] : "", Is.EqualTo(belowChance ? OodExperiment.BelowChanceNote : ""), line);
             rows++;
         }
         return rows;
