@@ -84,7 +84,8 @@ internal static class Cli
                     {
                         Shard = sharded && r.GetValue(shard) is { } text ? Shard.Parse(text) : null,
                     };
-                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName] : new[] { name })
+                    if (name == Reproduce.Name) OodExperiment.PickDevice(ctx); // refuses an ILGPU-simulator-only reproduce before any work
+                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName, OodExperiment.Name] : new[] { name })
                         RunFolder.FindResume(root, experiment, ctx.Options(experiment), resumeValue);
                     foreach (var line in skipped) console.WriteLine(line);
                     return body(ctx);
@@ -108,8 +109,11 @@ internal static class Cli
         var blindness = Experiment(Blindness.Name,
             "Key-magnitude blindness: TV distance between Dot and Distance attention rows as key norms spread (log-normal sigma).",
             ctx => Blindness.Run(ctx).Failed == 0 ? 0 : 1);
+        var ood = Experiment(OodExperiment.Name,
+            "OOD detection with the feature norm and NAN (ICCV 2023): an MLP on Fashion-MNIST vs MNIST, flips, inversion, jigsaw and noise.",
+            ctx => OodExperiment.Run(ctx).Passed ? 0 : 1);
         var reproduce = Experiment(Reproduce.Name,
-            "Run every experiment (identity, blindness, a small training run per mixer) and write <out>/reproduce/<run-id>/report.md.",
+            "Run every experiment (identity, blindness, a small training run per mixer, signature, brake, ood) and write <out>/reproduce/<run-id>/report.md.",
             ctx => Reproduce.Run(ctx).Passed ? 0 : 1);
 
         var signature = Experiment(RouterSweeps.SignatureName,
@@ -124,7 +128,7 @@ internal static class Cli
 
         var train = TrainCommand(console, outDir, resume, args);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, reproduce, train, signature, brakeSweep, merge, readme };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, ood, reproduce, train, signature, brakeSweep, merge, readme };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

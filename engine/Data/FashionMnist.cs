@@ -43,13 +43,8 @@ public static class FashionMnist
     }
 
     /// <summary>Reads the embedded sample: the first <see cref="SampleCount"/> images and labels of the test set.</summary>
-    public static ImageDataset LoadSample()
-    {
-        using var images = Samples.Open(SampleImages);
-        using var labels = Samples.Open(SampleLabels);
-        return Idx.ToImages(Idx.Read(images, SampleImages), SampleImages, Idx.Read(labels, SampleLabels), SampleLabels,
-            $"fashion-mnist t10k first {SampleCount} (embedded sample)");
-    }
+    public static ImageDataset LoadSample() =>
+        Samples.ReadImages(SampleImages, SampleLabels, $"fashion-mnist t10k first {SampleCount} (embedded sample)");
 
     private static string ImagesPath(string directory, bool train) => Path.Combine(directory, $"{(train ? "train" : "t10k")}-images-idx3-ubyte.gz");
 

