@@ -58,4 +58,36 @@ internal static class EngineProcess
         child.BeginErrorReadLine();
         return child;
     }
+
+    /// <summary>
+    /// Starts `routekit args`, waits until the run of <paramref name="experiment"/> holds at least
+    /// <paramref name="records"/> whole records, then kills it with SIGKILL (no handler runs); returns the whole records
+    /// it left. Fails if the run ended before the kill.
+    /// </summary>
+    public static List<string> KillAfterRecords(string[] args, string outRoot, string experiment, int records)
+    {
+        using (var child = Start(args, outRoot))
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (MetricsLines(outRoot, experiment).Count < records && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(120))
+                Thread.Sleep(5);
+            NUnit.Framework.Assert.That(child.HasExited, NUnit.Framework.Is.False, "the sweep ended before the test could kill it");
+            child.Kill(entireProcessTree: true);
+            child.WaitForExit();
+        }
+        return MetricsLines(outRoot, experiment);
+    }
+
+    /// <summary>Whole lines of the one run's metrics.jsonl; a torn last line (a kill mid-write) is not a completed point.</summary>
+    public static List<string> MetricsLines(string outRoot, string experiment)
+    {
+        var dir = Path.Combine(outRoot, experiment);
+        if (!Directory.Exists(dir)) return [];
+        var file = Directory.GetDirectories(dir).Select(d => Path.Combine(d, "metrics.jsonl")).FirstOrDefault(File.Exists);
+        if (file is null) return [];
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var text = new StreamReader(stream).ReadToEnd();
+        var end = text.LastIndexOf('\n');
+        return end < 0 ? [] : text[..end].Split('\n').ToList();
+    }
 }

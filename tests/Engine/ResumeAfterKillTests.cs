@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 
@@ -15,41 +14,14 @@ public sealed class ResumeAfterKillTests
     public void KilledSweepResumesWithEveryPointExactlyOnce()
     {
         using var tmp = new TempResults();
-        int before;
-        using (var child = EngineProcess.Start(Sweep, tmp.Root))
-        {
-            var clock = Stopwatch.StartNew();
-            while (true)
-            {
-                before = Lines(tmp.Root).Count;
-                if (before >= 1 || child.HasExited || clock.Elapsed > TimeSpan.FromSeconds(60)) break;
-                Thread.Sleep(10);
-            }
-            Assert.That(child.HasExited, Is.False, "the sweep ended before the test could kill it");
-            child.Kill(entireProcessTree: true); // SIGKILL on Linux: no handler runs.
-            child.WaitForExit();
-        }
-        before = Lines(tmp.Root).Count;
+        var before = EngineProcess.KillAfterRecords(Sweep, tmp.Root, "blindness", 1).Count;
         Assert.That(before, Is.InRange(1, Points - 1), "the kill must land mid-sweep");
 
         var (code, text) = tmp.Run([.. Sweep, "--resume"]);
         Assert.That(code, Is.Zero, text);
         Assert.That(text, Does.Contain($"skipped {before} completed point(s), {Points - before} to go"));
-        var keys = Lines(tmp.Root).Select(l => (string)JsonNode.Parse(l)!["key"]!).ToList();
+        var keys = EngineProcess.MetricsLines(tmp.Root, "blindness").Select(l => (string)JsonNode.Parse(l)!["key"]!).ToList();
         Assert.That(keys, Has.Count.EqualTo(Points).And.Unique);
         Assert.That(Directory.GetDirectories(Path.Combine(tmp.Root, "blindness")), Has.Length.EqualTo(1));
-    }
-
-    // Whole lines of the one run's metrics.jsonl; a torn last line (a kill mid-write) is not a completed point.
-    private static List<string> Lines(string root)
-    {
-        var dir = Path.Combine(root, "blindness");
-        if (!Directory.Exists(dir)) return [];
-        var file = Directory.GetDirectories(dir).Select(d => Path.Combine(d, "metrics.jsonl")).FirstOrDefault(File.Exists);
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        var text = new StreamReader(stream).ReadToEnd();
-        var end = text.LastIndexOf('\n');
-        return end < 0 ? [] : text[..end].Split('\n').ToList();
     }
 }

@@ -161,28 +161,14 @@ public sealed class RouterSweepTests
         string[] sweep = ["brake", "--profile", "smoke", "--backend", "managed"];
         var points = RouterSweeps.Points(RouterSweeps.BrakeName, RouteKit.Engine.Runs.RunProfile.Smoke, 1).Count;
         using var tmp = new TempResults();
-        int before;
-        using (var child = EngineProcess.Start(sweep, tmp.Root))
-        {
-            var clock = Stopwatch.StartNew();
-            while (true)
-            {
-                before = Lines(tmp.Root).Count;
-                if (before >= 2 || child.HasExited || clock.Elapsed > TimeSpan.FromSeconds(120)) break;
-                Thread.Sleep(5);
-            }
-            Assert.That(child.HasExited, Is.False, "the sweep ended before the test could kill it");
-            child.Kill(entireProcessTree: true);
-            child.WaitForExit();
-        }
-        before = Lines(tmp.Root).Count;
+        var done = EngineProcess.KillAfterRecords(sweep, tmp.Root, "brake", 2).Select(ContentOf).ToList();
+        var before = done.Count;
         Assert.That(before, Is.InRange(1, points - 1), "the kill must land mid-sweep");
-        var done = Lines(tmp.Root).Select(ContentOf).ToList();
 
         var (code, text) = tmp.Run([.. sweep, "--resume"]);
         Assert.That(code, Is.Zero, text);
         Assert.That(text, Does.Contain($"skipped {before} completed point(s), {points - before} to go"));
-        var after = Lines(tmp.Root);
+        var after = EngineProcess.MetricsLines(tmp.Root, "brake");
         Assert.That(after.Select(l => (string)JsonNode.Parse(l)!["key"]!).ToList(), Has.Count.EqualTo(points).And.Unique);
         Assert.That(after.Take(before).Select(ContentOf), Is.EqualTo(done), "completed points are kept as they were");
     }
@@ -204,18 +190,6 @@ public sealed class RouterSweepTests
     {
         var text = File.ReadAllText(Path.Combine(run, "summary.md"));
         return text[text.IndexOf("## Verdicts", StringComparison.Ordinal)..];
-    }
-
-    private static List<string> Lines(string root)
-    {
-        var dir = Path.Combine(root, "brake");
-        if (!Directory.Exists(dir)) return [];
-        var file = Directory.GetDirectories(dir).Select(d => Path.Combine(d, "metrics.jsonl")).FirstOrDefault(File.Exists);
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        var text = new StreamReader(stream).ReadToEnd();
-        var end = text.LastIndexOf('\n');
-        return end < 0 ? [] : text[..end].Split('\n').ToList();
     }
 
     private static void CopyDirectory(string from, string to)
