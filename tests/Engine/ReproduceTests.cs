@@ -63,6 +63,24 @@ public sealed partial class ReproduceTests
         Assert.That(RouteKit.Engine.Cli.Run(["readme", tmp.Root, "--file", readme], output), Is.EqualTo(2), "not a reproduce run folder");
     }
 
+    /// <summary>The README's measured-claims block is the generator's output (markers, provenance line) and its plots exist.</summary>
+    [Test]
+    public void ReadmeClaimsSectionIsGeneratedAndItsPlotsAreCommitted()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Engine.sln"))) dir = dir.Parent;
+        Assert.That(dir, Is.Not.Null);
+        var text = File.ReadAllText(Path.Combine(dir!.FullName, "README.md"));
+        int begin = text.IndexOf(ReadmeSection.Begin, StringComparison.Ordinal), end = text.IndexOf(ReadmeSection.End, StringComparison.Ordinal);
+        Assert.That(begin, Is.GreaterThanOrEqualTo(0).And.LessThan(end), "README has the generated block's markers");
+        var block = text[begin..end];
+        Assert.That(block, Does.Contain("## What the seed papers claim and what RouteKit measured").And.Contain("Generated from reproduce run `"));
+        Assert.That(block, Does.Contain("| A3 brake moves onset |").And.Contain($"| B: {OodExperiment.ClaimNanVsL1} |"));
+        var images = Link().Matches(block).Select(m => m.Groups[1].Value).Where(l => l.EndsWith(".png", StringComparison.Ordinal)).ToList();
+        Assert.That(images, Is.Not.Empty);
+        Assert.That(images.Select(i => Path.Combine(dir.FullName, i)), Has.All.Matches<string>(File.Exists));
+    }
+
     /// <summary>The growth verdict can fail: a curve that falls, starts above 0 or stays small is not "grows".</summary>
     [Test]
     public void GrowthVerdictRejectsCurvesThatDoNotGrow()
