@@ -184,7 +184,7 @@ internal static class AttentionIlgpu
     }
 
     // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.
-    private static (View Keys, View Norms, View Bias) PrepareKeys(
+    internal static (View Keys, View Norms, View Bias) PrepareKeys(
         Device device, AttentionParams p, Tensor k, int lanes, SegmentReduction reduction)
     {
         var rows = (long)p.B * p.Hkv * p.M;
@@ -205,7 +205,7 @@ internal static class AttentionIlgpu
 
     // The brake slopes [H] on the device, uploaded only when they differ from the last upload (a training loop passes
     // the same slopes every step, so a step copies nothing to the device).
-    private static View Slopes(Device device, AttentionParams p) => device.Constants("attention.slopes", p.BrakeSlopes);
+    internal static View Slopes(Device device, AttentionParams p) => device.Constants("attention.slopes", p.BrakeSlopes);
 
     // One group per R rows of one (batch, head); R = threads / T.
     private static (KernelConfig Config, AttentionKernelParams Params) RowLaunch(
@@ -263,7 +263,7 @@ internal static class AttentionIlgpu
         return lanes;
     }
 
-    private static AttentionKernelParams KernelParams(AttentionParams p, int rowTiles, int streamTile) => new()
+    internal static AttentionKernelParams KernelParams(AttentionParams p, int rowTiles, int streamTile) => new()
     {
         B = p.B, H = p.H, Hkv = p.Hkv, N = p.N, M = p.M, D = p.D,
         // |i' - j| < N + M always, so a wider window is no window; clamping keeps i' + W from overflowing.
@@ -274,11 +274,11 @@ internal static class AttentionIlgpu
     };
 
     // Compiles on first use per device; the key names the variant so later calls skip the reflection.
-    private static T Load<T>(Device device, string key, Func<MethodInfo> method,
+    internal static T Load<T>(Device device, string key, Func<MethodInfo> method,
         Func<Accelerator, MethodInfo, KernelSpecialization, T> load) where T : class =>
         device.GetKernel(key, acc => load(acc, method(), Specialization(acc.WarpSize)));
 
-    private static Type LaneType(int lanes) => lanes switch
+    internal static Type LaneType(int lanes) => lanes switch
     {
         1 => LaneTypes[0],
         2 => LaneTypes[1],
@@ -296,13 +296,13 @@ internal static class AttentionIlgpu
         _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "Unknown reduction."),
     };
 
-    private static Type ScoreType(Score score) => score switch
+    internal static Type ScoreType(Score score) => score switch
     {
         Score.Dot => ScoreTypes[0],
         Score.Distance => ScoreTypes[1],
         _ => throw new ArgumentOutOfRangeException(nameof(score), score, "Unknown score."),
     };
 
-    private static MethodInfo Generic(Type owner, string name, params Type[] typeArguments) =>
+    internal static MethodInfo Generic(Type owner, string name, params Type[] typeArguments) =>
         owner.GetMethod(name, BindingFlags.Public | BindingFlags.Static)!.MakeGenericMethod(typeArguments);
 }

@@ -1,0 +1,470 @@
+// GraphAttention on the Managed backend: per (head, node) a softmax over the node's CSR neighbours, SIMD over the head
+// dimension (System.Numerics.Vector<float>, whatever width the machine accelerates), parallel over work items of the
+// graph's plans (CsrGraph.RowPlan / ColumnPlan, GraphWorkPlan): light nodes packed into items of ~2048 edges, hub
+// nodes split into 2048-edge chunks whose partial results are combined per hub in chunk order, so a power-law degree
+// distribution neither leaves one worker with a hub nor changes the result from run to run.
+//
+// Shapes: H heads, Nn nodes, E edges, D head dim; q, k, v, O [H, Nn, D]; Lse [H, Nn]; Stats [H, Nn, 2].
+//
+// Versions (time with `routekit-perf graph`):
+//   v1 (2026-12-02) forward: per node, scores of its edges into scratch (one SIMD dot each), max, then one pass of
+//                   exp and O += w v_j; hub chunks keep (m, l, s1, self, acc) and are merged as the online softmax does.
+//                   Backward: Delta_i = dO_i . O_i; dQ over the CSR plan; dK/dV gathered per key node over the
+//                   transpose (CsrGraph.ColPtr/RowIdx), P recomputed from the saved (m_i, log l_i): no atomics.
+//
+// Key preparation reuses AttentionReference.ScoredKeys / KeyGradient on the dense view p.Keys (O(H Nn D), small beside
+// the O(E D) edge work); it allocates per call, as do the hub slots, so this op is not yet allocation-free in a step.
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using RouteKit.Reference;
+
+namespace RouteKit;
+
+internal static unsafe class GraphAttentionManaged
+{
+    private const int ForwardState = 4; // per hub slot: m, l, s1 (sum w (z - m)), self weight
+
+    internal static void Forward(GraphAttentionParams p, CsrGraph g, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        Span<float> o, Span<float> lse, Span<float> stats, Span<float> entropy, Span<float> maxProb, Span<float> selfMass)
+    {
+        if (p.H * p.Nodes == 0) return;
+        var (keys, _, bias) = PrepareKeys(p, k);
+        var plan = g.RowPlan;
+        var partialState = new float[Math.Max(1, plan.Slots * p.H * ForwardState)]; // [Slots, H, 4]
+        var partialAcc = new float[Math.Max(1, plan.Slots * p.H * p.D)];            // [Slots, H, D]
+        fixed (float* qp = q, kp = keys, vp = v, bp = bias, op = o, lp = lse, sp = stats, ep = entropy, mp = maxProb, selfp = selfMass)
+        fixed (int* rp = g.RowPtr, cp = g.ColIdx)
+        fixed (float* psp = partialState, pap = partialAcc)
+        {
+            var c = new Context
+            {
+                P = p, Ptr = rp, Idx = cp, Q = qp, Keys = kp, V = vp, Bias = bp, HasBias = p.Keys.Score == Score.Distance,
+                O = op, Lse = lp, Stats = sp, Entropy = p.Diagnostics ? ep : null, MaxProb = mp, SelfMass = selfp,
+                PartialState = psp, PartialAcc = pap, Slots = plan.Slots, Plan = plan,
+            };
+            var body = new ForwardItems { C = c };
+            ManagedParallel.For(p.H * plan.Items.Length, ref body);
+            var hubs = new ForwardHubs { C = c };
+            ManagedParallel.For(p.H * plan.Hubs.Length, ref hubs);
+        }
+    }
+
+    internal static void Backward(GraphAttentionParams p, CsrGraph g, ReadOnlySpan<float> dOut, ReadOnlySpan<float> q, ReadOnlySpan<float> k,
+        ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> stats, Span<float> dq, Span<float> dk, Span<float> dv)
+    {
+        if (p.H * p.Nodes == 0) return;
+        var (keys, norms, bias) = PrepareKeys(p, k);
+        var delta = new float[p.H * p.Nodes]; // [H, Nn] dO_i . O_i
+        var dkScored = p.Keys.NormalizeKeys ? new float[dk.Length] : null; // [H, Nn, D] dL/dk'
+        var rowPlan = g.RowPlan;
+        var columnPlan = g.ColumnPlan;
+        var slots = Math.Max(rowPlan.Slots, columnPlan.Slots);
+        var partialAcc = new float[Math.Max(1, slots * p.H * p.D)];   // [Slots, H, D] dq or dk' parts
+        var partialAcc2 = new float[Math.Max(1, slots * p.H * p.D)];  // [Slots, H, D] dv parts
+        var partialSum = new float[Math.Max(1, slots * p.H)];         // [Slots, H] sum dz parts
+        var dkTarget = dkScored is null ? dk : dkScored.AsSpan();
+        fixed (float* dop = dOut, qp = q, kp = keys, vp = v, bp = bias, op = o, sp = stats, dlp = delta)
+        fixed (float* dqp = dq, dkp = dkTarget, dvp = dv)
+        fixed (int* rp = g.RowPtr, cp = g.ColIdx, colp = g.ColPtr, rowp = g.RowIdx)
+        fixed (float* pap = partialAcc, pap2 = partialAcc2, psp = partialSum)
+        {
+            var c = new Context
+            {
+                P = p, Ptr = rp, Idx = cp, Q = qp, Keys = kp, V = vp, Bias = bp, HasBias = p.Keys.Score == Score.Distance,
+                O = op, Stats = sp, DOut = dop, Delta = dlp, DQ = dqp, DK = dkp, DV = dvp,
+                PartialAcc = pap, PartialAcc2 = pap2, PartialState = psp, Plan = rowPlan, Slots = slots,
+            };
+            var deltas = new DeltaRows { C = c };
+            ManagedParallel.For(p.H, ref deltas);
+            var query = new QueryItems { C = c };
+            ManagedParallel.For(p.H * rowPlan.Items.Length, ref query);
+            var queryHubs = new QueryHubs { C = c };
+            ManagedParallel.For(p.H * rowPlan.Hubs.Length, ref queryHubs);
+
+            c.Plan = columnPlan;
+            c.Ptr = colp;
+            c.Idx = rowp;
+            var key = new KeyItems { C = c };
+            ManagedParallel.For(p.H * columnPlan.Items.Length, ref key);
+            var keyHubs = new KeyHubs { C = c };
+            ManagedParallel.For(p.H * columnPlan.Hubs.Length, ref keyHubs);
+        }
+        if (dkScored is not null) AttentionReference.KeyGradient(p.Keys, k.ToArray(), norms, dkScored).CopyTo(dk);
+    }
+
+    // k' (k itself without NormalizeKeys), |k| and the Distance bias -(s/2)|k'|^2 (zeros for Dot), [H, Nn, D] / [H, Nn].
+    private static (float[] Keys, float[] Norms, float[] Bias) PrepareKeys(GraphAttentionParams p, ReadOnlySpan<float> k)
+    {
+        var (keys, norms) = AttentionReference.ScoredKeys(p.Keys, k.ToArray());
+        var bias = new float[p.H * p.Nodes];
+        if (p.Keys.Score != Score.Distance) return (keys, norms, bias);
+        fixed (float* kp = keys)
+            for (var r = 0; r < bias.Length; r++)
+                bias[r] = -0.5f * p.Scale * Dot(kp + (nint)r * p.D, kp + (nint)r * p.D, p.D);
+        return (keys, norms, bias);
+    }
+
+    /// <summary>Everything a work item reads and writes (pointers into pinned spans, valid during the call).</summary>
+    private sealed class Context
+    {
+        public required GraphAttentionParams P;
+        public GraphWorkPlan Plan = null!;
+        public int* Ptr, Idx;      // CSR (rowPtr, colIdx) or the transpose (colPtr, rowIdx)
+        public float* Q, Keys, V, Bias, O, Lse, Stats, Entropy, MaxProb, SelfMass;
+        public float* DOut, Delta, DQ, DK, DV;
+        public float* PartialState, PartialAcc, PartialAcc2;
+        public bool HasBias;
+        public int Slots;
+    }
+
+    /// <summary>Per-worker scratch: edge scores and two D-vectors.</summary>
+    private sealed class Scratch
+    {
+        private float[] z = [], a = [], b = [];
+
+        public Buffers Ensure(int edges, int d)
+        {
+            if (z.Length < edges) z = GC.AllocateArray<float>(edges, pinned: true);
+            if (a.Length < d)
+            {
+                a = GC.AllocateArray<float>(d, pinned: true);
+                b = GC.AllocateArray<float>(d, pinned: true);
+            }
+            return new Buffers
+            {
+                Z = (float*)Unsafe.AsPointer(ref z[0]), A = (float*)Unsafe.AsPointer(ref a[0]), B = (float*)Unsafe.AsPointer(ref b[0]),
+            };
+        }
+    }
+
+    /// <summary>A worker's scratch: Z [edges], A and B [D] (pinned).</summary>
+    private struct Buffers
+    {
+        public float* Z, A, B;
+    }
+
+    private static Buffers ScratchFor(Context c) =>
+        ManagedParallel.WorkerLocal<Scratch>().Ensure(Math.Max(1, c.Plan.MaxItemEdges), Math.Max(1, c.P.D));
+
+    // z_ij = s q_i . k'_j - m_h [j != i] (+ bias_j): one definition for the forward and both backward passes, so the
+    // backward's z is the forward's bit for bit and z - m_i is exact at the row max.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float EdgeScore(Context c, int h, int i, int j, float brake)
+    {
+        var p = c.P;
+        var z = p.Scale * Dot(c.Q + ((nint)h * p.Nodes + i) * p.D, c.Keys + ((nint)h * p.Nodes + j) * p.D, p.D) - (j != i ? brake : 0f);
+        if (c.HasBias) z += c.Bias[h * p.Nodes + j];
+        return z;
+    }
+
+    // ---- forward ----
+
+    private struct ForwardItems : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int index)
+        {
+            var items = C.Plan.Items;
+            int h = index / items.Length, item = index % items.Length;
+            var it = items[item];
+            var scratch = ScratchFor(C);
+            float* z = scratch.Z, acc = scratch.A;
+            if (it.Slot >= 0)
+            {
+                var st = C.PartialState + ((nint)it.Slot * C.P.H + h) * ForwardState;
+                ForwardEdges(C, h, it.Node0, it.Edge0, it.Edge1, z, C.PartialAcc + ((nint)it.Slot * C.P.H + h) * C.P.D, st);
+                return;
+            }
+            var state = stackalloc float[ForwardState];
+            for (var i = it.Node0; i < it.Node1; i++)
+            {
+                ForwardEdges(C, h, i, C.Ptr[i], C.Ptr[i + 1], z, acc, state);
+                WriteNode(C, h, i, acc, state);
+            }
+        }
+    }
+
+    private struct ForwardHubs : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int index)
+        {
+            var hubs = C.Plan.Hubs;
+            int h = index / hubs.Length;
+            var (node, first, count) = hubs[index % hubs.Length];
+            var p = C.P;
+            var acc = ScratchFor(C).A;
+            var state = stackalloc float[ForwardState];
+            var m = float.NegativeInfinity;
+            for (var s = first; s < first + count; s++) m = MathF.Max(m, C.PartialState[((nint)s * p.H + h) * ForwardState]);
+            state[0] = m;
+            state[1] = state[2] = state[3] = 0f;
+            new Span<float>(acc, p.D).Clear();
+            // Chunks merged in order: sum e^(m_c - m) (l_c, s1_c + (m_c - m) l_c, self_c, acc_c).
+            for (var s = first; s < first + count; s++)
+            {
+                var part = C.PartialState + ((nint)s * p.H + h) * ForwardState;
+                var alpha = MathF.Exp(part[0] - m);
+                state[1] += alpha * part[1];
+                state[2] += alpha * (part[2] + (part[0] - m) * part[1]);
+                state[3] += alpha * part[3];
+                AddScaled(acc, alpha, C.PartialAcc + ((nint)s * p.H + h) * p.D, p.D);
+            }
+            WriteNode(C, h, node, acc, state);
+        }
+    }
+
+    // Over edges [e0, e1) of node i: state = (m, l = sum w, s1 = sum w (z - m), w_self), acc = sum w v_j, w = e^(z - m).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardEdges(Context c, int h, int i, int e0, int e1, float* z, float* acc, float* state)
+    {
+        var p = c.P;
+        var brake = p.BrakeSlopes[h];
+        var m = float.NegativeInfinity;
+        for (var e = e0; e < e1; e++)
+        {
+            z[e - e0] = EdgeScore(c, h, i, c.Idx[e], brake);
+            m = MathF.Max(m, z[e - e0]);
+        }
+        new Span<float>(acc, p.D).Clear();
+        float l = 0f, s1 = 0f, self = 0f;
+        for (var e = e0; e < e1; e++)
+        {
+            var j = c.Idx[e];
+            var shifted = z[e - e0] - m;
+            var w = MathF.Exp(shifted);
+            l += w;
+            s1 += w * shifted;
+            if (j == i) self = w;
+            AddScaled(acc, w, c.V + ((nint)h * p.Nodes + j) * p.D, p.D);
+        }
+        state[0] = m;
+        state[1] = l;
+        state[2] = s1;
+        state[3] = self;
+    }
+
+    private static void WriteNode(Context c, int h, int i, float* acc, float* state)
+    {
+        var p = c.P;
+        var row = (nint)h * p.Nodes + i;
+        var dst = c.O + row * p.D;
+        float m = state[0], l = state[1];
+        var degree = c.Ptr[i + 1] - c.Ptr[i];
+        if (degree == 0)
+        {
+            new Span<float>(dst, p.D).Clear();
+            c.Lse[row] = float.NegativeInfinity;
+            c.Stats[2 * row] = float.NegativeInfinity;
+            c.Stats[2 * row + 1] = 0f;
+            if (c.Entropy != null) c.Entropy[row] = c.MaxProb[row] = c.SelfMass[row] = 0f;
+            return;
+        }
+        var inv = 1f / l;
+        for (var d = 0; d < p.D; d++) dst[d] = acc[d] * inv;
+        var logSum = MathF.Log(l);
+        c.Lse[row] = m + logSum;
+        c.Stats[2 * row] = m;
+        c.Stats[2 * row + 1] = logSum;
+        if (c.Entropy == null) return;
+        // Entropy = log l - s1 / l (relative to the max: no O(|z|) cancellation), normalised by log(degree); 0 at degree 1.
+        c.Entropy[row] = degree > 1 ? (logSum - state[2] * inv) / MathF.Log(degree) : 0f;
+        c.MaxProb[row] = inv;
+        c.SelfMass[row] = state[3] * inv;
+    }
+
+    // ---- backward ----
+
+    private struct DeltaRows : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int h)
+        {
+            var p = C.P;
+            for (var i = 0; i < p.Nodes; i++)
+            {
+                var off = ((nint)h * p.Nodes + i) * p.D;
+                C.Delta[h * p.Nodes + i] = Dot(C.DOut + off, C.O + off, p.D);
+            }
+        }
+    }
+
+    // P_ij = e^((z_ij - m_i) - log l_i) from the forward's statistics; 0 for a node with no neighbours (never asked).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Probability(Context c, int row, float z) => MathF.Exp(z - c.Stats[2 * row] - c.Stats[2 * row + 1]);
+
+    private struct QueryItems : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int index)
+        {
+            var p = C.P;
+            var items = C.Plan.Items;
+            int h = index / items.Length;
+            var it = items[index % items.Length];
+            var acc = ScratchFor(C).A;
+            if (it.Slot >= 0)
+            {
+                QueryEdges(C, h, it.Node0, it.Edge0, it.Edge1, C.PartialAcc + ((nint)it.Slot * p.H + h) * p.D);
+                return;
+            }
+            for (var i = it.Node0; i < it.Node1; i++)
+            {
+                QueryEdges(C, h, i, C.Ptr[i], C.Ptr[i + 1], acc);
+                StoreScaled(C.DQ + ((nint)h * p.Nodes + i) * p.D, acc, p.Scale, p.D);
+            }
+        }
+    }
+
+    private struct QueryHubs : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int index)
+        {
+            var p = C.P;
+            var hubs = C.Plan.Hubs;
+            int h = index / hubs.Length;
+            var (node, first, count) = hubs[index % hubs.Length];
+            var acc = ScratchFor(C).A;
+            new Span<float>(acc, p.D).Clear();
+            for (var s = first; s < first + count; s++) AddScaled(acc, 1f, C.PartialAcc + ((nint)s * p.H + h) * p.D, p.D);
+            StoreScaled(C.DQ + ((nint)h * p.Nodes + node) * p.D, acc, p.Scale, p.D);
+        }
+    }
+
+    // acc = sum over edges [e0, e1) of node i of dz_ij k'_j, dz_ij = P_ij (dO_i . v_j - Delta_i).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void QueryEdges(Context c, int h, int i, int e0, int e1, float* acc)
+    {
+        var p = c.P;
+        var row = h * p.Nodes + i;
+        var brake = p.BrakeSlopes[h];
+        var dO = c.DOut + (nint)row * p.D;
+        new Span<float>(acc, p.D).Clear();
+        for (var e = e0; e < e1; e++)
+        {
+            var j = c.Idx[e];
+            var prob = Probability(c, row, EdgeScore(c, h, i, j, brake));
+            var dz = prob * (Dot(dO, c.V + ((nint)h * p.Nodes + j) * p.D, p.D) - c.Delta[row]);
+            AddScaled(acc, dz, c.Keys + ((nint)h * p.Nodes + j) * p.D, p.D);
+        }
+    }
+
+    private struct KeyItems : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int index)
+        {
+            var p = C.P;
+            var items = C.Plan.Items;
+            int h = index / items.Length;
+            var it = items[index % items.Length];
+            var scratch = ScratchFor(C);
+            float* dkAcc = scratch.A, dvAcc = scratch.B;
+            if (it.Slot >= 0)
+            {
+                var part = (nint)it.Slot * p.H + h;
+                C.PartialState[part] = KeyEdges(C, h, it.Node0, it.Edge0, it.Edge1, C.PartialAcc + part * p.D, C.PartialAcc2 + part * p.D);
+                return;
+            }
+            for (var j = it.Node0; j < it.Node1; j++)
+                WriteKey(C, h, j, dkAcc, dvAcc, KeyEdges(C, h, j, C.Ptr[j], C.Ptr[j + 1], dkAcc, dvAcc));
+        }
+    }
+
+    private struct KeyHubs : IParallelBody
+    {
+        public Context C;
+
+        public readonly void Run(int index)
+        {
+            var p = C.P;
+            var hubs = C.Plan.Hubs;
+            int h = index / hubs.Length;
+            var (node, first, count) = hubs[index % hubs.Length];
+            var scratch = ScratchFor(C);
+            float* dkAcc = scratch.A, dvAcc = scratch.B;
+            new Span<float>(dkAcc, p.D).Clear();
+            new Span<float>(dvAcc, p.D).Clear();
+            var dzSum = 0f;
+            for (var s = first; s < first + count; s++)
+            {
+                var part = (nint)s * p.H + h;
+                AddScaled(dkAcc, 1f, C.PartialAcc + part * p.D, p.D);
+                AddScaled(dvAcc, 1f, C.PartialAcc2 + part * p.D, p.D);
+                dzSum += C.PartialState[part];
+            }
+            WriteKey(C, h, node, dkAcc, dvAcc, dzSum);
+        }
+    }
+
+    // Over the transpose's edges [e0, e1) into key node j: dkAcc = sum dz_ij q_i, dvAcc = sum P_ij dO_i; returns sum dz_ij.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float KeyEdges(Context c, int h, int j, int e0, int e1, float* dkAcc, float* dvAcc)
+    {
+        var p = c.P;
+        var vj = c.V + ((nint)h * p.Nodes + j) * p.D;
+        var brake = p.BrakeSlopes[h];
+        new Span<float>(dkAcc, p.D).Clear();
+        new Span<float>(dvAcc, p.D).Clear();
+        var dzSum = 0f;
+        for (var e = e0; e < e1; e++)
+        {
+            var i = c.Idx[e];
+            var row = h * p.Nodes + i;
+            var dO = c.DOut + (nint)row * p.D;
+            var prob = Probability(c, row, EdgeScore(c, h, i, j, brake));
+            var dz = prob * (Dot(dO, vj, p.D) - c.Delta[row]);
+            dzSum += dz;
+            AddScaled(dkAcc, dz, c.Q + (nint)row * p.D, p.D);
+            AddScaled(dvAcc, prob, dO, p.D);
+        }
+        return dzSum;
+    }
+
+    // dk'_j = s (sum dz q - [Distance] (sum dz) k'_j); dv_j as summed.
+    private static void WriteKey(Context c, int h, int j, float* dkAcc, float* dvAcc, float dzSum)
+    {
+        var p = c.P;
+        var off = ((nint)h * p.Nodes + j) * p.D;
+        if (c.HasBias) AddScaled(dkAcc, -dzSum, c.Keys + off, p.D);
+        StoreScaled(c.DK + off, dkAcc, p.Scale, p.D);
+        StoreScaled(c.DV + off, dvAcc, 1f, p.D);
+    }
+
+    // ---- SIMD over the head dimension ----
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot(float* a, float* b, int n)
+    {
+        var acc = Vector<float>.Zero;
+        var d = 0;
+        for (; d <= n - Vector<float>.Count; d += Vector<float>.Count)
+            acc = Vector.MultiplyAddEstimate(Vector.Load(a + d), Vector.Load(b + d), acc);
+        var sum = Vector.Sum(acc);
+        for (; d < n; d++) sum += a[d] * b[d];
+        return sum;
+    }
+
+    // acc += w x.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled(float* acc, float w, float* x, int n)
+    {
+        var vw = new Vector<float>(w);
+        var d = 0;
+        for (; d <= n - Vector<float>.Count; d += Vector<float>.Count)
+            Vector.MultiplyAddEstimate(vw, Vector.Load(x + d), Vector.Load(acc + d)).Store(acc + d);
+        for (; d < n; d++) acc[d] += w * x[d];
+    }
+
+    private static void StoreScaled(float* dst, float* src, float scale, int n)
+    {
+        for (var d = 0; d < n; d++) dst[d] = scale * src[d];
+    }
+}
