@@ -42,7 +42,7 @@ internal static class ReadmeSection
         md.AppendLine(CultureInfo.InvariantCulture, $"| Small routers learn English text | validation loss {string.Join(", ", training.Select(t => $"{t.Mixer} {t.Result.ValidationLoss:F2}"))} nats/byte vs unigram entropy {training[0].Result.UnigramEntropy:F2} | **{(training.All(t => t.Result.Passed) ? "shown" : "not for every mixer")}** |");
         foreach (var sweep in sweeps)
             foreach (var claim in sweep.Verdicts.GroupBy(v => v.Claim))
-                md.AppendLine($"| A{claim.Key} | {string.Join("; ", claim.Select(v => $"{v.Router}: {v.Evidence}"))} | {string.Join(", ", claim.Select(v => $"{v.Router} **{v.Outcome}**"))} |");
+                md.AppendLine($"| {(char.IsDigit(claim.Key[0]) ? "A" : "")}{claim.Key} | {string.Join("; ", claim.Select(v => $"{v.Router}: {v.Evidence}"))} | {string.Join(", ", claim.Select(v => $"{v.Router} **{v.Outcome}**"))} |");
         foreach (var claim in new[] { OodExperiment.ClaimNanVsL1, OodExperiment.ClaimNanMsp, OodExperiment.ClaimNanEnergy, OodExperiment.ClaimLabelFree })
             md.AppendLine(CultureInfo.InvariantCulture, $"| B: {claim} | Fashion-MNIST MLP (test accuracy {ood.TestAccuracy:F3}), layer {(claim == OodExperiment.ClaimLabelFree ? $"{ood.AutoencoderLayer} of the autoencoder" : ood.Layer)} chosen on jigsaw pseudo-OOD; 7 OOD sets, margin {OodExperiment.Margin} AUROC | {OodExperiment.Tally(ood.Verdicts, claim)} |");
         md.AppendLine();
@@ -60,16 +60,19 @@ internal static class ReadmeSection
         foreach (var sweep in sweeps)
         {
             var folder = sweep.RunPath;
-            var plots = sweep.Experiment == RouterSweeps.SignatureName
-                ? new[] { ("signature-normalized_entropy.png", "Normalised entropy of the routing weights per router and layer"), ("signature-effective_rank.png", "Effective rank of the mixed representation"), ("ablation.png", "Content vs content-free routing") }
-                : [("brake-onset.png", "Onset of concentration against the brake, one curve per router")];
+            var plots = sweep.Experiment switch
+            {
+                RouterSweeps.SignatureName => new[] { ("signature-normalized_entropy.png", "Normalised entropy of the routing weights per router and layer"), ("signature-effective_rank.png", "Effective rank of the mixed representation"), ("ablation.png", "Content vs content-free routing") },
+                RouterSweeps.BrakeName => [("brake-onset.png", "Onset of concentration against the brake, one curve per router")],
+                _ => [("graph-depth.png", "Graph attention: node representations after each layer"), ("graph-brake-onset.png", "Graph attention: onset of concentration against the graph brake")],
+            };
             foreach (var (file, caption) in plots)
             {
                 var source = Path.Combine(folder, file);
                 if (File.Exists(source)) md.AppendLine($"![{caption}]({Asset(source, file)})").AppendLine();
             }
         }
-        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; " +
+        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; G1-G3 the same claims for graph attention over nodes (issue 13); " +
             "B is paper B's (Park et al., \"Understanding the Feature Norm for Out-of-Distribution Detection\", ICCV 2023). " +
             $"Onset: {Onset.Definition}");
         return md.ToString();

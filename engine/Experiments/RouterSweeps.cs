@@ -150,19 +150,19 @@ internal static class RouterSweeps
 
     // Agreement over seeds of a per-seed outcome (+1 as claimed, -1 the opposite, 0 no clear change): supports when every
     // seed shows the claimed change, contradicts when every seed shows the opposite, otherwise undecided.
-    private static string Agree(IReadOnlyCollection<int> seeds) =>
+    internal static string Agree(IReadOnlyCollection<int> seeds) =>
         seeds.Count == 0 ? "cannot decide" : seeds.All(x => x > 0) ? "supports" : seeds.All(x => x < 0) ? "contradicts"
         : seeds.All(x => x == 0) ? "cannot decide (no clear change)" : $"mixed ({seeds.Count(x => x > 0)} of {seeds.Count} seeds as claimed)";
 
     // +1 when a measure moved (by MinChange of its first value) in the claimed direction, -1 when the other way, 0 neither.
-    private static int Moved(RouterRecord r, string measure, int sign)
+    internal static int Moved(RouterRecord r, string measure, int sign)
     {
         var (a, b) = r.Ends(measure);
         if (!double.IsFinite(a) || !double.IsFinite(b) || Math.Abs(b - a) < MinChange * Math.Abs(a)) return 0;
         return Math.Sign(b - a) == sign ? 1 : -1;
     }
 
-    private static string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+    internal static string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
 
     private static List<Verdict> SignatureReport(RunFolder run, List<(RouterPoint Point, RouterRecord Record)> records, RouterSizes sizes, StringBuilder md)
     {
@@ -265,42 +265,53 @@ internal static class RouterSweeps
 
     private static List<Verdict> BrakeReport(RunFolder run, List<(RouterPoint Point, RouterRecord Record)> records, RouterSizes sizes, StringBuilder md)
     {
-        var verdicts = new List<Verdict>();
-        var censored = sizes.Steps + sizes.EvalEvery;
         md.AppendLine("## Claim 3: the brake sets the form: sweeping it moves the onset of concentration").AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Onset per brake value (median over seeds; \"none\" = no onset by step {sizes.Steps}, ranked as {censored}). " +
+        return BrakeCurves(run, records.Select(x => (x.Point.Router.Name, x.Point.Router.BrakeName, x.Record)), sizes.Steps, sizes.EvalEvery,
+            md, "3 brake moves onset", "brake-onset.png", "validation loss end", r => r.ValLoss[^1]);
+    }
+
+    /// <summary>
+    /// Onset against brake, one curve per name: a table per curve, a verdict per curve (|Spearman rho| >= BrakeRho and
+    /// onsets spanning >= BrakeSpan of the run: supports; spanning at most one evaluation interval: contradicts), and
+    /// the plot <paramref name="plotFile"/>. Shared by the brake sweep and the graph experiment.
+    /// </summary>
+    internal static List<Verdict> BrakeCurves(RunFolder run, IEnumerable<(string Curve, string BrakeName, RouterRecord Record)> items, int steps,
+        int evalEvery, StringBuilder md, string claim, string plotFile, string endLabel, Func<RouterRecord, double> endValue)
+    {
+        var verdicts = new List<Verdict>();
+        var censored = steps + evalEvery;
+        md.AppendLine(CultureInfo.InvariantCulture, $"Onset per brake value (median over seeds; \"none\" = no onset by step {steps}, ranked as {censored}). " +
             $"Verdict: supports when |Spearman rho| of onset against brake >= {BrakeRho} and the onsets span >= {BrakeSpan} of the run; contradicts when they span no more than one evaluation interval.").AppendLine();
         var curves = new List<(string Router, double[] Brake, double[] Onset)>();
-        foreach (var g in records.GroupBy(x => x.Point.Router.Name))
+        foreach (var g in items.GroupBy(x => x.Curve))
         {
-            var router = g.First().Point.Router;
-            md.AppendLine(CultureInfo.InvariantCulture, $"### {g.Key} ({router.BrakeName})").AppendLine();
-            md.AppendLine("| brake | onset | entropy step 0 → end | validation loss end |").AppendLine("|---:|---:|---|---:|");
-            var rows = g.GroupBy(x => x.Point.Brake).OrderBy(b => b.Key).Select(b =>
+            md.AppendLine(CultureInfo.InvariantCulture, $"### {g.Key} ({g.First().BrakeName})").AppendLine();
+            md.AppendLine($"| brake | onset | entropy step 0 → end | {endLabel} |").AppendLine("|---:|---:|---|---:|");
+            var rows = g.GroupBy(x => x.Record.Brake).OrderBy(b => b.Key).Select(b =>
             {
                 var rs = b.Select(x => x.Record).ToList();
                 var onsets = rs.Select(r => (double)(r.Onset ?? censored)).Order().ToList();
                 var median = onsets.Count % 2 == 1 ? onsets[onsets.Count / 2] : 0.5 * (onsets[onsets.Count / 2 - 1] + onsets[onsets.Count / 2]);
                 var (h0, h1) = (rs.Average(r => r.Ends("normalized_entropy").First), rs.Average(r => r.Ends("normalized_entropy").Last));
-                md.AppendLine(CultureInfo.InvariantCulture, $"| {b.Key:G4} | {(median >= censored ? "none" : median.ToString("F0", CultureInfo.InvariantCulture))} | {F(h0)} → {F(h1)} | {F(rs.Average(r => r.ValLoss[^1]))} |");
-                return (Brake: (double)b.Key, Onset: median);
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {b.Key:G4} | {(median >= censored ? "none" : median.ToString("F0", CultureInfo.InvariantCulture))} | {F(h0)} → {F(h1)} | {F(rs.Average(endValue))} |");
+                return (Brake: b.Key, Onset: median);
             }).ToList();
             md.AppendLine();
             curves.Add((g.Key, rows.Select(r => r.Brake).ToArray(), rows.Select(r => r.Onset).ToArray()));
             if (rows.Count < 3)
             {
-                verdicts.Add(new("3 brake moves onset", g.Key, "cannot decide", $"{rows.Count} brake values"));
+                verdicts.Add(new(claim, g.Key, "cannot decide", $"{rows.Count} brake values"));
                 continue;
             }
             var rho = Spearman(rows.Select(r => r.Brake).ToArray(), rows.Select(r => r.Onset).ToArray());
             var span = rows.Max(r => r.Onset) - rows.Min(r => r.Onset);
-            var outcome = span <= sizes.EvalEvery ? "contradicts"
-                : Math.Abs(rho) >= BrakeRho && span >= BrakeSpan * sizes.Steps ? "supports" : "cannot decide";
-            verdicts.Add(new("3 brake moves onset", g.Key, outcome,
-                string.Create(CultureInfo.InvariantCulture, $"Spearman rho {rho:F2} over {rows.Count} brake values; onsets span {span:F0} of {sizes.Steps} steps")));
+            var outcome = span <= evalEvery ? "contradicts"
+                : Math.Abs(rho) >= BrakeRho && span >= BrakeSpan * steps ? "supports" : "cannot decide";
+            verdicts.Add(new(claim, g.Key, outcome,
+                string.Create(CultureInfo.InvariantCulture, $"Spearman rho {rho:F2} over {rows.Count} brake values; onsets span {span:F0} of {steps} steps")));
         }
-        BrakePlot(run, curves, sizes);
-        md.AppendLine("Plot: [onset against brake](brake-onset.png), one curve per router.").AppendLine();
+        BrakePlot(run, curves, steps, evalEvery, plotFile);
+        md.AppendLine($"Plot: [onset against brake]({plotFile}), one curve per {(claim.StartsWith('3') ? "router" : "score")}.").AppendLine();
         return verdicts;
     }
 
@@ -376,7 +387,7 @@ internal static class RouterSweeps
         ab.SavePng(Path.Combine(run.Path, "ablation.png"), 900, 560);
     }
 
-    private static void BrakePlot(RunFolder run, List<(string Router, double[] Brake, double[] Onset)> curves, RouterSizes sizes)
+    private static void BrakePlot(RunFolder run, List<(string Router, double[] Brake, double[] Onset)> curves, int steps, int evalEvery, string file)
     {
         var plot = new ScottPlot.Plot();
         // log2 of the brake on x; attention's brake 0 (no ALiBi) is drawn one step left of its smallest positive value.
@@ -387,11 +398,11 @@ internal static class RouterSweeps
             var s = plot.Add.Scatter(xs, onset);
             s.LegendText = router;
         }
-        plot.Add.HorizontalLine(sizes.Steps + sizes.EvalEvery, pattern: ScottPlot.LinePattern.Dotted).LegendText = "no onset by the last step";
+        plot.Add.HorizontalLine(steps + evalEvery, pattern: ScottPlot.LinePattern.Dotted).LegendText = "no onset by the last step";
         plot.Title("Onset of concentration against the brake");
-        plot.XLabel("log2 brake (attention: ALiBi factor, 0 drawn leftmost; mamba: decay scale; recurrent: c)");
+        plot.XLabel(file == "brake-onset.png" ? "log2 brake (attention: ALiBi factor, 0 drawn leftmost; mamba: decay scale; recurrent: c)" : "log2 brake (0 drawn leftmost)");
         plot.YLabel("onset step");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        plot.SavePng(Path.Combine(run.Path, "brake-onset.png"), 900, 560);
+        plot.SavePng(Path.Combine(run.Path, file), 900, 560);
     }
 }

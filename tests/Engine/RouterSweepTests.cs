@@ -59,21 +59,22 @@ public sealed class RouterSweepTests
         Assert.That(RouterSweeps.Spearman([1, 2, 3, 4], [1, 2, 2, 3]), Is.EqualTo(3 / Math.Sqrt(10)).Within(1e-12)); // ranks 0, 1.5, 1.5, 3
     }
 
-    [Test]
-    public void ShardsMergedEqualTheUnshardedRun()
+    [TestCase("signature")]
+    [TestCase("graph")]
+    public void ShardsMergedEqualTheUnshardedRun(string experiment)
     {
         using var tmp = new TempResults();
-        string[] sweep = ["signature", "--profile", "smoke", "--backend", "managed"];
+        string[] sweep = [experiment, "--profile", "smoke", "--backend", "managed"];
         var (code, text) = tmp.Run(sweep);
         Assert.That(code, Is.Zero, text);
-        var whole = tmp.SingleRun("signature");
+        var whole = tmp.SingleRun(experiment);
         var shardDirs = new List<string>();
         for (var i = 0; i < 3; i++)
         {
-            var before = Directory.GetDirectories(Path.Combine(tmp.Root, "signature")).ToHashSet();
+            var before = Directory.GetDirectories(Path.Combine(tmp.Root, experiment)).ToHashSet();
             (code, text) = tmp.Run([.. sweep, "--shard", $"{i}/3"]);
             Assert.That(code, Is.Zero, text);
-            shardDirs.Add(Directory.GetDirectories(Path.Combine(tmp.Root, "signature")).Single(d => !before.Contains(d)));
+            shardDirs.Add(Directory.GetDirectories(Path.Combine(tmp.Root, experiment)).Single(d => !before.Contains(d)));
             Assert.That(File.ReadAllText(Path.Combine(shardDirs[^1], "summary.md")), Does.Contain($"shard {i}/3"));
         }
         var wholeRecords = Records(whole);
@@ -82,7 +83,7 @@ public sealed class RouterSweepTests
         var mergeRoot = Path.Combine(tmp.Root, "merged");
         (code, text) = Raw(["merge", .. shardDirs.AsEnumerable().Reverse(), "--out", mergeRoot]);
         Assert.That(code, Is.Zero, text);
-        var merged = Directory.GetDirectories(Path.Combine(mergeRoot, "signature")).Single();
+        var merged = Directory.GetDirectories(Path.Combine(mergeRoot, experiment)).Single();
         var mergedRecords = Records(merged);
         Assert.That(mergedRecords.Select(r => (string)r["key"]!), Is.EqualTo(wholeRecords.Select(r => (string)r["key"]!)), "same points, same order");
         Assert.That(mergedRecords.Select(Merge.Content), Is.EqualTo(wholeRecords.Select(Merge.Content)), "same measurements, bit for bit");
@@ -95,7 +96,7 @@ public sealed class RouterSweepTests
         var partialRoot = Path.Combine(tmp.Root, "partial");
         (code, text) = Raw(["merge", shardDirs[0], shardDirs[2], "--out", partialRoot]);
         Assert.That(code, Is.EqualTo(1), text);
-        var partial = Directory.GetDirectories(Path.Combine(partialRoot, "signature")).Single();
+        var partial = Directory.GetDirectories(Path.Combine(partialRoot, experiment)).Single();
         Assert.That(File.ReadAllText(Path.Combine(partial, "summary.md")), Does.Contain("points are missing"));
 
         // A shard whose record for a point differs from another's: refused, nothing written.
@@ -135,6 +136,8 @@ public sealed class RouterSweepTests
     [TestCase("brake", "--shard", "a/b")]
     [TestCase("brake", "--shard", "-1/2")]
     [TestCase("brake", "--profile", "huge")]
+    [TestCase("graph", "--shard", "2/2")]
+    [TestCase("graph", "--backend", "tpu")]
     [TestCase("signature", "--seed", "-3")]
     [TestCase("merge")]
     public void BadOptionsExitTwo(params string[] args)
