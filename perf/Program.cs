@@ -6,6 +6,7 @@ using RouteKit.Perf.Train;
 using RouteKit.Perf.Conv1d;
 using RouteKit.Perf.FeatureNorms;
 using RouteKit.Perf.Gemm;
+using RouteKit.Perf.Graph;
 using RouteKit.Perf.Onnx;
 using RouteKit.Perf.Peak;
 using RouteKit.Perf.Training;
@@ -90,6 +91,13 @@ public static class Program
         };
         gemm.SetAction(r => Gate(r, load => GemmBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
 
+        var graph = new Command("graph",
+            "Managed GraphAttention forward and backward on a Chung-Lu power-law graph of 10^6 edges: edges/s, GFLOP/s vs the FMA peak measured in the same run, and the dense-attention FLOP ratio.")
+        {
+            quick, repeats, outDir, allowBusy,
+        };
+        graph.SetAction(r => Gate(r, load => GraphBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
+
         var trainingOps = new Command("training-ops",
             "LayerNorm, RmsNorm, Gelu, Silu, Relu, CrossEntropy, Embedding, AdamW, GradientClip forward and backward: GB/s vs the memory bandwidth measured in the same run.")
         {
@@ -152,7 +160,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, featureNorms, conv1d, gemm, trainingOps, train, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -186,6 +194,12 @@ public static class Program
         for (var i = 0; i < Kernels.Attention.AttentionBackward.Variants.Count; i++)
             output.WriteLine($"  backward {i + 1}. {Kernels.Attention.AttentionBackward.Variants[i].Name}: {Kernels.Attention.AttentionBackward.Variants[i].Idea}");
         output.WriteLine("  managed  1. AttentionManaged: fused SIMD forward/backward, Parallel.For over (batch, head, row block)");
+        output.WriteLine("graph (routekit-perf graph; GPU kernels validated in tests, not yet timed):");
+        for (var i = 0; i < Kernels.Graph.GraphAttentionForward.Variants.Count; i++)
+            output.WriteLine($"  forward  {i + 1}. {Kernels.Graph.GraphAttentionForward.Variants[i].Name}: {Kernels.Graph.GraphAttentionForward.Variants[i].Idea}");
+        for (var i = 0; i < Kernels.Graph.GraphAttentionBackward.Variants.Count; i++)
+            output.WriteLine($"  backward {i + 1}. {Kernels.Graph.GraphAttentionBackward.Variants[i].Name}: {Kernels.Graph.GraphAttentionBackward.Variants[i].Idea}");
+        output.WriteLine("  managed  1. GraphAttentionManaged: Vector<float> over D, work items of ~2048 edges, hubs split into chunks merged in order");
         output.WriteLine("featurenorms (routekit-perf featurenorms):");
         output.WriteLine("  managed  1. FeatureNormsManaged: one pass per row, L1, L2, L0, max and NaN count together, Vector SIMD");
         output.WriteLine("  ilgpu    1. FeatureNormsKernels.Forward: one group per row, group reduction");

@@ -32,6 +32,17 @@ internal static class TensorChecks
     private static void ThrowShape(Tensor t, ReadOnlySpan<int> expected, string name) =>
         throw new ArgumentException($"{name} has shape {Tensor.Format(t.ShapeSpan)}; wanted {Tensor.Format(expected)}.", name);
 
+    /// <summary>q, k and v present, their device not disposed, k and v on q's device (attention-style ops).</summary>
+    public static void QueryKeyValue(Tensor? q, Tensor? k, Tensor? v)
+    {
+        NotNull(q, nameof(q));
+        NotNull(k, nameof(k));
+        NotNull(v, nameof(v));
+        q!.Device.ThrowIfDisposed();
+        SameDevice(q.Device, k!, nameof(k));
+        SameDevice(q.Device, v!, nameof(v));
+    }
+
     /// <summary>A tensor argument: present, on <paramref name="device"/>, of the given shape.</summary>
     public static void Input(Device device, Tensor? t, ReadOnlySpan<int> shape, string name)
     {

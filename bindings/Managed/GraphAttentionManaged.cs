@@ -13,7 +13,8 @@
 //                   transpose (CsrGraph.ColPtr/RowIdx), P recomputed from the saved (m_i, log l_i): no atomics.
 //
 // Key preparation reuses AttentionReference.ScoredKeys / KeyGradient on the dense view p.Keys (O(H Nn D), small beside
-// the O(E D) edge work); it allocates per call, as do the hub slots, so this op is not yet allocation-free in a step.
+// the O(E D) edge work). With NormalizeKeys it allocates k' per call, as do the Distance bias, Delta and the hub slots,
+// so this op is not yet allocation-free inside a training step (unnormalised keys are read in place).
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using RouteKit.Reference;
@@ -28,7 +29,8 @@ internal static unsafe class GraphAttentionManaged
         Span<float> o, Span<float> lse, Span<float> stats, Span<float> entropy, Span<float> maxProb, Span<float> selfMass)
     {
         if (p.H * p.Nodes == 0) return;
-        var (keys, _, bias) = PrepareKeys(p, k);
+        var (prepared, _, bias) = PrepareKeys(p, k);
+        ReadOnlySpan<float> keys = prepared ?? k;
         var plan = g.RowPlan;
         var partialState = new float[Math.Max(1, plan.Slots * p.H * ForwardState)]; // [Slots, H, 4]
         var partialAcc = new float[Math.Max(1, plan.Slots * p.H * p.D)];            // [Slots, H, D]
@@ -53,7 +55,8 @@ internal static unsafe class GraphAttentionManaged
         ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> stats, Span<float> dq, Span<float> dk, Span<float> dv)
     {
         if (p.H * p.Nodes == 0) return;
-        var (keys, norms, bias) = PrepareKeys(p, k);
+        var (prepared, norms, bias) = PrepareKeys(p, k);
+        ReadOnlySpan<float> keys = prepared ?? k;
         var delta = new float[p.H * p.Nodes]; // [H, Nn] dO_i . O_i
         var dkScored = p.Keys.NormalizeKeys ? new float[dk.Length] : null; // [H, Nn, D] dL/dk'
         var rowPlan = g.RowPlan;
@@ -89,16 +92,18 @@ internal static unsafe class GraphAttentionManaged
             var keyHubs = new KeyHubs { C = c };
             ManagedParallel.For(p.H * columnPlan.Hubs.Length, ref keyHubs);
         }
-        if (dkScored is not null) AttentionReference.KeyGradient(p.Keys, k.ToArray(), norms, dkScored).CopyTo(dk);
+        if (dkScored is not null) AttentionReference.KeyGradient(p.Keys, k.ToArray(), norms!, dkScored).CopyTo(dk);
     }
 
-    // k' (k itself without NormalizeKeys), |k| and the Distance bias -(s/2)|k'|^2 (zeros for Dot), [H, Nn, D] / [H, Nn].
-    private static (float[] Keys, float[] Norms, float[] Bias) PrepareKeys(GraphAttentionParams p, ReadOnlySpan<float> k)
+    // k' with NormalizeKeys (else null: the score reads k itself, nothing is copied), |k| (with NormalizeKeys) and the
+    // Distance bias -(s/2)|k'|^2 (empty for Dot), [H, Nn, D] / [H, Nn].
+    private static (float[]? Keys, float[]? Norms, float[] Bias) PrepareKeys(GraphAttentionParams p, ReadOnlySpan<float> k)
     {
-        var (keys, norms) = AttentionReference.ScoredKeys(p.Keys, k.ToArray());
+        var (keys, norms) = p.Keys.NormalizeKeys ? AttentionReference.ScoredKeys(p.Keys, k.ToArray()) : (null, null);
+        if (p.Keys.Score != Score.Distance) return (keys, norms, []);
         var bias = new float[p.H * p.Nodes];
-        if (p.Keys.Score != Score.Distance) return (keys, norms, bias);
-        fixed (float* kp = keys)
+        ReadOnlySpan<float> scored = keys ?? k;
+        fixed (float* kp = scored)
             for (var r = 0; r < bias.Length; r++)
                 bias[r] = -0.5f * p.Scale * Dot(kp + (nint)r * p.D, kp + (nint)r * p.D, p.D);
         return (keys, norms, bias);
@@ -115,6 +120,16 @@ internal static unsafe class GraphAttentionManaged
         public float* PartialState, PartialAcc, PartialAcc2;
         public bool HasBias;
         public int Slots;
+
+        /// <summary>Parallel index -> (head, work item of <see cref="Plan"/>): heads outermost.</summary>
+        public (int H, GraphWorkPlan.Item Item) ItemAt(int index) => (index / Plan.Items.Length, Plan.Items[index % Plan.Items.Length]);
+
+        /// <summary>Parallel index -> (head, hub of <see cref="Plan"/>).</summary>
+        public (int H, int Node, int FirstSlot, int Count) HubAt(int index)
+        {
+            var (node, first, count) = Plan.Hubs[index % Plan.Hubs.Length];
+            return (index / Plan.Hubs.Length, node, first, count);
+        }
     }
 
     /// <summary>Per-worker scratch: edge scores and two D-vectors.</summary>
@@ -165,9 +180,7 @@ internal static unsafe class GraphAttentionManaged
 
         public readonly void Run(int index)
         {
-            var items = C.Plan.Items;
-            int h = index / items.Length, item = index % items.Length;
-            var it = items[item];
+            var (h, it) = C.ItemAt(index);
             var scratch = ScratchFor(C);
             float* z = scratch.Z, acc = scratch.A;
             if (it.Slot >= 0)
@@ -191,9 +204,7 @@ internal static unsafe class GraphAttentionManaged
 
         public readonly void Run(int index)
         {
-            var hubs = C.Plan.Hubs;
-            int h = index / hubs.Length;
-            var (node, first, count) = hubs[index % hubs.Length];
+            var (h, node, first, count) = C.HubAt(index);
             var p = C.P;
             var acc = ScratchFor(C).A;
             var state = stackalloc float[ForwardState];
@@ -303,9 +314,7 @@ internal static unsafe class GraphAttentionManaged
         public readonly void Run(int index)
         {
             var p = C.P;
-            var items = C.Plan.Items;
-            int h = index / items.Length;
-            var it = items[index % items.Length];
+            var (h, it) = C.ItemAt(index);
             var acc = ScratchFor(C).A;
             if (it.Slot >= 0)
             {
@@ -327,9 +336,7 @@ internal static unsafe class GraphAttentionManaged
         public readonly void Run(int index)
         {
             var p = C.P;
-            var hubs = C.Plan.Hubs;
-            int h = index / hubs.Length;
-            var (node, first, count) = hubs[index % hubs.Length];
+            var (h, node, first, count) = C.HubAt(index);
             var acc = ScratchFor(C).A;
             new Span<float>(acc, p.D).Clear();
             for (var s = first; s < first + count; s++) AddScaled(acc, 1f, C.PartialAcc + ((nint)s * p.H + h) * p.D, p.D);
@@ -362,9 +369,7 @@ internal static unsafe class GraphAttentionManaged
         public readonly void Run(int index)
         {
             var p = C.P;
-            var items = C.Plan.Items;
-            int h = index / items.Length;
-            var it = items[index % items.Length];
+            var (h, it) = C.ItemAt(index);
             var scratch = ScratchFor(C);
             float* dkAcc = scratch.A, dvAcc = scratch.B;
             if (it.Slot >= 0)
@@ -385,9 +390,7 @@ internal static unsafe class GraphAttentionManaged
         public readonly void Run(int index)
         {
             var p = C.P;
-            var hubs = C.Plan.Hubs;
-            int h = index / hubs.Length;
-            var (node, first, count) = hubs[index % hubs.Length];
+            var (h, node, first, count) = C.HubAt(index);
             var scratch = ScratchFor(C);
             float* dkAcc = scratch.A, dvAcc = scratch.B;
             new Span<float>(dkAcc, p.D).Clear();

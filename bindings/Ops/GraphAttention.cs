@@ -125,12 +125,7 @@ public static class GraphAttention
     private static GraphAttentionParams Validate(CsrGraph graph, Tensor q, Tensor k, Tensor v, GraphAttentionOptions? options)
     {
         ArgumentNullException.ThrowIfNull(graph);
-        TensorChecks.NotNull(q, nameof(q));
-        TensorChecks.NotNull(k, nameof(k));
-        TensorChecks.NotNull(v, nameof(v));
-        q.Device.ThrowIfDisposed();
-        TensorChecks.SameDevice(q.Device, k, nameof(k));
-        TensorChecks.SameDevice(q.Device, v, nameof(v));
+        TensorChecks.QueryKeyValue(q, k, v);
         if (!ReferenceEquals(graph.Device, q.Device))
             throw new ArgumentException($"graph was created on {graph.Device}; the tensors live on {q.Device}. Create the graph on their device.",
                 nameof(graph));

@@ -432,3 +432,52 @@ public static class AttentionKeyGradient
         dkScored.Scale(above ? p.KeyRadius / norm : p.KeyRadius / p.KeyEpsilon);
     }
 }
+
+/// <summary>
+/// One lane's online-softmax state over a stream of scores (the attention and graph-attention forwards): the running
+/// max m, l = sum e^(z - m), s1 = sum e^(z - m)(z - m) for the entropy, and one caller-defined partial mass
+/// (<see cref="Mass"/>: attention's sink keys, graph attention's self-loop), all rescaled when m grows.
+/// </summary>
+public struct OnlineSoftmax
+{
+    /// <summary>Running max of z (-inf before the first score).</summary>
+    public float Max;
+    /// <summary>l.</summary>
+    public float Sum;
+    /// <summary>s1, kept only with diagnostics.</summary>
+    public float ShiftedSum;
+    /// <summary>The caller's partial mass in the current frame, kept only with diagnostics.</summary>
+    public float Mass;
+
+    /// <summary>The empty state.</summary>
+    public static OnlineSoftmax Empty => new() { Max = float.NegativeInfinity };
+
+    /// <summary>
+    /// Adds score <paramref name="z"/> with value row <paramref name="value"/> into <paramref name="acc"/> (sum
+    /// e^(z - m) v), rescaling only when the max grows; returns the score's weight e^(z - m) in the new frame.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Add(float z, ref LaneVector acc, LaneVector value, bool diagnostics)
+    {
+        if (z > Max)
+        {
+            // exp(-inf) = 0 clears the empty state on the first score.
+            var alpha = ILGPU.Algorithms.XMath.Exp(Max - z);
+            if (diagnostics)
+            {
+                // Re-centre s1 on the new max: sum e^(z-m')(z-m') = alpha (s1 + (m - m') l).
+                ShiftedSum = Sum > 0f ? alpha * (ShiftedSum + (Max - z) * Sum) : 0f;
+                Mass *= alpha;
+            }
+            Sum *= alpha;
+            acc.Scale(alpha);
+            Max = z;
+        }
+        var shifted = z - Max;
+        var weight = ILGPU.Algorithms.XMath.Exp(shifted);
+        Sum += weight;
+        acc.AddScaled(weight, value);
+        if (diagnostics) ShiftedSum += weight * shifted;
+        return weight;
+    }
+}

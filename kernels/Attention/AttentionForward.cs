@@ -71,10 +71,7 @@ public static class AttentionForward
         var qOff = valid ? (bh * p.N + i) * p.D : 0;
         var qi = LaneVector.Load(q, qOff, lane, lanes, dims);
         var acc = default(LaneVector);       // sum exp(z - max) v
-        var rowMax = float.NegativeInfinity; // running max of z
-        var sum = 0f;                        // l = sum exp(z - max)
-        var shiftedSum = 0f;                 // s1 = sum exp(z - max) (z - max), for the entropy
-        var sinkSum = 0f;                    // sum over sink keys of exp(z - max)
+        var state = OnlineSoftmax.Empty;     // max, l, s1 and the sink keys' mass
 
         var shared = SharedMemory.GetDynamic<float>();
         var tileFloats = p.StreamTile * paddedDim;
@@ -97,33 +94,13 @@ public static class AttentionForward
 
                 var z = p.Scale * dot - slope * Abs(ip - j);
                 if (hasBias) z += keyBias[kvRow0 + j];
-                if (z > rowMax)
-                {
-                    // exp(-inf) = 0 clears the empty state on a row's first visible key.
-                    var alpha = XMath.Exp(rowMax - z);
-                    if (diagnostics)
-                    {
-                        // Re-centre s1 on the new max: sum e^(z-m')(z-m') = alpha (s1 + (m - m') l).
-                        shiftedSum = sum > 0f ? alpha * (shiftedSum + (rowMax - z) * sum) : 0f;
-                        sinkSum *= alpha;
-                    }
-                    sum *= alpha;
-                    acc.Scale(alpha);
-                    rowMax = z;
-                }
-                var shifted = z - rowMax;
-                var weight = XMath.Exp(shifted);
-                sum += weight;
-                acc.AddScaled(weight, LaneVector.FromTile(valueTile, t, lanes));
-                if (diagnostics)
-                {
-                    shiftedSum += weight * shifted;
-                    if (j < p.SinkTokens) sinkSum += weight;
-                }
+                var weight = state.Add(z, ref acc, LaneVector.FromTile(valueTile, t, lanes), diagnostics);
+                if (diagnostics && j < p.SinkTokens) state.Mass += weight;
             }
         }
 
         if (!valid) return;
+        var (rowMax, sum, shiftedSum, sinkSum) = (state.Max, state.Sum, state.ShiftedSum, state.Mass);
         var inv = sum > 0f ? 1f / sum : 0f;
         acc.Store(o, qOff, lane, lanes, dims, inv);
         if (lane != 0) return;

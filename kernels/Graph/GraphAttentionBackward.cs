@@ -48,12 +48,9 @@ public static class GraphAttentionBackward
         var hasBias = default(TScore).HasKeyBias;
         var w = GraphWarp.Locate(p, lanes);
         var (lane, slot, slots, row, valid, h, i) = (w.Lane, w.Slot, w.Slots, w.Row, w.Valid, w.Head, w.Node);
-        var e0 = valid ? rowPtr[i] : 0;
-        var e1 = valid ? rowPtr[i + 1] : 0;
+        var (e0, e1) = w.EdgeRange(rowPtr);
         var slope = slopes[h];
-        var head0 = h * p.N;
-        var dims = valid ? p.D : 0;
-        var off = valid ? row * p.D : 0;
+        var (head0, dims, off) = (w.Head0, w.Dims, w.Offset);
         var qi = LaneVector.Load(q, off, lane, lanes, dims);
         var gi = LaneVector.Load(dO, off, lane, lanes, dims);
         var rowDelta = AttentionLanes.SegmentSum<TLanes>(gi.Dot(LaneVector.Load(o, off, lane, lanes, dims)));
@@ -108,12 +105,9 @@ public static class GraphAttentionBackward
         var w = GraphWarp.Locate(p, lanes);
         var (lane, slot, slots, row, valid, h, j) = (w.Lane, w.Slot, w.Slots, w.Row, w.Valid, w.Head, w.Node);
         var rowIdx0 = p.N + 1; // rowIdx[e] = transpose[rowIdx0 + e]
-        var e0 = valid ? transpose[j] : 0;
-        var e1 = valid ? transpose[j + 1] : 0;
+        var (e0, e1) = w.EdgeRange(transpose);
         var slope = slopes[h];
-        var head0 = h * p.N;
-        var dims = valid ? p.D : 0;
-        var off = valid ? row * p.D : 0;
+        var (head0, dims, off) = (w.Head0, w.Dims, w.Offset);
         var kj = LaneVector.Load(scoredKeys, off, lane, lanes, dims);
         var vj = LaneVector.Load(v, off, lane, lanes, dims);
         var bias = hasBias && valid ? keyBias[row] : 0f;

@@ -58,18 +58,13 @@ public static class GraphAttentionForward
         var diagnostics = default(TDiagnostics).Enabled;
         var w = GraphWarp.Locate(p, lanes);
         var (lane, slot, slots, row, valid, h, i) = (w.Lane, w.Slot, w.Slots, w.Row, w.Valid, w.Head, w.Node);
-        var e0 = valid ? rowPtr[i] : 0;
-        var e1 = valid ? rowPtr[i + 1] : 0;
+        var (e0, e1) = w.EdgeRange(rowPtr);
         var slope = slopes[h];
-        var head0 = h * p.N;
-        var qOff = valid ? row * p.D : 0;
-        var qi = LaneVector.Load(q, qOff, lane, lanes, valid ? p.D : 0);
+        var (head0, qOff) = (w.Head0, w.Offset);
+        var qi = LaneVector.Load(q, qOff, lane, lanes, w.Dims);
 
-        var acc = default(LaneVector);       // sum e^(z - m) v
-        var rowMax = float.NegativeInfinity; // m
-        var sum = 0f;                        // l
-        var shiftedSum = 0f;                 // s1 = sum e^(z - m) (z - m)
-        var self = 0f;                       // e^(z_ii - m)
+        var acc = default(LaneVector);   // sum e^(z - m) v
+        var state = OnlineSoftmax.Empty; // m, l, s1 and the self-loop's weight e^(z_ii - m)
         for (var b = e0; b < e1; b += slots)
         {
             var e = b + slot;
@@ -80,29 +75,11 @@ public static class GraphAttentionForward
             if (!has) continue;
             var z = p.Scale * dot - (j != i ? slope : 0f);
             if (hasBias) z += keyBias[head0 + j];
-            if (z > rowMax)
-            {
-                var alpha = XMath.Exp(rowMax - z); // 0 on the slot's first edge
-                if (diagnostics)
-                {
-                    shiftedSum = sum > 0f ? alpha * (shiftedSum + (rowMax - z) * sum) : 0f;
-                    self *= alpha;
-                }
-                sum *= alpha;
-                acc.Scale(alpha);
-                rowMax = z;
-            }
-            var shifted = z - rowMax;
-            var weight = XMath.Exp(shifted);
-            sum += weight;
-            acc.AddScaled(weight, LaneVector.Load(v, (head0 + j) * p.D, lane, lanes, p.D));
-            if (diagnostics)
-            {
-                shiftedSum += weight * shifted;
-                if (j == i) self = weight;
-            }
+            var weight = state.Add(z, ref acc, LaneVector.Load(v, (head0 + j) * p.D, lane, lanes, p.D), diagnostics);
+            if (diagnostics && j == i) state.Mass = weight;
         }
 
+        var (rowMax, sum, shiftedSum, self) = (state.Max, state.Sum, state.ShiftedSum, state.Mass);
         // Merge the slots' states: a butterfly over the slot bits, in a fixed order; slot 0's result is stored.
         for (var offset = lanes; offset < slots * lanes; offset *= 2)
         {
@@ -163,6 +140,12 @@ public struct GraphWarp
     public int Head;
     /// <summary>Node.</summary>
     public int Node;
+    /// <summary>h Nn: the first row of this head.</summary>
+    public int Head0;
+    /// <summary>D for a valid row, 0 for padding (loads give zeros).</summary>
+    public int Dims;
+    /// <summary>The row's offset in an [H, Nn, D] array (0 for padding).</summary>
+    public int Offset;
 
     /// <summary>Locates the calling thread.</summary>
     public static GraphWarp Locate(AttentionKernelParams p, int lanes)
@@ -180,8 +163,15 @@ public struct GraphWarp
         var row = w.Valid ? w.Row : 0;
         w.Head = row / p.N;
         w.Node = row - w.Head * p.N;
+        w.Head0 = w.Head * p.N;
+        w.Dims = w.Valid ? p.D : 0;
+        w.Offset = w.Valid ? row * p.D : 0;
         return w;
     }
+
+    /// <summary>This node's edges [First, End) in a CSR pointer array (empty for padding).</summary>
+    public readonly (int First, int End) EdgeRange(ArrayView1D<int, Stride1D.Dense> ptr) =>
+        Valid ? (ptr[Node], ptr[Node + 1]) : (0, 0);
 
     /// <summary>The eight values of the lane <paramref name="offset"/> lanes away (xor) in the warp.</summary>
     public static LaneVector ShuffleXor(LaneVector x, int offset) => new()

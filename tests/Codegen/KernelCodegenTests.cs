@@ -68,6 +68,26 @@ public sealed class KernelCodegenTests
         }
     }
 
+    /// <summary>The graph-attention kernels of the common head dimensions keep their per-slot state in registers.</summary>
+    [TestCase(64)]
+    [TestCase(128)]
+    public void GraphAttentionForCommonHeadDimsHasNoLocalMemory(int headDim)
+    {
+        var lanes = AttentionIlgpu.LanesFor(headDim);
+        foreach (var score in new[] { Score.Dot, Score.Distance })
+        foreach (var (name, method) in new[]
+                 {
+                     ("forward", GraphAttentionIlgpu.ForwardMethod(lanes, score, true)),
+                     ("dQ", GraphAttentionIlgpu.BackwardQueryMethod(lanes, score)),
+                     ("dK/dV", GraphAttentionIlgpu.BackwardKeyMethod(lanes, score)),
+                 })
+        {
+            var ptx = compiler.Ptx(method, true, AttentionIlgpu.Specialization(32), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80);
+            Assert.That(ptx, Does.Not.Contain(".local"), $"D={headDim} {score} {name} spills to .local");
+            Assert.That(ptx, Does.Contain("shfl.sync"));
+        }
+    }
+
     /// <summary>The linear layer's SGEMM keeps its 4 x 4 register block in registers and stages tiles in shared memory.</summary>
     [Test]
     public void LinearSgemmKeepsItsRegisterBlockInRegisters()

@@ -35,12 +35,29 @@ public sealed class GraphAttentionValidationTests
         Assert.That((g.Nodes, g.Edges, g.MaxDegree), Is.EqualTo((2, 4, 2)));
     }
 
-    private (CsrGraph Graph, Tensor Q, Tensor K, Tensor V) Problem(int h = 2, int d = 8)
+    /// <summary>The awkward graph (Nn = 9) with H = 2, D = 8 inputs, disposed together.</summary>
+    private sealed class Problem : IDisposable
     {
-        var c = Graphs.AwkwardCase(h, d);
-        var (q, k, v, _) = c.Inputs();
-        return (CsrGraph.Create(device, c.RowPtr, c.ColIdx), device.FromArray(q, h, c.Nodes, d), device.FromArray(k, h, c.Nodes, d),
-            device.FromArray(v, h, c.Nodes, d));
+        public Problem(Device device)
+        {
+            var c = Graphs.AwkwardCase(2, 8);
+            var (q, k, v, _) = c.Inputs();
+            (G, Q, K, V) = (CsrGraph.Create(device, c.RowPtr, c.ColIdx), device.FromArray(q, 2, 9, 8), device.FromArray(k, 2, 9, 8),
+                device.FromArray(v, 2, 9, 8));
+        }
+
+        public CsrGraph G { get; }
+        public Tensor Q { get; }
+        public Tensor K { get; }
+        public Tensor V { get; }
+
+        public void Dispose()
+        {
+            G.Dispose();
+            Q.Dispose();
+            K.Dispose();
+            V.Dispose();
+        }
     }
 
     private static void AssertUntouched(GraphAttentionOutput outputs)
@@ -62,11 +79,8 @@ public sealed class GraphAttentionValidationTests
     [Test]
     public void BadShapesAreRefusedWithOutputsUntouched()
     {
-        var (g, q, k, v) = Problem();
-        using var _ = g;
-        using var __ = q;
-        using var ___ = k;
-        using var ____ = v;
+        using var problem = new Problem(device);
+        var (g, q, k, v) = (problem.G, problem.Q, problem.K, problem.V);
         using var outputs = Sentinels(2, 9, 8);
         using var wrongNodes = device.Zeros(2, 8, 8);
         using var rank4 = device.Zeros(1, 2, 9, 8);
@@ -86,11 +100,8 @@ public sealed class GraphAttentionValidationTests
     [Test]
     public void NonFiniteInputsAndOtherDevicesAreRefused()
     {
-        var (g, q, k, v) = Problem();
-        using var _ = g;
-        using var __ = q;
-        using var ___ = k;
-        using var ____ = v;
+        using var problem = new Problem(device);
+        var (g, q, k, v) = (problem.G, problem.Q, problem.K, problem.V);
         using var outputs = Sentinels(2, 9, 8);
         var bad = v.ToArray();
         bad[5] = float.NaN;
@@ -107,11 +118,8 @@ public sealed class GraphAttentionValidationTests
     [Test]
     public void ForgedStatisticsAreRefusedBeforeTheBackward()
     {
-        var (g, q, k, v) = Problem();
-        using var _ = g;
-        using var __ = q;
-        using var ___ = k;
-        using var ____ = v;
+        using var problem = new Problem(device);
+        var (g, q, k, v) = (problem.G, problem.Q, problem.K, problem.V);
         using var fwd = GraphAttention.Forward(g, q, k, v);
         using var dOut = device.FromArray(q.ToArray(), 2, 9, 8);
         var stats = fwd.Stats.ToArray();

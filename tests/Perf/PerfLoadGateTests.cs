@@ -127,7 +127,7 @@ public sealed class PerfLoadGateTests
         string[][] commands =
         [
             ["attention", "--shape", "1,1,8,8,8"], ["all", "--smoke"], ["onnx", "--quick"], ["attention-managed", "--quick"],
-            ["featurenorms", "--quick"], ["conv1d", "--quick"], ["train", "--quick"], ["gemm", "--quick"], ["training-ops", "--quick"], ["training-ops", "--backend", "ilgpu-cpu", "--quick"],
+            ["featurenorms", "--quick"], ["conv1d", "--quick"], ["train", "--quick"], ["gemm", "--quick"], ["graph", "--quick"], ["training-ops", "--quick"], ["training-ops", "--backend", "ilgpu-cpu", "--quick"],
             ["scan", "--quick"], ["scan-device", "ilgpu-cpu", "--quick"], ["bdn", "--filter", "NoSuchBenchmark"],
         ];
         foreach (var args in commands)
