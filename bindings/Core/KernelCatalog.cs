@@ -27,13 +27,18 @@ internal sealed record KernelEntry(string Name, MethodInfo Method, bool Explicit
 internal static class KernelCatalog
 {
     /// <summary>The kernels the dispatchers pick on Cuda (warp-shuffle variants).</summary>
-    public static IEnumerable<KernelEntry> ForCuda() => Common().Concat(Attention(SegmentReduction.WarpShuffle)).Concat(Scan());
+    public static IEnumerable<KernelEntry> ForCuda() =>
+        Common().Concat(Attention(SegmentReduction.WarpShuffle)).Concat(Depth(SegmentReduction.WarpShuffle)).Concat(Scan());
 
     /// <summary>The kernels the dispatchers pick on OpenCL (shared-memory reductions instead of sub-group shuffles).</summary>
-    public static IEnumerable<KernelEntry> ForOpenCL() => Common().Concat(Attention(SegmentReduction.GroupShared)).Concat(Scan());
+    public static IEnumerable<KernelEntry> ForOpenCL() =>
+        Common().Concat(Attention(SegmentReduction.GroupShared)).Concat(Depth(SegmentReduction.GroupShared)).Concat(Scan());
 
     private static IEnumerable<KernelEntry> Attention(SegmentReduction reduction) =>
         AttentionIlgpu.AllKernels(reduction).Select(k => new KernelEntry(k.Name, k.Kernel, true, AttentionIlgpu.Specialization(32)));
+
+    private static IEnumerable<KernelEntry> Depth(SegmentReduction reduction) =>
+        DepthRouterIlgpu.AllKernels(reduction).Select(k => new KernelEntry(k.Name, k.Kernel, true, AttentionIlgpu.Specialization(32)));
 
     /// <summary>The selective-scan and linear-recurrence kernels (warp-shuffle scans on every backend).</summary>
     public static IEnumerable<KernelEntry> Scan() =>

@@ -183,8 +183,9 @@ internal static class AttentionIlgpu
         kernel((int)((long)p.B * p.H * p.N), stats.View, flag, KernelParams(p, 0, 0), minLogSum, maxLogSum);
     }
 
-    // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.
-    private static (View Keys, View Norms, View Bias) PrepareKeys(
+    // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers. The depth router prepares
+    // its keys here too, as one attention batch and head over all its key rows (DepthRouterParams.KeyRows).
+    internal static (View Keys, View Norms, View Bias) PrepareKeys(
         Device device, AttentionParams p, Tensor k, int lanes, SegmentReduction reduction)
     {
         var rows = (long)p.B * p.Hkv * p.M;
@@ -223,7 +224,7 @@ internal static class AttentionIlgpu
         return (config, KernelParams(p, rowTiles, StreamTileFor(lanes)));
     }
 
-    private static (int Threads, int RowsPerGroup) GroupShape(Accelerator acc, int lanes, long rows)
+    internal static (int Threads, int RowsPerGroup) GroupShape(Accelerator acc, int lanes, long rows)
     {
         var warp = acc.WarpSize;
         var wanted = (int)Math.Min(rows * lanes, MaxGroupThreads);
@@ -234,7 +235,7 @@ internal static class AttentionIlgpu
         return (threads, threads / lanes);
     }
 
-    private static int CheckGrid(Accelerator acc, long groups)
+    internal static int CheckGrid(Accelerator acc, long groups)
     {
         if (groups > acc.MaxGridSize.X)
             throw new NotSupportedException(
@@ -244,7 +245,7 @@ internal static class AttentionIlgpu
 
     // Row segments must sit inside one warp for the shuffle reductions; the shared-memory one only needs the
     // warp-rounded group to fit its scratch.
-    private static int CheckLanes(Accelerator acc, AttentionParams p, SegmentReduction reduction)
+    internal static int CheckLanes(Accelerator acc, AttentionParams p, SegmentReduction reduction)
     {
         var lanes = LanesFor(p.D);
         var warp = acc.WarpSize;
@@ -274,11 +275,11 @@ internal static class AttentionIlgpu
     };
 
     // Compiles on first use per device; the key names the variant so later calls skip the reflection.
-    private static T Load<T>(Device device, string key, Func<MethodInfo> method,
+    internal static T Load<T>(Device device, string key, Func<MethodInfo> method,
         Func<Accelerator, MethodInfo, KernelSpecialization, T> load) where T : class =>
         device.GetKernel(key, acc => load(acc, method(), Specialization(acc.WarpSize)));
 
-    private static Type LaneType(int lanes) => lanes switch
+    internal static Type LaneType(int lanes) => lanes switch
     {
         1 => LaneTypes[0],
         2 => LaneTypes[1],
@@ -289,20 +290,20 @@ internal static class AttentionIlgpu
         _ => throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "Lanes per row must be a power of two from 1 to 32."),
     };
 
-    private static Type ReductionType(SegmentReduction reduction) => reduction switch
+    internal static Type ReductionType(SegmentReduction reduction) => reduction switch
     {
         SegmentReduction.WarpShuffle => typeof(WarpShuffleReduction),
         SegmentReduction.GroupShared => typeof(GroupSharedReduction),
         _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "Unknown reduction."),
     };
 
-    private static Type ScoreType(Score score) => score switch
+    internal static Type ScoreType(Score score) => score switch
     {
         Score.Dot => ScoreTypes[0],
         Score.Distance => ScoreTypes[1],
         _ => throw new ArgumentOutOfRangeException(nameof(score), score, "Unknown score."),
     };
 
-    private static MethodInfo Generic(Type owner, string name, params Type[] typeArguments) =>
+    internal static MethodInfo Generic(Type owner, string name, params Type[] typeArguments) =>
         owner.GetMethod(name, BindingFlags.Public | BindingFlags.Static)!.MakeGenericMethod(typeArguments);
 }

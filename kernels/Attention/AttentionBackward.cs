@@ -208,17 +208,9 @@ public static class AttentionBackward
         dkScored.Scale(p.Scale);
         if (p.NormalizeKeys != 0)
         {
-            // dk = (rho/|k|)(dk' - u (u . dk')), u = k/|k| divided as the maths writes it: u from the rounded k' = f k
-            // or from k times 1/|k| would leave an O(eps |dk'|) residue where the exact projection is 0 (D = 1).
-            var norm = valid ? keyNorm[keyRow] : 0f;
-            var above = norm > p.KeyEpsilon;
-            var u = LaneVector.Load(k, off, lane, lanes, dims);
-            u.DivideBy(above ? norm : float.PositiveInfinity); // x / inf = 0: no projection at or below eps
             // Uniform over the group (NormalizeKeys is), so every lane reaches the reduction.
-            var project = default(TReduction).Sum<TLanes>(u.Dot(dkScored));
-            dkScored.AddScaled(-project, u);
-            // At or below eps, k' = (rho/eps) k and u = 0 here, so dk = (rho/eps) dk'.
-            dkScored.Scale(above ? p.KeyRadius / norm : p.KeyRadius / p.KeyEpsilon);
+            dkScored = AttentionKeys.ChainThroughNormalisation<TLanes, TReduction>(
+                dkScored, LaneVector.Load(k, off, lane, lanes, dims), valid ? keyNorm[keyRow] : 0f, p.KeyRadius, p.KeyEpsilon);
         }
 
         if (!valid) return;
