@@ -32,6 +32,19 @@ internal static class TensorChecks
     private static void ThrowShape(Tensor t, ReadOnlySpan<int> expected, string name) =>
         throw new ArgumentException($"{name} has shape {Tensor.Format(t.ShapeSpan)}; wanted {Tensor.Format(expected)}.", name);
 
+    /// <summary>
+    /// The q, k, v triple of a router (attention, the depth router): all present, q's device undisposed, k and v on it.
+    /// </summary>
+    public static void QueryKeyValue(Tensor? q, Tensor? k, Tensor? v)
+    {
+        NotNull(q, nameof(q));
+        NotNull(k, nameof(k));
+        NotNull(v, nameof(v));
+        q!.Device.ThrowIfDisposed();
+        SameDevice(q.Device, k!, nameof(k));
+        SameDevice(q.Device, v!, nameof(v));
+    }
+
     /// <summary>A tensor argument: present, on <paramref name="device"/>, of the given shape.</summary>
     public static void Input(Device device, Tensor? t, ReadOnlySpan<int> shape, string name)
     {

@@ -159,12 +159,7 @@ public static class Attention
 
     private static AttentionParams Validate(Tensor q, Tensor k, Tensor v, AttentionOptions? options)
     {
-        TensorChecks.NotNull(q, nameof(q));
-        TensorChecks.NotNull(k, nameof(k));
-        TensorChecks.NotNull(v, nameof(v));
-        q.Device.ThrowIfDisposed();
-        TensorChecks.SameDevice(q.Device, k, nameof(k));
-        TensorChecks.SameDevice(q.Device, v, nameof(v));
+        TensorChecks.QueryKeyValue(q, k, v);
         return Resolved.Get(q.ShapeSpan, k.ShapeSpan, v.ShapeSpan, options);
     }
 

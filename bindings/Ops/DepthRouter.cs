@@ -102,12 +102,7 @@ public static class DepthRouter
 
     private static DepthRouterParams Validate(Tensor q, Tensor k, Tensor v, DepthRouterOptions? options)
     {
-        TensorChecks.NotNull(q, nameof(q));
-        TensorChecks.NotNull(k, nameof(k));
-        TensorChecks.NotNull(v, nameof(v));
-        q.Device.ThrowIfDisposed();
-        TensorChecks.SameDevice(q.Device, k, nameof(k));
-        TensorChecks.SameDevice(q.Device, v, nameof(v));
+        TensorChecks.QueryKeyValue(q, k, v);
         return DepthRouterParams.Resolve(q.ShapeSpan, k.ShapeSpan, v.ShapeSpan, options);
     }
 }

@@ -96,33 +96,13 @@ public sealed record DepthRouterParams
         if (!vShape.SequenceEqual(kShape))
             throw new ArgumentException($"v has shape {Tensor.Format(vShape)}; wanted k's shape {Tensor.Format(kShape)}.", "v");
 
-        OptionChecks.Defined(options.Score, "options.Score");
-        var scale = options.Scale ?? (float)(1.0 / Math.Sqrt(d));
-        if (!float.IsFinite(scale) || scale <= 0f)
-            throw new ArgumentException($"Scale must be finite and positive; got {scale}.", nameof(options));
-        var radius = options.KeyRadius ?? (float)Math.Sqrt(d);
-        if (!float.IsFinite(radius) || radius <= 0f)
-            throw new ArgumentException($"KeyRadius must be finite and positive; got {radius}.", nameof(options));
-        if (!float.IsFinite(options.KeyEpsilon) || options.KeyEpsilon <= 0f)
-            throw new ArgumentException($"KeyEpsilon must be finite and positive; got {options.KeyEpsilon}.", nameof(options));
+        var (scale, radius) = AttentionParams.ResolveScore(options.Score, options.Scale, options.KeyRadius, options.KeyEpsilon, d);
         if (!float.IsFinite(options.Brake) || options.Brake < 0f)
             throw new ArgumentException($"Brake = {options.Brake}; it must be finite and >= 0.", nameof(options));
-        var slopes = new float[h];
-        if (options.BrakeSlopes is { } given)
-        {
-            if (options.Brake != 0f)
-                throw new ArgumentException("Set Brake or BrakeSlopes, not both.", nameof(options));
-            if (given.Length != h)
-                throw new ArgumentException($"BrakeSlopes has length {given.Length}; wanted one brake per head, length H = {h}.", nameof(options));
-            for (var i = 0; i < h; i++)
-                if (!float.IsFinite(given[i]) || given[i] < 0f)
-                    throw new ArgumentException($"BrakeSlopes[{i}] = {given[i]}; every brake must be finite and >= 0.", nameof(options));
-            Array.Copy(given, slopes, h);
-        }
-        else
-        {
-            Array.Fill(slopes, options.Brake);
-        }
+        if (options.BrakeSlopes is not null && options.Brake != 0f)
+            throw new ArgumentException("Set Brake or BrakeSlopes, not both.", nameof(options));
+        var slopes = AttentionParams.ResolveSlopes(options.BrakeSlopes, h, "head");
+        if (options.BrakeSlopes is null) Array.Fill(slopes, options.Brake);
 
         return new DepthRouterParams
         {

@@ -28,23 +28,11 @@ public static class DepthRouterReference
     {
         var l = i + p.Offset;
         var s = T.CreateChecked(p.Scale);
-        var half = T.CreateChecked(0.5);
         var slope = T.CreateChecked(p.BrakeSlopes[column % p.H]);
         var qi = q.AsSpan(Offset(p, i, column), p.D);
         var z = new T[l + 1];
         for (var j = 0; j <= l; j++)
-        {
-            var kj = keys.AsSpan(Offset(p, j, column), p.D);
-            T dot = T.Zero, sq = T.Zero;
-            for (var d = 0; d < p.D; d++)
-            {
-                dot += qi[d] * kj[d];
-                sq += kj[d] * kj[d];
-            }
-            var score = s * dot;
-            if (p.Score == Score.Distance) score -= s * half * sq;
-            z[j] = score - slope * T.CreateChecked(l - j);
-        }
+            z[j] = AttentionReference.PairScore<T>(qi, keys.AsSpan(Offset(p, j, column), p.D), s, p.Score) - slope * T.CreateChecked(l - j);
         var max = T.NegativeInfinity;
         foreach (var x in z) max = T.Max(max, x);
         var sum = T.Zero;
