@@ -172,6 +172,29 @@ public abstract class DepthRouterBackendTests : DepthRouterFixture
         Assert.That(grads.DQ.ToArray(), Is.All.EqualTo(Sentinel));
     }
 
+    /// <summary>Inside a training step the input and saved-statistics checks are deferred to the step's Finish.</summary>
+    [Test]
+    public void ChecksInsideATrainingStepAreDeferredToFinish()
+    {
+        int[] shape = [2, 3, 2, 8];
+        var data = TestData.Normal(96, 1);
+        using var q = Device.FromArray(data, shape);
+        using var k = Device.FromArray(TestData.Normal(96, 2), shape);
+        using var fwd = DepthRouter.Forward(q, k, k);
+        using (var clean = Device.BeginStep())
+        {
+            DepthRouter.Forward(q, k, k, null, fwd);
+            using var grads = DepthRouter.Backward(q, q, k, k, fwd);
+            Assert.That(clean.TryFinish(out var failure), Is.True, failure);
+        }
+        data[40] = float.NaN;
+        using var bad = Device.FromArray(data, shape);
+        using var step = Device.BeginStep();
+        Assert.DoesNotThrow(() => DepthRouter.Forward(bad, k, k, null, fwd));
+        var ex = Assert.Throws<ArgumentException>(() => step.Finish())!;
+        Assert.That(ex.Message, Does.Contain("flat index 40"));
+    }
+
     private const float Sentinel = 12345f;
 
     private static float[] Filled(int n) => Enumerable.Repeat(Sentinel, n).ToArray();

@@ -40,6 +40,20 @@ public sealed class DepthRouterReferenceTests
         FiniteDifference.AssertClose("dV", g.DV, FiniteDifference.Numeric(v, Loss));
     }
 
+    /// <summary>
+    /// Empty tensors cannot be made (Tensor refuses a zero dimension), so the shape check is tested where it stands:
+    /// a zero dimension anywhere is refused naming the tensor.
+    /// </summary>
+    [TestCase(new[] { 0, 2, 1, 8 }, new[] { 2, 2, 1, 8 }, "q")]
+    [TestCase(new[] { 1, 2, 1, 8 }, new[] { 0, 2, 1, 8 }, "k")]
+    [TestCase(new[] { 1, 0, 1, 8 }, new[] { 2, 0, 1, 8 }, "q")]
+    [TestCase(new[] { 1, 2, 1, 0 }, new[] { 2, 2, 1, 0 }, "q")]
+    public void EmptyShapesAreRefused(int[] qShape, int[] kShape, string param)
+    {
+        var e = Assert.Throws<ArgumentException>(() => DepthRouterParams.Resolve(qShape, kShape, kShape, null));
+        Assert.That(e!.ParamName, Is.EqualTo(param), e.Message);
+    }
+
     /// <summary>Layer 0 reads only itself; a uniform mix has normalised entropy 1 and embedding mass 1/(l + 1).</summary>
     [Test]
     public void DiagnosticsAtTheirLimits()
