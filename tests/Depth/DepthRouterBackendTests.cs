@@ -75,7 +75,7 @@ public abstract class DepthRouterBackendTests : DepthRouterFixture
 {
     [Test]
     public void BackwardIsDeterministic() =>
-        CheckDeterministic(new DepthCase(3, 4, 3, 2, 24, Score.Distance, NormalizeKeys: true, Brake: 0.5f, PerHead: true), 3);
+        CheckDeterministic(new DepthCase(3, 4, 3, 2, 16, Score.Distance, NormalizeKeys: true, Brake: 0.5f, PerHead: true), 3);
 
     /// <summary>The single-layer call a model makes per block: q [1, T, H, D] over a Slice of its key stack, no copy.</summary>
     [Test]
