@@ -94,8 +94,9 @@ internal static unsafe class DepthRouterManaged
     // Gathers column c's keys as the score sees them, k' = f k (f = rho / max(|k|, eps) with NormalizeKeys, else 1), and
     // its values into contiguous [L, D] scratch, and sets bias_j = -(s/2)|k'_j|^2 (0 for Dot). In the tensors a column's
     // layers sit T H D floats apart, a power of two at the shapes models use, so walking them in place maps every layer
-    // onto the same cache sets: 2026-12-02, busy machine, Lq = L = 64, T = 4096, H = 8, D = 64 ran at 3.7% of the FMA
-    // peak per CPU-second that way.
+    // onto the same cache sets. 2026-12-02, on a machine with a load average of ~480 on 2 cores (figures indicative only):
+    // Lq = L = 64, T = 4096, H = 8, D = 64 went from 3.7% to 4.3% of the FMA peak per CPU-second, the Lq = 1, L = 64
+    // forward from 939 to 495 ms. Both are far below what the arithmetic allows; quiet-machine figures are pending.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void GatherColumn(DepthRouterParams p, int c, float* k, float* v, float* keys, float* values, float* bias)
     {
