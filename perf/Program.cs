@@ -4,6 +4,7 @@ using RouteKit.Perf.Attention;
 using RouteKit.Perf.Common;
 using RouteKit.Perf.Train;
 using RouteKit.Perf.Conv1d;
+using RouteKit.Perf.Depth;
 using RouteKit.Perf.FeatureNorms;
 using RouteKit.Perf.Gemm;
 using RouteKit.Perf.Graph;
@@ -72,6 +73,12 @@ public static class Program
 
         var attentionManaged = new Command("attention-managed", "Managed attention forward/backward grid, GFLOP/s vs the FMA peak.") { quick, outDir, allowBusy };
         attentionManaged.SetAction(r => Gate(r, load => ManagedAttentionBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command, load)));
+
+        var depth = new Command("depth", "Managed depth router forward/backward (L = 8, 24, 64; T = 4096, H = 8, D = 64), GFLOP/s vs the FMA peak measured in the same run.")
+        {
+            quick, outDir, allowBusy,
+        };
+        depth.SetAction(r => Gate(r, load => DepthBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command, load)));
 
         var featureNorms = new Command("featurenorms", "Managed feature norms, GB/s vs the read bandwidth (and the memory copy) measured in the same run.")
         {
@@ -160,7 +167,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, depth, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -200,6 +207,10 @@ public static class Program
         for (var i = 0; i < Kernels.Graph.GraphAttentionBackward.Variants.Count; i++)
             output.WriteLine($"  backward {i + 1}. {Kernels.Graph.GraphAttentionBackward.Variants[i].Name}: {Kernels.Graph.GraphAttentionBackward.Variants[i].Idea}");
         output.WriteLine("  managed  1. GraphAttentionManaged: Vector<float> over D, work items of ~2048 edges, hubs split into chunks merged in order");
+        output.WriteLine("depth (routekit-perf depth; Managed timed, the ILGPU kernels validated by the tests until a GPU is lent):");
+        output.WriteLine($"  forward  1. {Kernels.Depth.DepthForward.Variants[0].Name}: {Kernels.Depth.DepthForward.Variants[0].Idea}");
+        output.WriteLine($"  backward 1. {Kernels.Depth.DepthBackward.Variants[0].Name}: {Kernels.Depth.DepthBackward.Variants[0].Idea}");
+        output.WriteLine("  managed  1. DepthRouterManaged: one thread per (token, head) column, Vector<float> over D, ManagedParallel over column blocks");
         output.WriteLine("featurenorms (routekit-perf featurenorms):");
         output.WriteLine("  managed  1. FeatureNormsManaged: one pass per row, L1, L2, L0, max and NaN count together, Vector SIMD");
         output.WriteLine("  ilgpu    1. FeatureNormsKernels.Forward: one group per row, group reduction");

@@ -27,10 +27,12 @@ internal sealed record KernelEntry(string Name, MethodInfo Method, bool Explicit
 internal static class KernelCatalog
 {
     /// <summary>The kernels the dispatchers pick on Cuda (warp-shuffle variants).</summary>
-    public static IEnumerable<KernelEntry> ForCuda() => Common().Concat(Attention(SegmentReduction.WarpShuffle)).Concat(Scan()).Concat(Graph());
+    public static IEnumerable<KernelEntry> ForCuda() =>
+        Common().Concat(Attention(SegmentReduction.WarpShuffle)).Concat(Depth(SegmentReduction.WarpShuffle)).Concat(Scan()).Concat(Graph());
 
     /// <summary>The kernels the dispatchers pick on OpenCL (shared-memory reductions instead of sub-group shuffles).</summary>
-    public static IEnumerable<KernelEntry> ForOpenCL() => Common().Concat(Attention(SegmentReduction.GroupShared)).Concat(Scan()).Concat(Graph());
+    public static IEnumerable<KernelEntry> ForOpenCL() =>
+        Common().Concat(Attention(SegmentReduction.GroupShared)).Concat(Depth(SegmentReduction.GroupShared)).Concat(Scan()).Concat(Graph());
 
     private static IEnumerable<KernelEntry> Attention(SegmentReduction reduction) =>
         AttentionIlgpu.AllKernels(reduction).Select(k => new KernelEntry(k.Name, k.Kernel, true, AttentionIlgpu.Specialization(32)));
@@ -38,6 +40,9 @@ internal static class KernelCatalog
     /// <summary>The graph-attention kernels (warp shuffles merge the edge slots on every backend).</summary>
     public static IEnumerable<KernelEntry> Graph() =>
         GraphAttentionIlgpu.AllKernels().Select(k => new KernelEntry(k.Name, k.Kernel, true, AttentionIlgpu.Specialization(32), true));
+
+    private static IEnumerable<KernelEntry> Depth(SegmentReduction reduction) =>
+        DepthRouterIlgpu.AllKernels(reduction).Select(k => new KernelEntry(k.Name, k.Kernel, true, AttentionIlgpu.Specialization(32)));
 
     /// <summary>The selective-scan and linear-recurrence kernels (warp-shuffle scans on every backend).</summary>
     public static IEnumerable<KernelEntry> Scan() =>

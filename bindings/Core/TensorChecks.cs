@@ -32,7 +32,9 @@ internal static class TensorChecks
     private static void ThrowShape(Tensor t, ReadOnlySpan<int> expected, string name) =>
         throw new ArgumentException($"{name} has shape {Tensor.Format(t.ShapeSpan)}; wanted {Tensor.Format(expected)}.", name);
 
-    /// <summary>q, k and v present, their device not disposed, k and v on q's device (attention-style ops).</summary>
+    /// <summary>
+    /// The q, k, v triple of a router (attention, graph attention, the depth router): all present, q's device undisposed, k and v on it.
+    /// </summary>
     public static void QueryKeyValue(Tensor? q, Tensor? k, Tensor? v)
     {
         NotNull(q, nameof(q));

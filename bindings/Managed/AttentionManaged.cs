@@ -492,8 +492,9 @@ internal static unsafe class AttentionManaged
     }
 
     // dk = (rho / |k|)(dk' - u (u . dk')), u = k / |k|, or (rho / eps) dk' when |k| <= eps; in place, in float64.
+    // Shared with DepthRouterManaged (which passes DepthRouterParams.KeyRows).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ChainThroughNormalisation(AttentionParams p, float* k, float* dk)
+    internal static void ChainThroughNormalisation(AttentionParams p, float* k, float* dk)
     {
         double sq = 0, kdk = 0;
         for (var e = 0; e < p.D; e++)

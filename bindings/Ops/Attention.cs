@@ -104,9 +104,11 @@ public static class Attention
     /// Refuses saved statistics the forward cannot have written: a row that sees some key needs a finite m and a
     /// log-sum in [0, log M] (a sum of at most M terms, the largest exactly 1; a little slack for the rounding of exp
     /// and log); a row that sees none needs (-inf, 0). A NaN there would reach every gradient of the row, and an
-    /// infinite m would silently give zero gradients.
+    /// infinite m would silently give zero gradients. Shared with <see cref="DepthRouter"/>, which describes its rows as
+    /// one batch and head (<see cref="DepthRouterParams.StatsRows"/>) and names them with <paramref name="describeRow"/>.
     /// </summary>
-    private static void CheckSavedStats(AttentionParams p, Tensor stats)
+    internal static void CheckSavedStats(AttentionParams p, Tensor stats, string op = "Attention",
+        Func<int, string>? describeRow = null)
     {
         const float slack = 1e-3f;
         float minLogSum = -slack, maxLogSum = (float)Math.Log(p.M) + slack;
@@ -116,7 +118,7 @@ public static class Attention
         if (stats.Device.IsIlgpu && step is not null)
         {
             // Deferred: the check kernel writes into the step's slot; TrainingStep.Finish reads it.
-            var slot = step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Rows, "forward.Stats", "Attention", stats, 0, 0f));
+            var slot = step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Rows, "forward.Stats", op, stats, 0, 0f));
             AttentionIlgpu.LaunchStatsCheck(stats.Device, p, stats, minLogSum, maxLogSum, step.SlotView(slot));
             return;
         }
@@ -139,7 +141,7 @@ public static class Attention
             }
             if (step is not null)
             {
-                step.SetHostSlot(step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Rows, "forward.Stats", "Attention", stats, 0, 0f)), bad);
+                step.SetHostSlot(step.Claim(new TrainingStep.Slot(TrainingStep.SlotKind.Rows, "forward.Stats", op, stats, 0, 0f)), bad);
                 return;
             }
             if (bad == int.MaxValue) return;
@@ -150,8 +152,9 @@ public static class Attention
             ? $"a finite row max and a log-sum in [0, log M = {Math.Log(p.M):G4}]"
             : "(-inf, 0), since that row sees no key";
         throw new ArgumentException(
-            $"forward.Stats {Tensor.Format(p.StatsShape)} holds (m, logsum) = ({pair[0]}, {pair[1]}) at row (b {b}, h {h}, i {i}); " +
-            $"wanted {wanted}. Pass the AttentionOutput of the forward call with these inputs and options.", "forward");
+            $"forward.Stats {Tensor.Format(stats.ShapeSpan)} holds (m, logsum) = ({pair[0]}, {pair[1]}) at row " +
+            $"{describeRow?.Invoke(bad) ?? $"(b {b}, h {h}, i {i})"}; wanted {wanted}. Pass the output of the {op} forward call " +
+            "with these inputs and options.", "forward");
     }
 
     private static AttentionParams Validate(Tensor q, Tensor k, Tensor v, AttentionOptions? options)

@@ -183,7 +183,8 @@ internal static class AttentionIlgpu
         kernel((int)((long)p.B * p.H * p.N), stats.View, flag, KernelParams(p, 0, 0), minLogSum, maxLogSum);
     }
 
-    // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers.
+    // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers. Graph attention and the
+    // depth router prepare their keys here too (the depth router as one attention batch and head over all its key rows (DepthRouterParams.KeyRows).
     internal static (View Keys, View Norms, View Bias) PrepareKeys(
         Device device, AttentionParams p, Tensor k, int lanes, SegmentReduction reduction)
     {
@@ -223,7 +224,7 @@ internal static class AttentionIlgpu
         return (config, KernelParams(p, rowTiles, StreamTileFor(lanes)));
     }
 
-    private static (int Threads, int RowsPerGroup) GroupShape(Accelerator acc, int lanes, long rows)
+    internal static (int Threads, int RowsPerGroup) GroupShape(Accelerator acc, int lanes, long rows)
     {
         var warp = acc.WarpSize;
         var wanted = (int)Math.Min(rows * lanes, MaxGroupThreads);
@@ -234,7 +235,7 @@ internal static class AttentionIlgpu
         return (threads, threads / lanes);
     }
 
-    private static int CheckGrid(Accelerator acc, long groups)
+    internal static int CheckGrid(Accelerator acc, long groups)
     {
         if (groups > acc.MaxGridSize.X)
             throw new NotSupportedException(
@@ -244,7 +245,7 @@ internal static class AttentionIlgpu
 
     // Row segments must sit inside one warp for the shuffle reductions; the shared-memory one only needs the
     // warp-rounded group to fit its scratch.
-    private static int CheckLanes(Accelerator acc, AttentionParams p, SegmentReduction reduction)
+    internal static int CheckLanes(Accelerator acc, AttentionParams p, SegmentReduction reduction)
     {
         var lanes = LanesFor(p.D);
         var warp = acc.WarpSize;
@@ -289,7 +290,7 @@ internal static class AttentionIlgpu
         _ => throw new ArgumentOutOfRangeException(nameof(lanes), lanes, "Lanes per row must be a power of two from 1 to 32."),
     };
 
-    private static Type ReductionType(SegmentReduction reduction) => reduction switch
+    internal static Type ReductionType(SegmentReduction reduction) => reduction switch
     {
         SegmentReduction.WarpShuffle => typeof(WarpShuffleReduction),
         SegmentReduction.GroupShared => typeof(GroupSharedReduction),

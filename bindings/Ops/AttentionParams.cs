@@ -120,30 +120,12 @@ public sealed record AttentionParams
             throw new ArgumentException(
                 $"Query heads H = {h} must be a multiple of key/value heads Hkv = {hkv} (q {Tensor.Format(qShape)}, k {Tensor.Format(kShape)}).", "k");
 
-        OptionChecks.Defined(options.Score, "options.Score");
-        var scale = options.Scale ?? (float)(1.0 / Math.Sqrt(d));
-        if (!float.IsFinite(scale) || scale <= 0f)
-            throw new ArgumentException($"Scale must be finite and positive; got {scale}.", nameof(options));
-        var radius = options.KeyRadius ?? (float)Math.Sqrt(d);
-        if (!float.IsFinite(radius) || radius <= 0f)
-            throw new ArgumentException($"KeyRadius must be finite and positive; got {radius}.", nameof(options));
-        if (!float.IsFinite(options.KeyEpsilon) || options.KeyEpsilon <= 0f)
-            throw new ArgumentException($"KeyEpsilon must be finite and positive; got {options.KeyEpsilon}.", nameof(options));
+        var (scale, radius) = ResolveScore(options.Score, options.Scale, options.KeyRadius, options.KeyEpsilon, d);
         if (options.Window is { } w && w < 0)
             throw new ArgumentException($"Window must be >= 0 (or null for none); got {w}.", nameof(options));
         if (options.SinkTokens < 0)
             throw new ArgumentException($"SinkTokens must be >= 0; got {options.SinkTokens}.", nameof(options));
-        var slopes = new float[h];
-        if (options.BrakeSlopes is { } given)
-        {
-            if (given.Length != h)
-                throw new ArgumentException(
-                    $"BrakeSlopes has length {given.Length}; wanted one slope per query head, length H = {h}.", nameof(options));
-            for (var i = 0; i < h; i++)
-                if (!float.IsFinite(given[i]) || given[i] < 0f)
-                    throw new ArgumentException($"BrakeSlopes[{i}] = {given[i]}; every slope must be finite and >= 0.", nameof(options));
-            Array.Copy(given, slopes, h);
-        }
+        var slopes = ResolveSlopes(options.BrakeSlopes, h, "query head");
 
         return new AttentionParams
         {
@@ -153,6 +135,41 @@ public sealed record AttentionParams
             Causal = options.Causal, Window = options.Window ?? -1, BrakeSlopes = slopes,
             Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens,
         };
+    }
+
+    /// <summary>
+    /// Checks the score options every router shares (attention, the depth router) and resolves their defaults: the scale
+    /// s (1/sqrt(D)) and the key radius rho (sqrt(D)). Errors name <c>options</c>.
+    /// </summary>
+    internal static (float Scale, float Radius) ResolveScore(Score score, float? scale, float? keyRadius, float keyEpsilon, int d)
+    {
+        OptionChecks.Defined(score, "options.Score");
+        var s = scale ?? (float)(1.0 / Math.Sqrt(d));
+        if (!float.IsFinite(s) || s <= 0f)
+            throw new ArgumentException($"Scale must be finite and positive; got {s}.", "options");
+        var radius = keyRadius ?? (float)Math.Sqrt(d);
+        if (!float.IsFinite(radius) || radius <= 0f)
+            throw new ArgumentException($"KeyRadius must be finite and positive; got {radius}.", "options");
+        if (!float.IsFinite(keyEpsilon) || keyEpsilon <= 0f)
+            throw new ArgumentException($"KeyEpsilon must be finite and positive; got {keyEpsilon}.", "options");
+        return (s, radius);
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="given"/> (zeros when null) after checking it holds one finite slope &gt;= 0 per
+    /// <paramref name="perWhat"/>, <paramref name="h"/> of them. Errors name <c>options</c>.
+    /// </summary>
+    internal static float[] ResolveSlopes(float[]? given, int h, string perWhat)
+    {
+        var slopes = new float[h];
+        if (given is null) return slopes;
+        if (given.Length != h)
+            throw new ArgumentException($"BrakeSlopes has length {given.Length}; wanted one slope per {perWhat}, length H = {h}.", "options");
+        for (var i = 0; i < h; i++)
+            if (!float.IsFinite(given[i]) || given[i] < 0f)
+                throw new ArgumentException($"BrakeSlopes[{i}] = {given[i]}; every slope must be finite and >= 0.", "options");
+        Array.Copy(given, slopes, h);
+        return slopes;
     }
 
     /// <summary>Forward FLOPs counted as FlashAttention does: 4 B H N M D, halved when causal.</summary>

@@ -46,7 +46,6 @@ public static class AttentionReference
     {
         var hk = h / p.Group;
         var s = T.CreateChecked(p.Scale);
-        var half = T.CreateChecked(0.5);
         var slope = T.CreateChecked(p.BrakeSlopes[h]);
         var z = new T[p.N, p.M];
         for (var i = 0; i < p.N; i++)
@@ -60,17 +59,26 @@ public static class AttentionReference
                     continue;
                 }
                 var kj = keys.AsSpan(((b * p.Hkv + hk) * p.M + j) * p.D, p.D);
-                T dot = T.Zero, sq = T.Zero;
-                for (var d = 0; d < p.D; d++)
-                {
-                    dot += qi[d] * kj[d];
-                    sq += kj[d] * kj[d];
-                }
-                var score = s * dot;
-                if (p.Score == Score.Distance) score -= s * half * sq;
-                z[i, j] = score - slope * T.CreateChecked(Math.Abs(i + p.Offset - j));
+                z[i, j] = PairScore(qi, kj, s, p.Score) - slope * T.CreateChecked(Math.Abs(i + p.Offset - j));
             }
         }
+        return z;
+    }
+
+    /// <summary>
+    /// The score of one query and one (prepared) key before brake and masks: <c>s q . k'</c>, minus <c>(s/2)|k'|^2</c>
+    /// for Distance. Shared with <see cref="DepthRouterReference"/>.
+    /// </summary>
+    public static T PairScore<T>(ReadOnlySpan<T> qi, ReadOnlySpan<T> kj, T s, Score score) where T : IFloatingPointIeee754<T>
+    {
+        T dot = T.Zero, sq = T.Zero;
+        for (var d = 0; d < qi.Length; d++)
+        {
+            dot += qi[d] * kj[d];
+            sq += kj[d] * kj[d];
+        }
+        var z = s * dot;
+        if (score == Score.Distance) z -= s * T.CreateChecked(0.5) * sq;
         return z;
     }
 

@@ -207,7 +207,11 @@ public static class AttentionBackward
         if (hasBias) dkScored.AddScaled(-dzSum, kj);
         dkScored.Scale(p.Scale);
         if (p.NormalizeKeys != 0)
-            AttentionKeyGradient.ThroughNormalization<TLanes, TReduction>(ref dkScored, k, valid ? keyNorm[keyRow] : 0f, off, lane, dims, p);
+        {
+            // Uniform over the group (NormalizeKeys is), so every lane reaches the reduction.
+            dkScored = AttentionKeys.ChainThroughNormalisation<TLanes, TReduction>(
+                dkScored, LaneVector.Load(k, off, lane, lanes, dims), valid ? keyNorm[keyRow] : 0f, p.KeyRadius, p.KeyEpsilon);
+        }
 
         if (!valid) return;
         dkScored.Store(dk, off, lane, lanes, dims, 1f);

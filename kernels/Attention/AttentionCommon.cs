@@ -407,32 +407,6 @@ public static class AttentionBand
     }
 }
 
-/// <summary>The key-normalisation step of the backward, shared by the attention and graph-attention dK kernels.</summary>
-public static class AttentionKeyGradient
-{
-    /// <summary>
-    /// Turns this lane's part of dL/dk' into dL/dk: <c>dk = (rho/|k|)(dk' - u (u . dk'))</c>, u = k/|k|, or
-    /// <c>(rho/eps) dk'</c> at or below eps. Every lane of the row segment must call it (it sums over the segment).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void ThroughNormalization<TLanes, TReduction>(ref LaneVector dkScored, ArrayView1D<float, Stride1D.Dense> k,
-        float norm, int off, int lane, int dims, AttentionKernelParams p)
-        where TLanes : struct, ILanes
-        where TReduction : struct, ISegmentReduction
-    {
-        // u = k/|k| divided as the maths writes it: u from the rounded k' = f k or from k times 1/|k| would leave an
-        // O(eps |dk'|) residue where the exact projection is 0 (D = 1).
-        var above = norm > p.KeyEpsilon;
-        var u = LaneVector.Load(k, off, lane, default(TLanes).Count, dims);
-        u.DivideBy(above ? norm : float.PositiveInfinity); // x / inf = 0: no projection at or below eps
-        // Uniform over the group (NormalizeKeys is), so every lane reaches the reduction.
-        var project = default(TReduction).Sum<TLanes>(u.Dot(dkScored));
-        dkScored.AddScaled(-project, u);
-        // At or below eps, k' = (rho/eps) k and u = 0 here, so dk = (rho/eps) dk'.
-        dkScored.Scale(above ? p.KeyRadius / norm : p.KeyRadius / p.KeyEpsilon);
-    }
-}
-
 /// <summary>
 /// One lane's online-softmax state over a stream of scores (the attention and graph-attention forwards): the running
 /// max m, l = sum e^(z - m), s1 = sum e^(z - m)(z - m) for the entropy, and one caller-defined partial mass

@@ -55,6 +55,28 @@ public static class AttentionKeys
         }
     }
 
+    /// <summary>
+    /// dL/dk from dL/dk' through <c>k' = rho k / max(|k|, eps)</c>: <c>(rho/|k|)(dk' - u (u . dk'))</c>, u = k/|k|, or
+    /// <c>(rho/eps) dk'</c> at or below eps. u is k divided by |k| as the maths writes it: u from the rounded k' = f k
+    /// or from k times 1/|k| would leave an O(eps |dk'|) residue where the exact projection is 0 (D = 1). Every lane of
+    /// the row segment must call it (it sums over the segment). Shared by the attention, graph-attention and depth-router
+    /// backwards.
+    /// </summary>
+    public static LaneVector ChainThroughNormalisation<TLanes, TReduction>(
+        LaneVector dkScored, LaneVector k, float norm, float radius, float epsilon)
+        where TLanes : struct, ILanes
+        where TReduction : struct, ISegmentReduction
+    {
+        var above = norm > epsilon;
+        var u = k;
+        u.DivideBy(above ? norm : float.PositiveInfinity); // x / inf = 0: no projection at or below eps
+        var project = default(TReduction).Sum<TLanes>(u.Dot(dkScored));
+        dkScored.AddScaled(-project, u);
+        // At or below eps, k' = (rho/eps) k and u = 0 here, so dk = (rho/eps) dk'.
+        dkScored.Scale(above ? radius / norm : radius / epsilon);
+        return dkScored;
+    }
+
     private static float Sqrt(float x) => ILGPU.Algorithms.XMath.Sqrt(x);
 
     private static float Max(float a, float b) => a > b ? a : b;

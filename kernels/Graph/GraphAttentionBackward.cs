@@ -141,7 +141,11 @@ public static class GraphAttentionBackward
         if (hasBias) dkScored.AddScaled(-dzSum, kj);
         dkScored.Scale(p.Scale);
         if (p.NormalizeKeys != 0)
-            AttentionKeyGradient.ThroughNormalization<TLanes, WarpShuffleReduction>(ref dkScored, k, valid ? keyNorm[row] : 0f, off, lane, dims, p);
+        {
+            // Uniform over the warp (NormalizeKeys is), so every lane reaches the reduction.
+            dkScored = AttentionKeys.ChainThroughNormalisation<TLanes, WarpShuffleReduction>(
+                dkScored, LaneVector.Load(k, off, lane, lanes, dims), valid ? keyNorm[row] : 0f, p.KeyRadius, p.KeyEpsilon);
+        }
 
         if (!valid || slot != 0) return;
         dkScored.Store(dk, off, lane, lanes, p.D, 1f);

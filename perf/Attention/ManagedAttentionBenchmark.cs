@@ -269,22 +269,7 @@ public static class ManagedAttentionBenchmark
             ("O", fwd.Output.ToArray(), f64.Output, f32.Output), ("Lse", fwd.Lse.ToArray(), f64.Lse, f32.Lse),
             ("dQ", grads.DQ.ToArray(), g64.DQ, g32.DQ), ("dK", grads.DK.ToArray(), g64.DK, g32.DK), ("dV", grads.DV.ToArray(), g64.DV, g32.DV),
         ];
-        var parts = new List<string>();
-        var ok = true;
-        foreach (var (what, actual, reference, naive) in checks)
-        {
-            double err = 0, naiveErr = 0;
-            for (var i = 0; i < reference.Length; i++)
-            {
-                if (!double.IsFinite(reference[i])) continue;
-                err = Math.Max(err, Math.Abs(actual[i] - reference[i]));
-                naiveErr = Math.Max(naiveErr, Math.Abs(naive[i] - reference[i]));
-            }
-            var pass = err <= 2 * naiveErr + 1e-6 && !double.IsNaN(err);
-            ok &= pass;
-            parts.Add(string.Create(Inv, $"{what} {err:E1} (naive {naiveErr:E1}){(pass ? "" : " FAIL")}"));
-        }
-        return (ok, (ok ? "passed: " : "FAILED: ") + string.Join(", ", parts));
+        return Check2x(checks);
     }
 
     private static (long PeakBytes, double Seconds, bool Causal, string Source) MemoryCheck(Device device, bool causal)

@@ -170,6 +170,32 @@ public static class Bench
         return header.ToString();
     }
 
+    /// <summary>
+    /// The validate-before-timing verdict: FlashAttention's 2x rule (max error against the float64 reference at most
+    /// twice the naive float32 reference's, plus 1e-6; non-finite reference entries skipped) for each named output,
+    /// and one line that says which passed.
+    /// </summary>
+    public static (bool Ok, string Message) Check2x(IEnumerable<(string What, float[] Actual, double[] Reference, float[] Naive)> checks)
+    {
+        ArgumentNullException.ThrowIfNull(checks);
+        var parts = new List<string>();
+        var ok = true;
+        foreach (var (what, actual, reference, naive) in checks)
+        {
+            double err = 0, naiveErr = 0;
+            for (var i = 0; i < reference.Length; i++)
+            {
+                if (!double.IsFinite(reference[i])) continue;
+                err = Math.Max(err, Math.Abs(actual[i] - reference[i]));
+                naiveErr = Math.Max(naiveErr, Math.Abs(naive[i] - reference[i]));
+            }
+            var pass = err <= 2 * naiveErr + 1e-6 && !double.IsNaN(err);
+            ok &= pass;
+            parts.Add(string.Create(Inv, $"{what} {err:E1} (naive {naiveErr:E1}){(pass ? "" : " FAIL")}"));
+        }
+        return (ok, (ok ? "passed: " : "FAILED: ") + string.Join(", ", parts));
+    }
+
     /// <summary>/proc/loadavg, or n/a.</summary>
     public static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 
