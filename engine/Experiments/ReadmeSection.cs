@@ -30,11 +30,12 @@ internal static class ReadmeSection
         }
         var md = new StringBuilder();
         md.AppendLine("## What the seed papers claim and what RouteKit measured").AppendLine();
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(run.Path, RunFolder.ConfigFile)))!;
         md.AppendLine(
-            $"Generated from reproduce run `{run.RunId}` (profile {profile.ToString().ToLowerInvariant()}, commit `{BuildInfo.GitCommit}`) by " +
-            "`dotnet run -c Release --project engine -- reproduce --backend managed` then `... -- readme <its run folder>`. " +
+            $"Generated from reproduce run `{run.RunId}` (profile {profile.ToString().ToLowerInvariant()}, commit `{BuildInfo.GitCommit}`, " +
+            $"`{config["command_line"]}` on {config["machine"]}) by `routekit readme <its run folder>`. " +
             "Every verdict is computed from the measurements by thresholds in the code; \"contradicts\" and \"cannot decide\" are findings, not failures. " +
-            "The small profile trains for seconds per model on 2 CPU cores; `--profile full` is sized for a GPU.").AppendLine();
+            "The small profile trains for seconds per model; `--profile full` is sized for a GPU.").AppendLine();
         md.AppendLine("| claim | measured | verdict |").AppendLine("|---|---|---|");
         md.AppendLine(CultureInfo.InvariantCulture, $"| Softmax attention = Boltzmann weights over Euclidean distances with constant key norms | {identity.Rows.Count} identity checks (forward and gradients) against float64 | **{(identity.Failed == 0 ? "shown" : $"{identity.Failed} failed")}** |");
         var curves = Blindness.Curves(blindness.Points);
