@@ -146,24 +146,27 @@ public sealed class AttentionOutput : IDisposable
     }
 }
 
-/// <summary>What <see cref="Attention.Backward"/> returns.</summary>
-public sealed class AttentionGradients : IDisposable
+/// <summary>
+/// The gradients of a query/key/value router's backward (attention, graph attention, the depth router): dL/dq, dL/dk
+/// (through key normalisation when it is on) and dL/dv, each the shape of its input. Disposing disposes all three.
+/// </summary>
+public abstract class RouterGradients : IDisposable
 {
     /// <summary>Wraps preallocated or fresh gradient tensors.</summary>
-    public AttentionGradients(Tensor dq, Tensor dk, Tensor dv)
+    protected RouterGradients(Tensor dq, Tensor dk, Tensor dv)
     {
         DQ = dq;
         DK = dk;
         DV = dv;
     }
 
-    /// <summary>dL/dq, <c>[B, H, N, D]</c>.</summary>
+    /// <summary>dL/dq, the shape of q.</summary>
     public Tensor DQ { get; }
 
-    /// <summary>dL/dk, <c>[B, Hkv, M, D]</c>, through key normalisation when it is on.</summary>
+    /// <summary>dL/dk, the shape of k, through key normalisation when it is on.</summary>
     public Tensor DK { get; }
 
-    /// <summary>dL/dv, <c>[B, Hkv, M, D]</c>.</summary>
+    /// <summary>dL/dv, the shape of v.</summary>
     public Tensor DV { get; }
 
     /// <inheritdoc />
@@ -172,5 +175,9 @@ public sealed class AttentionGradients : IDisposable
         DQ.Dispose();
         DK.Dispose();
         DV.Dispose();
+        GC.SuppressFinalize(this);
     }
 }
+
+/// <summary>What <see cref="Attention.Backward"/> returns: DQ <c>[B, H, N, D]</c>, DK and DV <c>[B, Hkv, M, D]</c>.</summary>
+public sealed class AttentionGradients(Tensor dq, Tensor dk, Tensor dv) : RouterGradients(dq, dk, dv);

@@ -110,31 +110,5 @@ public sealed class DepthRouterOutput : IDisposable
     }
 }
 
-/// <summary>What <see cref="DepthRouter.Backward"/> returns.</summary>
-public sealed class DepthRouterGradients : IDisposable
-{
-    /// <summary>Wraps preallocated or fresh gradient tensors.</summary>
-    public DepthRouterGradients(Tensor dq, Tensor dk, Tensor dv)
-    {
-        DQ = dq;
-        DK = dk;
-        DV = dv;
-    }
-
-    /// <summary>dL/dq, <c>[Lq, T, H, D]</c>.</summary>
-    public Tensor DQ { get; }
-
-    /// <summary>dL/dk, <c>[L, T, H, D]</c>, through key normalisation when it is on.</summary>
-    public Tensor DK { get; }
-
-    /// <summary>dL/dv, <c>[L, T, H, D]</c>.</summary>
-    public Tensor DV { get; }
-
-    /// <inheritdoc />
-    public void Dispose()
-    {
-        DQ.Dispose();
-        DK.Dispose();
-        DV.Dispose();
-    }
-}
+/// <summary>What <see cref="DepthRouter.Backward"/> returns: DQ <c>[Lq, T, H, D]</c>, DK and DV <c>[L, T, H, D]</c>.</summary>
+public sealed class DepthRouterGradients(Tensor dq, Tensor dk, Tensor dv) : RouterGradients(dq, dk, dv);

@@ -179,30 +179,4 @@ public sealed class GraphAttentionOutput : IDisposable
 }
 
 /// <summary>What <see cref="GraphAttention.Backward"/> returns, each <c>[H, Nn, D]</c>.</summary>
-public sealed class GraphAttentionGradients : IDisposable
-{
-    /// <summary>Wraps preallocated or fresh gradient tensors.</summary>
-    public GraphAttentionGradients(Tensor dq, Tensor dk, Tensor dv)
-    {
-        DQ = dq;
-        DK = dk;
-        DV = dv;
-    }
-
-    /// <summary>dL/dq.</summary>
-    public Tensor DQ { get; }
-
-    /// <summary>dL/dk, through key normalisation when it is on.</summary>
-    public Tensor DK { get; }
-
-    /// <summary>dL/dv.</summary>
-    public Tensor DV { get; }
-
-    /// <inheritdoc />
-    public void Dispose()
-    {
-        DQ.Dispose();
-        DK.Dispose();
-        DV.Dispose();
-    }
-}
+public sealed class GraphAttentionGradients(Tensor dq, Tensor dk, Tensor dv) : RouterGradients(dq, dk, dv);
