@@ -39,7 +39,7 @@ internal static class ReadmeSection
         md.AppendLine("| claim | measured | verdict |").AppendLine("|---|---|---|");
         md.AppendLine(CultureInfo.InvariantCulture, $"| Softmax attention = Boltzmann weights over Euclidean distances with constant key norms | {identity.Rows.Count} identity checks (forward and gradients) against float64 | **{(identity.Failed == 0 ? "shown" : $"{identity.Failed} failed")}** |");
         var curves = Blindness.Curves(blindness.Points);
-        md.AppendLine(CultureInfo.InvariantCulture, $"| Dot attention is blind to key-norm spread that Distance sees | TV(Dot, Distance) at the largest sigma {string.Join(", ", curves.Select(c => $"{c.TvAtMax:F2} (D {c.D})"))} | **{(curves.All(c => c.ShowsGrowth) ? "shown" : "not everywhere")}** |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| Dot attention is blind to key-norm spread that Distance sees | TV(Dot, Distance) at the largest sigma {string.Join(", ", curves.Select(c => $"{c.TvAtMax:F2} ({c.Backend}, D {c.D})"))} | **{(curves.All(c => c.ShowsGrowth) ? "shown" : "not everywhere")}** |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| Small routers learn English text | validation loss {string.Join(", ", training.Select(t => $"{t.Mixer} {t.Result.ValidationLoss:F2}"))} nats/byte vs unigram entropy {training[0].Result.UnigramEntropy:F2} | **{(training.All(t => t.Result.Passed) ? "shown" : "not for every mixer")}** |");
         foreach (var sweep in sweeps)
             foreach (var claim in sweep.Verdicts.GroupBy(v => v.Claim))
