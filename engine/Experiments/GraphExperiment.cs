@@ -67,14 +67,15 @@ internal static class GraphExperiment
 
     private sealed record Problem(CsrArrays Graph, float[] Features, int[] Labels, float[] Targets, bool[] Labelled);
 
-    private static readonly Dictionary<int, Problem> Problems = [];
+    private static readonly Dictionary<(int Nodes, int K, int LabelsPerClass), Problem> Problems = [];
 
     // The graph, features and labelled nodes of a size (the first LabelsPerClass images of each class are labelled).
     private static Problem ProblemFor(Sizes sizes)
     {
         lock (Problems)
         {
-            if (Problems.TryGetValue(sizes.Nodes * 1000 + sizes.K * 10 + sizes.LabelsPerClass, out var cached)) return cached;
+            var key = (sizes.Nodes, sizes.K, sizes.LabelsPerClass);
+            if (Problems.TryGetValue(key, out var cached)) return cached;
             var data = FashionMnist.LoadSample();
             var n = Math.Min(sizes.Nodes, data.Count);
             var features = data.Images.AsSpan(0, n * data.Pixels).ToArray();
@@ -89,7 +90,7 @@ internal static class GraphExperiment
                 targets[i] = labelled[i] ? labels[i] : CrossEntropy.DefaultIgnoreIndex;
             }
             var problem = new Problem(graph, features, labels, targets, labelled);
-            Problems[sizes.Nodes * 1000 + sizes.K * 10 + sizes.LabelsPerClass] = problem;
+            Problems[key] = problem;
             return problem;
         }
     }
@@ -199,8 +200,8 @@ internal static class GraphExperiment
             ["layers"] = layerArray,
             ["nodes"] = problem.Labels.Length, ["edges"] = problem.Graph.Edges, ["labelled"] = problem.Labelled.Count(x => x),
         };
-        var r = RouterRecord.Read(new JsonObject(record.Select(kv => KeyValuePair.Create(kv.Key, kv.Value?.DeepClone()))) { ["key"] = p.Key });
-        record["onset"] = r.Onset is { } onset ? onset : null;
+        var onset = Onset.Earliest(layers.Select(l => Onset.Find(steps, l["normalized_entropy"])));
+        record["onset"] = onset is { } first ? first : null;
         return record;
     }
 
