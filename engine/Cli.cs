@@ -85,7 +85,7 @@ internal static class Cli
                         Shard = sharded && r.GetValue(shard) is { } text ? Shard.Parse(text) : null,
                     };
                     if (name == Reproduce.Name) OodExperiment.PickDevice(ctx); // refuses an ILGPU-simulator-only reproduce before any work
-                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName, GraphExperiment.Name, OodExperiment.Name] : new[] { name })
+                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName, GraphExperiment.Name, DepthExperiment.Name, OodExperiment.Name] : new[] { name })
                         RunFolder.FindResume(root, experiment, ctx.Options(experiment), resumeValue);
                     foreach (var line in skipped) console.WriteLine(line);
                     return body(ctx);
@@ -131,12 +131,20 @@ internal static class Cli
                 var r = GraphExperiment.Run(ctx);
                 return r.Missing == 0 && GraphExperiment.Learned(r) ? 0 : 1;
             }, sharded: true);
+        var depth = Experiment(DepthExperiment.Name,
+            "Routing over depth: the byte LM with a depth router between blocks (each block reads a routed mix of all earlier outputs); " +
+            "concentration over depth (entropy, max prob, embedding mass) and collapse against the depth brake m for Dot, Distance and normalised keys, with verdicts.",
+            ctx =>
+            {
+                var r = DepthExperiment.Run(ctx);
+                return r.Missing == 0 && DepthExperiment.Learned(r) ? 0 : 1;
+            }, sharded: true);
         var merge = MergeCommand(console, outDir, args);
         var readme = ReadmeCommand(console);
 
         var train = TrainCommand(console, outDir, resume, args);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, ood, reproduce, train, signature, brakeSweep, graph, merge, readme };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, ood, reproduce, train, signature, brakeSweep, graph, depth, merge, readme };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -151,7 +159,7 @@ internal static class Cli
     private static Command MergeCommand(IAnsiConsole console, Option<string> outDir, string[] args)
     {
         var dirs = new Argument<string[]>("runs") { Description = "The shard run folders to join (all of one experiment, profile and seed).", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("merge", "Join the shard run folders of a signature, brake or graph sweep into one run folder and report.") { dirs, outDir };
+        var command = new Command("merge", "Join the shard run folders of a signature, brake, graph or depth sweep into one run folder and report.") { dirs, outDir };
         command.SetAction(r =>
         {
             try

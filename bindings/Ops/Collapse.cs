@@ -137,9 +137,7 @@ public static class Collapse
             throw new ArgumentException($"keys must have rank >= 2 [..., D]; got shape {Tensor.Format(keys.Shape.ToArray())}.", nameof(keys));
         var d = keys.Shape[^1];
         var rows = keys.Length / d;
-        using var flat = keys.Device.Backend == Backend.Managed
-            ? keys.Device.FromArray(keys.Host, rows, d)
-            : keys.Device.FromArray(keys.ToArray(), rows, d);
+        using var flat = keys.Device.FromArray(keys.ToArray(), rows, d); // views (a Slice of a key stack) included
         using var norms = FeatureNorms.Forward(flat);
         var n = Array.ConvertAll(norms.L2.ToArray(), v => (double)v);
         var mean = n.Average();

@@ -21,16 +21,19 @@ internal static class Merge
         if (dirs.Count == 0) throw new UsageException("merge: name at least one run folder.");
         var shards = dirs.Select(Read).ToList();
         var first = shards[0];
-        if (first.Experiment is not (RouterSweeps.SignatureName or RouterSweeps.BrakeName or GraphExperiment.Name))
-            throw new UsageException($"merge: {first.Dir} is a '{first.Experiment}' run; only {RouterSweeps.SignatureName}, {RouterSweeps.BrakeName} and {GraphExperiment.Name} sweeps shard.");
+        if (first.Experiment is not (RouterSweeps.SignatureName or RouterSweeps.BrakeName or GraphExperiment.Name or DepthExperiment.Name))
+            throw new UsageException($"merge: {first.Dir} is a '{first.Experiment}' run; only {RouterSweeps.SignatureName}, {RouterSweeps.BrakeName}, {GraphExperiment.Name} and {DepthExperiment.Name} sweeps shard.");
         foreach (var s in shards.Skip(1))
             if (s.Experiment != first.Experiment || s.Common.ToJsonString() != first.Common.ToJsonString())
                 throw new UsageException($"merge: {s.Dir} ({s.Experiment}, {s.Common.ToJsonString()}) is not a shard of the same sweep as {first.Dir} ({first.Experiment}, {first.Common.ToJsonString()}).");
         var profile = Enum.Parse<RunProfile>((string)first.Common["profile"]!, ignoreCase: true);
         var seed = (int)first.Common["seed"]!;
-        var points = first.Experiment == GraphExperiment.Name
-            ? GraphExperiment.Points(profile, seed).Select(p => p.Key).ToList()
-            : RouterSweeps.Points(first.Experiment, profile, seed).Select(p => p.Key).ToList();
+        var points = first.Experiment switch
+        {
+            GraphExperiment.Name => GraphExperiment.Points(profile, seed).Select(p => p.Key).ToList(),
+            DepthExperiment.Name => DepthExperiment.Points(profile, seed).Select(p => p.Key).ToList(),
+            _ => RouterSweeps.Points(first.Experiment, profile, seed).Select(p => p.Key).ToList(),
+        };
         var order = points.Select((key, i) => (key, i)).ToDictionary(x => x.key, x => x.i);
         var merged = new Dictionary<string, (JsonObject Record, string Dir)>();
         foreach (var s in shards)
@@ -53,9 +56,12 @@ internal static class Merge
         using var run = RunFolder.Open(outRoot, first.Experiment, options, first.Devices, commandLine, resumePath: null);
         foreach (var (record, _) in merged.Values.OrderBy(m => order[(string)m.Record["key"]!]))
             run.Append(record.DeepClone().AsObject());
-        var result = first.Experiment == GraphExperiment.Name
-            ? GraphExperiment.Report(run, profile, seed, Shard.Whole)
-            : RouterSweeps.Report(run, first.Experiment, profile, seed, Shard.Whole);
+        var result = first.Experiment switch
+        {
+            GraphExperiment.Name => GraphExperiment.Report(run, profile, seed, Shard.Whole),
+            DepthExperiment.Name => DepthExperiment.Report(run, profile, seed, Shard.Whole),
+            _ => RouterSweeps.Report(run, first.Experiment, profile, seed, Shard.Whole),
+        };
         console.WriteLine($"merge: {merged.Count} of {points.Count} points from {shards.Count} folder(s) into {run.Path}" +
             (result.Missing > 0 ? $"; {result.Missing} point(s) missing (listed in {RunFolder.SummaryFile})." : "."));
         return result;

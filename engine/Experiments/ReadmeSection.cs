@@ -65,6 +65,7 @@ internal static class ReadmeSection
             {
                 RouterSweeps.SignatureName => new[] { ("signature-normalized_entropy.png", "Normalised entropy of the routing weights per router and layer"), ("signature-effective_rank.png", "Effective rank of the mixed representation"), ("ablation.png", "Content vs content-free routing") },
                 RouterSweeps.BrakeName => [("brake-onset.png", "Onset of concentration against the brake, one curve per router")],
+                DepthExperiment.Name => [("depth-concentration.png", "Depth routing: entropy over depth at the end of training against the depth brake"), ("depth-brake-onset.png", "Depth routing: onset of concentration against the depth brake")],
                 _ => [("graph-depth.png", "Graph attention: node representations after each layer"), ("graph-brake-onset.png", "Graph attention: onset of concentration against the graph brake")],
             };
             foreach (var (file, caption) in plots)
@@ -73,7 +74,7 @@ internal static class ReadmeSection
                 if (File.Exists(source)) md.AppendLine($"![{caption}]({Asset(source, file)})").AppendLine();
             }
         }
-        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; G1-G3 the same claims for graph attention over nodes (issue 13); " +
+        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; G1-G3 the same claims for graph attention over nodes and D1-D3 over depth (issue 13); " +
             "B is paper B's (Park et al., \"Understanding the Feature Norm for Out-of-Distribution Detection\", ICCV 2023). " +
             $"Onset: {Onset.Definition}");
         return md.ToString();

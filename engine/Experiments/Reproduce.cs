@@ -25,6 +25,7 @@ internal static class Reproduce
         var signature = RouterSweeps.Run(ctx, RouterSweeps.SignatureName);
         var brake = RouterSweeps.Run(ctx, RouterSweeps.BrakeName);
         var graph = GraphExperiment.Run(ctx);
+        var depth = DepthExperiment.Run(ctx);
         var ood = OodExperiment.Run(ctx);
         // The report folder is always new; only the experiments resume (each its own latest run with these options).
         using var run = RunFolder.Open(ctx.OutRoot, Name, ctx.Options(Name), ctx.DeviceList(), ctx.CommandLine, resumePath: null);
@@ -32,7 +33,7 @@ internal static class Reproduce
         run.Append(new JsonObject { ["key"] = Blindness.Name, ["run_id"] = Path.GetFileName(blindness.RunPath), ["failed"] = blindness.Failed });
         foreach (var (mixer, r) in training)
             run.Append(new JsonObject { ["key"] = $"train/{mixer}", ["run_id"] = Path.GetFileName(r.RunPath), ["validation_loss"] = r.ValidationLoss, ["passed"] = r.Passed });
-        foreach (var sweep in new[] { signature, brake, graph })
+        foreach (var sweep in new[] { signature, brake, graph, depth })
             run.Append(new JsonObject
             {
                 ["key"] = sweep.Experiment, ["run_id"] = Path.GetFileName(sweep.RunPath), ["missing"] = sweep.Missing,
@@ -45,15 +46,15 @@ internal static class Reproduce
             ["verdicts"] = new JsonArray(ood.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["set"] = v.Set, ["outcome"] = v.Outcome.ToString() }).ToArray()),
         });
         var reportPath = Path.Combine(run.Path, "report.md");
-        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake, graph], ood, clock.Elapsed));
-        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake, graph], ood));
+        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake, graph, depth], ood, clock.Elapsed));
+        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake, graph, depth], ood));
         var trainFailed = training.Count(t => !t.Result.Passed);
-        var missing = signature.Missing + brake.Missing + graph.Missing;
+        var missing = signature.Missing + brake.Missing + graph.Missing + depth.Missing;
         // Verdicts on the papers' claims are findings, not failures: a run that contradicts a claim still passes. It
         // fails when the software's own checks fail or points are missing.
-        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0 && ood.Passed && GraphExperiment.Learned(graph);
+        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0 && ood.Passed && GraphExperiment.Learned(graph) && DepthExperiment.Learned(depth);
         ctx.Console.WriteLine($"reproduce: report {reportPath} ({clock.Elapsed.TotalSeconds:F0} s); " +
-            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing; ood {(ood.Passed ? "passed" : "failed (its models did not learn)")}; graph models {(GraphExperiment.Learned(graph) ? "learned" : "did NOT learn")}."));
+            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing; ood {(ood.Passed ? "passed" : "failed (its models did not learn)")}; graph models {(GraphExperiment.Learned(graph) ? "learned" : "did NOT learn")}; depth-routed models {(DepthExperiment.Learned(depth) ? "learned" : "did NOT learn")}."));
         return new Result(reportPath, passed);
     }
 
@@ -149,6 +150,7 @@ internal static class Reproduce
             {
                 RouterSweeps.SignatureName => "Paper A: routers concentrate and collapse under training; content-free routing does not; normalised keys concentrate too",
                 RouterSweeps.BrakeName => "Paper A: the positional brake moves the onset of concentration",
+                DepthExperiment.Name => "Paper A over depth: a depth router concentrates over layers, and the depth brake moves the onset",
                 _ => "Paper A over nodes: graph attention concentrates, over-smooths with depth, and its brake moves the onset",
             };
             md.AppendLine(CultureInfo.InvariantCulture, $"### {number++}. {title}").AppendLine();

@@ -103,7 +103,11 @@ internal sealed class Block : IDisposable
 public sealed class ByteLanguageModel : IDisposable
 {
     private readonly Block[] blocks;
-    private readonly Tensor[] stream;     // residual stream x_0 .. x_L, each [B*T, W]
+    private readonly Tensor streams;      // o_0 .. o_L as one [L+1, B*T, W] stack (the depth routers' values)
+    private readonly Tensor[] stream;     // views: residual stream x_0 .. x_L (block outputs), each [B*T, W]
+    private readonly Tensor? dStreams;    // depth-routed: the gradient stack of o_0 .. o_L
+    private readonly Tensor[]? dStream;   // views of dStreams
+    private readonly DepthMix? depth;
     private readonly Tensor dA, dB;       // gradient of the residual stream, ping-pong
     private readonly Tensor logits;
     private readonly LayerNormOutput lnf;
@@ -129,12 +133,22 @@ public sealed class ByteLanguageModel : IDisposable
         table = Parameters.Declare("wte", [ModelConfig.Vocabulary, w], true, Init.Normal(0.02));
         blocks = new Block[config.Layers];
         for (var l = 0; l < config.Layers; l++) blocks[l] = new Block(device, Parameters, config, l, batch);
+        streams = device.Zeros(config.Layers + 1, rows, w);
+        stream = new Tensor[config.Layers + 1];
+        for (var l = 0; l <= config.Layers; l++) stream[l] = streams.Slice(l * rows * w, rows, w);
         lnfw = Parameters.Declare("lnf.w", [w], false, Init.Constant(1));
         lnfb = Parameters.Declare("lnf.b", [w], false, Init.Constant(0));
         head = config.TiedHead ? table : Parameters.Declare("head", [ModelConfig.Vocabulary, w], true, Init.Normal(0.02));
+        // The depth routers' parameters come last, so every other parameter starts as in the plain model of the same seed
+        // (the plain model is the depth-routed one's limit of a large brake).
+        if (config.DepthRouted)
+        {
+            dStreams = device.Zeros(config.Layers + 1, rows, w);
+            dStream = new Tensor[config.Layers + 1];
+            for (var l = 0; l <= config.Layers; l++) dStream[l] = dStreams.Slice(l * rows * w, rows, w);
+            depth = new DepthMix(device, Parameters, config, batch, streams, dStreams);
+        }
         Parameters.Allocate(device, config.Seed);
-        stream = new Tensor[config.Layers + 1];
-        for (var l = 0; l <= config.Layers; l++) stream[l] = device.Zeros(rows, w);
         dA = device.Zeros(rows, w);
         dB = device.Zeros(rows, w);
         logits = device.Zeros(rows, ModelConfig.Vocabulary);
@@ -165,14 +179,24 @@ public sealed class ByteLanguageModel : IDisposable
 
     internal IReadOnlyList<Block> Blocks => blocks;
 
-    /// <summary>The residual stream entering block l (l = L: the final one) of the last forward.</summary>
+    /// <summary>
+    /// The residual stream entering block l (l = L: the final one) of the last forward; for a depth-routed model, o_l
+    /// (the embedding, then block l-1's output), from which the depth router mixes block l's input.
+    /// </summary>
     public Tensor Stream(int l) => stream[l];
+
+    /// <summary>The depth routers of a depth-routed model (null otherwise).</summary>
+    internal DepthMix? Depth => depth;
+
+    /// <summary>Block l's input of the last forward: o_l, or for a depth-routed model the routed mix x_l.</summary>
+    public Tensor BlockInput(int l) => depth is null ? stream[l] : depth.Input(l);
 
     /// <summary>Computes logits and the loss (and, in the same pass, dlogits for <see cref="Backward"/>).</summary>
     public void Forward()
     {
         Embedding.Forward(Parameters[table], Ids, stream[0]);
-        for (var l = 0; l < blocks.Length; l++) blocks[l].Forward(stream[l], stream[l + 1]);
+        for (var l = 0; l < blocks.Length; l++)
+            blocks[l].Forward(depth is null ? stream[l] : depth.Forward(l, stream[l]), stream[l + 1]);
         LayerNorm.Forward(stream[^1], Parameters[lnfw], Parameters[lnfb], outputs: lnf);
         Linear.Forward(lnf.Y, Parameters[head], null, logits);
         CrossEntropy.Forward(logits, Targets, outputs: ce);
@@ -184,8 +208,13 @@ public sealed class ByteLanguageModel : IDisposable
         // With a tied head the head's gradient is written first into the table's gradient, and the embedding's
         // backward adds to it; untied, the table's gradient starts at zero.
         gHead ??= new LinearGradients(dA, Parameters.Grad(head), null);
-        gLnf ??= new LayerNormGradients(dB, Parameters.Grad(lnfw), Parameters.Grad(lnfb));
+        gLnf ??= new LayerNormGradients(dStream is null ? dB : dStream[^1], Parameters.Grad(lnfw), Parameters.Grad(lnfb));
         Linear.Backward(ce.DLogits, lnf.Y, Parameters[head], false, gHead);
+        if (depth is not null)
+        {
+            BackwardDepthRouted();
+            return;
+        }
         LayerNorm.Backward(dA, stream[^1], Parameters[lnfw], lnf, gLnf);
         Tensor dy = dB, dx = dA;
         for (var l = blocks.Length - 1; l >= 0; l--)
@@ -197,11 +226,29 @@ public sealed class ByteLanguageModel : IDisposable
         Embedding.Backward(dy, Ids, Parameters.Grad(table));
     }
 
+    // Depth-routed: dO_L from the final LayerNorm, then per block (last first) the block's backward into dx_l and the
+    // depth router's into dO_0..l (DepthMix.Backward); dO_l is complete once block l's router has run.
+    private void BackwardDepthRouted()
+    {
+        dStreams!.Clear();
+        depth!.BeginBackward();
+        LayerNorm.Backward(dA, stream[^1], Parameters[lnfw], lnf, gLnf!);
+        for (var l = blocks.Length - 1; l >= 0; l--)
+        {
+            blocks[l].Backward(dStream![l + 1], depth.Input(l), depth.InputGradient);
+            depth.Backward(l, stream[l], dStream[l]);
+        }
+        if (!Config.TiedHead) Parameters.Grad(table).Clear();
+        Embedding.Backward(dStream![0], Ids, Parameters.Grad(table));
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
         foreach (var b in blocks) b.Dispose();
-        foreach (var t in stream) t.Dispose();
+        streams.Dispose();
+        dStreams?.Dispose();
+        depth?.Dispose();
         dA.Dispose();
         dB.Dispose();
         logits.Dispose();

@@ -55,6 +55,19 @@ public sealed record ModelConfig
     /// values routed (attention's V, Mamba's u and gate z, the RG-LRU's x) still come from the tokens.
     /// </summary>
     public bool ContentFree { get; init; }
+    /// <summary>
+    /// Depth routing (issue 13): block l reads a <see cref="DepthRouter"/> mix of the embedding and every earlier block's
+    /// output, <c>x_l = sum_{j &lt;= l} softmax_j(score(q_l, k_j) - m (l - j)) o_j</c>, instead of o_l alone (o_0 the
+    /// embedding, o_{j+1} block j's output). Keys k_j = LN_j(o_j) (one LayerNorm per depth), query q_l = W_q,l LN_l(o_l),
+    /// Heads heads of Width/Heads channels. A large brake m gives back the plain residual model, x_l = o_l.
+    /// </summary>
+    public bool DepthRouted { get; init; }
+    /// <summary>The depth router's scores (Dot or Distance).</summary>
+    public Score DepthScore { get; init; } = Score.Dot;
+    /// <summary>The depth router's keys normalised to the common norm before scoring.</summary>
+    public bool DepthNormalizeKeys { get; init; }
+    /// <summary>The depth brake m &gt;= 0: z_lj -= m (l - j), a preference for the latest layers (every head).</summary>
+    public float DepthBrake { get; init; }
     /// <summary>Mamba's expansion: inner channels E = Expand x Width.</summary>
     public int Expand { get; init; } = 2;
     /// <summary>Mamba's states per channel N.</summary>
@@ -86,6 +99,13 @@ public sealed record ModelConfig
         {
             if (Heads < 1 || Width % Heads != 0) return $"--heads {Heads}: the width {Width} must be a multiple of the head count.";
             if (HeadDim > 256) return $"--width {Width} / --heads {Heads} gives {HeadDim} channels per head; attention supports at most 256.";
+        }
+        if (!Enum.IsDefined(DepthScore)) return $"depth score {DepthScore} is not one of dot, distance.";
+        if (!float.IsFinite(DepthBrake) || DepthBrake < 0) return $"--depth-brake {DepthBrake}: wanted a finite value >= 0.";
+        if (DepthRouted)
+        {
+            if (Heads < 1 || Width % Heads != 0) return $"--heads {Heads}: the depth router splits the width {Width} into heads; it must be a multiple of the head count.";
+            if (HeadDim > 256) return $"--width {Width} / --heads {Heads} gives {HeadDim} channels per depth-router head; at most 256.";
         }
         if (Mixer == MixerKind.Recurrent && Brake <= 0) return $"--brake {Brake}: the recurrent mixer's c must be > 0.";
         if (Mixer == MixerKind.Mamba)

@@ -34,7 +34,25 @@ public static class ModelReference
         if (ids.Length != rows) throw new ArgumentException($"ids has {ids.Length} entries; wanted B*T = {rows}.", nameof(ids));
         var table = Get(layout, parameters, "wte");
         var x = EmbeddingReference.Forward(table, Array.ConvertAll(ids, v => (int)v), w);
-        for (var l = 0; l < c.Layers; l++) x = BlockForward(c, batch, l, layout, parameters, x);
+        if (c.DepthRouted)
+        {
+            // Depth-routed (DepthMix.cs): o_0 = x; k_l = LN_l(o_l), q_l = W_q,l k_l, x_l = DepthRouter(q_l, k_0..l, o_0..l).
+            var outs = new List<double[]> { x };
+            var keys = new List<double[]>();
+            for (var l = 0; l < c.Layers; l++)
+            {
+                var a = Norm(outs[l], Get(layout, parameters, $"d{l}.ln.w"), Get(layout, parameters, $"d{l}.ln.b"), rows, w);
+                keys.Add(a);
+                var q = LinearReference.Forward(a, Get(layout, parameters, $"d{l}.wq"), null, rows, w, w);
+                var dp = DepthRouterParams.Resolve([1, rows, c.Heads, c.HeadDim], [l + 1, rows, c.Heads, c.HeadDim], [l + 1, rows, c.Heads, c.HeadDim],
+                    DepthOptionsFor(c));
+                var routed = DepthRouterReference.Forward(dp, q, keys.SelectMany(k => k).ToArray(), outs.SelectMany(o => o).ToArray()).Output;
+                outs.Add(BlockForward(c, batch, l, layout, parameters, routed));
+            }
+            x = outs[^1];
+        }
+        else
+            for (var l = 0; l < c.Layers; l++) x = BlockForward(c, batch, l, layout, parameters, x);
         var y = Norm(x, Get(layout, parameters, "lnf.w"), Get(layout, parameters, "lnf.b"), rows, w);
         var head = c.TiedHead ? table : Get(layout, parameters, "head");
         return LinearReference.Forward(y, head, null, rows, w, ModelConfig.Vocabulary);
@@ -80,6 +98,13 @@ public static class ModelReference
             Causal = true, Score = c.Score, NormalizeKeys = c.NormalizeKeys,
             BrakeSlopes = c.Brake > 0 ? AttentionOptions.AlibiSlopes(c.Heads).Select(s => s * c.Brake).ToArray() : null,
         };
+    }
+
+    /// <summary>The depth-router options a depth-routed model uses for <paramref name="c"/>.</summary>
+    public static DepthRouterOptions DepthOptionsFor(ModelConfig c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        return new DepthRouterOptions { Score = c.DepthScore, NormalizeKeys = c.DepthNormalizeKeys, Brake = c.DepthBrake };
     }
 
     private static double[] AttentionForward(ModelConfig c, int batch, int layer, IReadOnlyList<ParameterInfo> layout,

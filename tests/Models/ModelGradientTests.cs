@@ -90,16 +90,33 @@ public sealed class ModelGradientTests
         {
             Mixer = MixerKind.Recurrent, Brake = 4, ContentFree = true, Layers = layers, Width = 8, Context = 7, TiedHead = layers == 2, Seed = 17,
         },
+        // Issue 13: depth-routed models (each block reads a DepthRouter mix of the embedding and earlier blocks' outputs).
+        "depth-dot" => new ModelConfig
+        {
+            Mixer = MixerKind.Attention, Score = Score.Dot, Brake = 0, DepthRouted = true, DepthBrake = 0.5f, Layers = layers, Width = 8,
+            Heads = 2, Context = 7, TiedHead = layers == 2, Seed = 18,
+        },
+        "depth-distance-normkeys" => new ModelConfig
+        {
+            Mixer = MixerKind.Recurrent, Brake = 8, DepthRouted = true, DepthScore = Score.Distance, DepthNormalizeKeys = true, Layers = layers,
+            Width = 8, Heads = 2, Context = 7, TiedHead = layers == 2, Seed = 19,
+        },
         _ => throw new ArgumentException(kind),
     };
 
     private static readonly string[] Kinds =
         ["attention-dot", "attention-distance", "mamba", "recurrent", "attention-content-free", "mamba-content-free-decay3", "recurrent-content-free"];
 
+    private static readonly string[] DepthKinds = ["depth-dot", "depth-distance-normkeys"];
+
     public static IEnumerable<TestCaseData> ModelCases()
     {
         foreach (var kind in Kinds)
             foreach (var layers in new[] { 1, 2 })
+                yield return new TestCaseData(kind, layers, Batch, 7, Backend.Managed).SetName($"Model({kind}, L={layers}, B={Batch}, T=7, Managed)");
+        // Depth routing needs depth: 3 blocks route over up to 3 layers (the embedding and two block outputs).
+        foreach (var kind in DepthKinds)
+            foreach (var layers in new[] { 1, 3 })
                 yield return new TestCaseData(kind, layers, Batch, 7, Backend.Managed).SetName($"Model({kind}, L={layers}, B={Batch}, T=7, Managed)");
     }
 

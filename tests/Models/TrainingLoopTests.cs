@@ -70,4 +70,25 @@ public sealed class TrainingStepAllocationTests
         // per-thread scratch this guards against cost 0.8-31 KB per step on a rotating pool, so the bound is 256 bytes.
         Assert.That(best, Is.LessThan(256));
     }
+
+    /// <summary>The same for a depth-routed model (issue 13): every block reads a DepthRouter mix of earlier outputs.</summary>
+    [Test]
+    public void ADepthRoutedManagedStepAllocatesUnder256Bytes([Values(false, true)] bool rotatingPool)
+    {
+        using var churn = rotatingPool ? new PoolChurn() : null;
+        using var device = Device.Create(Backend.Managed);
+        var config = new ModelConfig { Mixer = MixerKind.Attention, Layers = 3, Width = 64, Context = 64, Heads = 2, Brake = 1f, DepthRouted = true, DepthBrake = 0.5f };
+        using var trainer = new Trainer(device, config, new TrainOptions { Steps = 100, Batch = 4 }, Text.Value.Train, Text.Value.Validation);
+        for (var s = 0; s < 3; s++) trainer.TrainStep();
+        using var meter = Allocations.Meter();
+        var best = long.MaxValue;
+        for (var window = 0; window < 3; window++)
+        {
+            var before = Allocations.Now();
+            for (var s = 0; s < 5; s++) trainer.TrainStep();
+            best = Math.Min(best, (Allocations.Now() - before) / 5);
+        }
+        TestContext.Out.WriteLine($"depth-routed{(rotatingPool ? " (rotating pool)" : "")}: {best} bytes per training step after warm-up");
+        Assert.That(best, Is.LessThan(256));
+    }
 }
