@@ -244,6 +244,14 @@ internal static class DepthExperiment
         md.AppendLine("## Claim D2: the depth brake moves the onset of concentration over depth").AppendLine();
         verdicts.AddRange(RouterSweeps.BrakeCurves(run, routed.Select(x => ($"depth-{x.Point.Variant}", "depth brake m", x.Record)), sizes.Steps, sizes.EvalEvery,
             md, "D2 brake moves onset", "depth-brake-onset.png", "validation loss end", r => r.ValLoss[^1]));
+        // Where the brake already concentrates the routing at initialisation, training can only spread it: say so, as
+        // those points have no onset for that reason and not because the brake delayed one.
+        var spread = routed.GroupBy(x => x.Point.Brake).Where(b => b.Average(x => x.Record.Ends("normalized_entropy").Last) > b.Average(x => x.Record.Ends("normalized_entropy").First) + 0.01)
+            .Select(b => b.Key).Order().ToList();
+        if (spread.Count > 0)
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"At m = {string.Join(", ", spread.Select(m => m.ToString("G3", CultureInfo.InvariantCulture)))} the brake already concentrates the routing at step 0 and training *raised* its entropy (mean over scores): ") +
+                "those runs have no onset because there was nothing left to concentrate, not because the brake delayed one; the onset definition (relative to step 0) counts both as \"none\".").AppendLine();
         md.AppendLine("## Claim D3: the largest brake gives back the plain residual model").AppendLine();
         foreach (var g in routed.GroupBy(x => x.Point.Variant))
         {

@@ -20,8 +20,8 @@ public sealed partial class ReproduceTests
         var links = Link().Matches(md).Select(m => m.Groups[1].Value).Distinct().ToList();
         var files = links.Select(l => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(report)!, l))).ToList();
         Assert.That(files, Has.All.Matches<string>(File.Exists), string.Join(", ", links));
-        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(9), "identity, blindness, three training runs, signature, brake, graph, ood");
-        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(6));
+        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(10), "identity, blindness, three training runs, signature, brake, graph, depth, ood");
+        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(7));
         Assert.That(links.Count(l => l.EndsWith(".svg", StringComparison.Ordinal)), Is.EqualTo(1));
 
         var pngs = files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)).Distinct().ToList();
@@ -44,7 +44,8 @@ public sealed partial class ReproduceTests
         Assert.That(md, Does.Contain("### 5. Paper A: routers concentrate and collapse").And.Contain("### 6. Paper A: the positional brake"));
         Assert.That(md, Does.Contain("| 1 concentration | attention-dot |").And.Contain("| 3 brake moves onset | recurrent |"));
         Assert.That(md, Does.Contain("### 7. Paper A over nodes: graph attention").And.Contain("| G2 over-smoothing with depth | dot |"));
-        Assert.That(md, Does.Contain("### 8. Paper B: NAN").And.Contain($"**{OodExperiment.ClaimNanVsL1}**: supports on"));
+        Assert.That(md, Does.Contain("### 8. Paper A over depth: a depth router").And.Contain("| D3 large brake = plain model | dot |"));
+        Assert.That(md, Does.Contain("### 9. Paper B: NAN").And.Contain($"**{OodExperiment.ClaimNanVsL1}**: supports on"));
 
         // `routekit readme` puts the run's section between the markers of a README and its plots under docs/results.
         var readmeDir = Path.Combine(tmp.Root, "repo");
@@ -56,9 +57,9 @@ public sealed partial class ReproduceTests
         var updated = File.ReadAllText(readme);
         Assert.That(updated, Does.StartWith("# Title\n\nbefore\n" + ReadmeSection.Begin).And.EndWith(ReadmeSection.End + "\nafter\n"));
         Assert.That(updated, Does.Not.Contain("old text").And.Contain("## What the seed papers claim and what RouteKit measured"));
-        Assert.That(updated, Does.Contain("| A1 concentration |").And.Contain("| A3 brake moves onset |").And.Contain("| G3 brake moves onset |").And.Contain($"| B: {OodExperiment.ClaimLabelFree} |"));
+        Assert.That(updated, Does.Contain("| A1 concentration |").And.Contain("| A3 brake moves onset |").And.Contain("| G3 brake moves onset |").And.Contain("| D2 brake moves onset |").And.Contain($"| B: {OodExperiment.ClaimLabelFree} |"));
         var images = Link().Matches(updated).Select(m => m.Groups[1].Value).Where(l => l.EndsWith(".png", StringComparison.Ordinal)).ToList();
-        Assert.That(images, Has.Count.GreaterThanOrEqualTo(8));
+        Assert.That(images, Has.Count.GreaterThanOrEqualTo(10));
         Assert.That(images.Select(i => Path.Combine(readmeDir, i)), Has.All.Matches<string>(File.Exists));
         output = new StringWriter();
         Assert.That(RouteKit.Engine.Cli.Run(["readme", tmp.Root, "--file", readme], output), Is.EqualTo(2), "not a reproduce run folder");

@@ -61,6 +61,7 @@ public sealed class RouterSweepTests
 
     [TestCase("signature")]
     [TestCase("graph")]
+    [TestCase("depth")]
     public void ShardsMergedEqualTheUnshardedRun(string experiment)
     {
         using var tmp = new TempResults();
@@ -138,6 +139,8 @@ public sealed class RouterSweepTests
     [TestCase("brake", "--profile", "huge")]
     [TestCase("graph", "--shard", "2/2")]
     [TestCase("graph", "--backend", "tpu")]
+    [TestCase("depth", "--shard", "0/0")]
+    [TestCase("depth", "--profile", "tiny")]
     [TestCase("signature", "--seed", "-3")]
     [TestCase("merge")]
     public void BadOptionsExitTwo(params string[] args)
