@@ -46,14 +46,15 @@ internal static unsafe class DepthRouterManaged
         }
     }
 
-    internal static void Backward(DepthRouterParams p, ReadOnlySpan<float> dOut, ReadOnlySpan<float> q, ReadOnlySpan<float> k,
+    // keyRows: p.KeyRows, built once per problem by the caller (the property allocates a new record).
+    internal static void Backward(DepthRouterParams p, AttentionParams keyRows, ReadOnlySpan<float> dOut, ReadOnlySpan<float> q, ReadOnlySpan<float> k,
         ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> stats, Span<float> dq, Span<float> dk, Span<float> dv)
     {
         fixed (float* dOutP = dOut, qp = q, kp = k, vp = v, op = o, sp = stats, dqp = dq, dkp = dk, dvp = dv)
         {
             var body = new BackwardItems
             {
-                P = p, KeyRows = p.KeyRows, DOut = dOutP, Q = qp, K = kp, V = vp, O = op, Stats = sp, DQ = dqp, DK = dkp, DV = dvp,
+                P = p, KeyRows = keyRows, DOut = dOutP, Q = qp, K = kp, V = vp, O = op, Stats = sp, DQ = dqp, DK = dkp, DV = dvp,
             };
             ManagedParallel.For((p.Columns + ColumnsPerItem - 1) / ColumnsPerItem, ref body);
         }

@@ -12,12 +12,15 @@
 //                   Backward: Delta_i = dO_i . O_i; dQ over the CSR plan; dK/dV gathered per key node over the
 //                   transpose (CsrGraph.ColPtr/RowIdx), P recomputed from the saved (m_i, log l_i): no atomics.
 //
-// Key preparation reuses AttentionReference.ScoredKeys / KeyGradient on the dense view p.Keys (O(H Nn D), small beside
-// the O(E D) edge work). With NormalizeKeys it allocates k' per call, as do the Distance bias, Delta and the hub slots,
-// so this op is not yet allocation-free inside a training step (unnormalised keys are read in place).
+// Key preparation computes k', |k| and the Distance bias as AttentionReference.ScoredKeys does (O(H Nn D), small beside
+// the O(E D) edge work), and chains dL/dk' through the normalisation as AttentionReference.KeyGradient does, both in
+// float as before. Allocation-free after warm-up (issue 11; ManagedAllocationTests): k', |k|, the bias, Delta, dL/dk'
+// and the hub slots live in the calling thread's CallScratch (ManagedParallel.WorkerLocal), the per-worker edge scores
+// in Scratch, and the context is a struct inside each parallel body (it was a class, and these buffers arrays, until
+// 2026-12-02: 1.8 KB / 68 KB per forward / backward call with Dot, 4.3 MB / 10.7 MB with normalised Distance keys).
+// Unnormalised keys are read in place.
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using RouteKit.Reference;
 
 namespace RouteKit;
 
@@ -29,20 +32,19 @@ internal static unsafe class GraphAttentionManaged
         Span<float> o, Span<float> lse, Span<float> stats, Span<float> entropy, Span<float> maxProb, Span<float> selfMass)
     {
         if (p.H * p.Nodes == 0) return;
-        var (prepared, _, bias) = PrepareKeys(p, k);
-        ReadOnlySpan<float> keys = prepared ?? k;
+        var call = ManagedParallel.WorkerLocal<CallScratch>();
         var plan = g.RowPlan;
-        var partialState = new float[Math.Max(1, plan.Slots * p.H * ForwardState)]; // [Slots, H, 4]
-        var partialAcc = new float[Math.Max(1, plan.Slots * p.H * p.D)];            // [Slots, H, D]
-        fixed (float* qp = q, kp = keys, vp = v, bp = bias, op = o, lp = lse, sp = stats, ep = entropy, mp = maxProb, selfp = selfMass)
+        fixed (float* qp = q, kp = k, vp = v, op = o, lp = lse, sp = stats, ep = entropy, mp = maxProb, selfp = selfMass)
         fixed (int* rp = g.RowPtr, cp = g.ColIdx)
-        fixed (float* psp = partialState, pap = partialAcc)
         {
+            PrepareKeys(p, call, kp, out var keys, out _, out var bias);
             var c = new Context
             {
-                P = p, Ptr = rp, Idx = cp, Q = qp, Keys = kp, V = vp, Bias = bp, HasBias = p.Keys.Score == Score.Distance,
+                P = p, Ptr = rp, Idx = cp, Q = qp, Keys = keys, V = vp, Bias = bias, HasBias = p.Keys.Score == Score.Distance,
                 O = op, Lse = lp, Stats = sp, Entropy = p.Diagnostics ? ep : null, MaxProb = mp, SelfMass = selfp,
-                PartialState = psp, PartialAcc = pap, Slots = plan.Slots, Plan = plan,
+                PartialState = call.PartialState.Ensure((long)plan.Slots * p.H * ForwardState), // [Slots, H, 4]
+                PartialAcc = call.PartialAcc.Ensure((long)plan.Slots * p.H * p.D),              // [Slots, H, D]
+                Slots = plan.Slots, Plan = plan,
             };
             var body = new ForwardItems { C = c };
             ManagedParallel.For(p.H * plan.Items.Length, ref body);
@@ -55,27 +57,26 @@ internal static unsafe class GraphAttentionManaged
         ReadOnlySpan<float> v, ReadOnlySpan<float> o, ReadOnlySpan<float> stats, Span<float> dq, Span<float> dk, Span<float> dv)
     {
         if (p.H * p.Nodes == 0) return;
-        var (prepared, norms, bias) = PrepareKeys(p, k);
-        ReadOnlySpan<float> keys = prepared ?? k;
-        var delta = new float[p.H * p.Nodes]; // [H, Nn] dO_i . O_i
-        var dkScored = p.Keys.NormalizeKeys ? new float[dk.Length] : null; // [H, Nn, D] dL/dk'
+        var call = ManagedParallel.WorkerLocal<CallScratch>();
         var rowPlan = g.RowPlan;
         var columnPlan = g.ColumnPlan;
         var slots = Math.Max(rowPlan.Slots, columnPlan.Slots);
-        var partialAcc = new float[Math.Max(1, slots * p.H * p.D)];   // [Slots, H, D] dq or dk' parts
-        var partialAcc2 = new float[Math.Max(1, slots * p.H * p.D)];  // [Slots, H, D] dv parts
-        var partialSum = new float[Math.Max(1, slots * p.H)];         // [Slots, H] sum dz parts
-        var dkTarget = dkScored is null ? dk : dkScored.AsSpan();
-        fixed (float* dop = dOut, qp = q, kp = keys, vp = v, bp = bias, op = o, sp = stats, dlp = delta)
-        fixed (float* dqp = dq, dkp = dkTarget, dvp = dv)
+        fixed (float* dop = dOut, qp = q, kp = k, vp = v, op = o, sp = stats)
+        fixed (float* dqp = dq, dkp = dk, dvp = dv)
         fixed (int* rp = g.RowPtr, cp = g.ColIdx, colp = g.ColPtr, rowp = g.RowIdx)
-        fixed (float* pap = partialAcc, pap2 = partialAcc2, psp = partialSum)
         {
+            PrepareKeys(p, call, kp, out var keys, out var norms, out var bias);
+            // With NormalizeKeys the key pass writes dL/dk' into scratch, chained into dk afterwards.
+            var dkScored = p.Keys.NormalizeKeys ? call.DkScored.Ensure(dk.Length) : dkp; // [H, Nn, D]
             var c = new Context
             {
-                P = p, Ptr = rp, Idx = cp, Q = qp, Keys = kp, V = vp, Bias = bp, HasBias = p.Keys.Score == Score.Distance,
-                O = op, Stats = sp, DOut = dop, Delta = dlp, DQ = dqp, DK = dkp, DV = dvp,
-                PartialAcc = pap, PartialAcc2 = pap2, PartialState = psp, Plan = rowPlan, Slots = slots,
+                P = p, Ptr = rp, Idx = cp, Q = qp, Keys = keys, V = vp, Bias = bias, HasBias = p.Keys.Score == Score.Distance,
+                O = op, Stats = sp, DOut = dop, Delta = call.Delta.Ensure((long)p.H * p.Nodes), // [H, Nn] dO_i . O_i
+                DQ = dqp, DK = dkScored, DV = dvp,
+                PartialAcc = call.PartialAcc.Ensure((long)slots * p.H * p.D),   // [Slots, H, D] dq or dk' parts
+                PartialAcc2 = call.PartialAcc2.Ensure((long)slots * p.H * p.D), // [Slots, H, D] dv parts
+                PartialState = call.PartialState.Ensure((long)slots * p.H),     // [Slots, H] sum dz parts
+                Plan = rowPlan, Slots = slots,
             };
             var deltas = new DeltaRows { C = c };
             ManagedParallel.For(p.H, ref deltas);
@@ -91,29 +92,81 @@ internal static unsafe class GraphAttentionManaged
             ManagedParallel.For(p.H * columnPlan.Items.Length, ref key);
             var keyHubs = new KeyHubs { C = c };
             ManagedParallel.For(p.H * columnPlan.Hubs.Length, ref keyHubs);
+            if (p.Keys.NormalizeKeys) KeyGradient(p, kp, norms, dkScored, dkp);
         }
-        if (dkScored is not null) AttentionReference.KeyGradient(p.Keys, k.ToArray(), norms!, dkScored).CopyTo(dk);
     }
 
-    // k' with NormalizeKeys (else null: the score reads k itself, nothing is copied), |k| (with NormalizeKeys) and the
-    // Distance bias -(s/2)|k'|^2 (empty for Dot), [H, Nn, D] / [H, Nn].
-    private static (float[]? Keys, float[]? Norms, float[] Bias) PrepareKeys(GraphAttentionParams p, ReadOnlySpan<float> k)
+    /// <summary>
+    /// The calling thread's per-call buffers (prepared keys, key norms, Distance bias, row deltas, dL/dk', hub partial
+    /// results), kept between calls (ManagedParallel.WorkerLocal) so a training step does not allocate them (issue 11).
+    /// Every buffer is fully written before it is read in each call.
+    /// </summary>
+    private sealed class CallScratch
     {
-        var (keys, norms) = p.Keys.NormalizeKeys ? AttentionReference.ScoredKeys(p.Keys, k.ToArray()) : (null, null);
-        if (p.Keys.Score != Score.Distance) return (keys, norms, []);
-        var bias = new float[p.H * p.Nodes];
-        ReadOnlySpan<float> scored = keys ?? k;
-        fixed (float* kp = scored)
-            for (var r = 0; r < bias.Length; r++)
-                bias[r] = -0.5f * p.Scale * Dot(kp + (nint)r * p.D, kp + (nint)r * p.D, p.D);
-        return (keys, norms, bias);
+        public readonly ThreadScratch Keys = new(), Norms = new(), Bias = new(), Delta = new(), DkScored = new();
+        public readonly ThreadScratch PartialState = new(), PartialAcc = new(), PartialAcc2 = new();
     }
 
-    /// <summary>Everything a work item reads and writes (pointers into pinned spans, valid during the call).</summary>
-    private sealed class Context
+    // The keys as the score reads them: k' with NormalizeKeys (else k itself, nothing copied), |k| (with NormalizeKeys)
+    // and the Distance bias -(s/2)|k'|^2 (null for Dot), [H, Nn, D] / [H, Nn]. k' and |k| are computed exactly as
+    // AttentionReference.ScoredKeys does in float (sequential sums), as this op did before its buffers were kept.
+    private static void PrepareKeys(GraphAttentionParams p, CallScratch call, float* k, out float* keys, out float* norms, out float* bias)
     {
-        public required GraphAttentionParams P;
-        public GraphWorkPlan Plan = null!;
+        var rows = p.H * p.Nodes;
+        var d = p.D;
+        keys = k;
+        norms = bias = null;
+        if (p.Keys.NormalizeKeys)
+        {
+            keys = call.Keys.Ensure((long)rows * d);
+            norms = call.Norms.Ensure(rows);
+            float rho = p.Keys.KeyRadius, eps = p.Keys.KeyEpsilon;
+            for (var r = 0; r < rows; r++)
+            {
+                float* src = k + (nint)r * d, dst = keys + (nint)r * d;
+                var sq = 0f;
+                for (var e = 0; e < d; e++) sq += src[e] * src[e];
+                norms[r] = float.Sqrt(sq);
+                var f = rho / float.Max(norms[r], eps);
+                for (var e = 0; e < d; e++) dst[e] = src[e] * f;
+            }
+        }
+        if (p.Keys.Score != Score.Distance) return;
+        bias = call.Bias.Ensure(rows);
+        for (var r = 0; r < rows; r++)
+            bias[r] = -0.5f * p.Scale * Dot(keys + (nint)r * d, keys + (nint)r * d, d);
+    }
+
+    // dk from dL/dk' through the key normalisation, in float exactly as AttentionReference.KeyGradient computes it.
+    private static void KeyGradient(GraphAttentionParams p, float* k, float* norms, float* dkScored, float* dk)
+    {
+        var rows = p.H * p.Nodes;
+        var d = p.D;
+        float rho = p.Keys.KeyRadius, eps = p.Keys.KeyEpsilon;
+        for (var r = 0; r < rows; r++)
+        {
+            var off = (nint)r * d;
+            var norm = norms[r];
+            if (norm <= eps)
+            {
+                for (var e = 0; e < d; e++) dk[off + e] = rho / eps * dkScored[off + e];
+                continue;
+            }
+            var dot = 0f;
+            for (var e = 0; e < d; e++) dot += k[off + e] * dkScored[off + e];
+            var udk = dot / norm; // u . dk'
+            for (var e = 0; e < d; e++) dk[off + e] = rho / norm * (dkScored[off + e] - k[off + e] / norm * udk);
+        }
+    }
+
+    /// <summary>
+    /// Everything a work item reads and writes (pointers into pinned spans and scratch, valid during the call). A struct
+    /// held by each parallel body and passed by <c>in</c>, so a call allocates no context object.
+    /// </summary>
+    private struct Context
+    {
+        public GraphAttentionParams P;
+        public GraphWorkPlan Plan;
         public int* Ptr, Idx;      // CSR (rowPtr, colIdx) or the transpose (colPtr, rowIdx)
         public float* Q, Keys, V, Bias, O, Lse, Stats, Entropy, MaxProb, SelfMass;
         public float* DOut, Delta, DQ, DK, DV;
@@ -122,10 +175,10 @@ internal static unsafe class GraphAttentionManaged
         public int Slots;
 
         /// <summary>Parallel index -> (head, work item of <see cref="Plan"/>): heads outermost.</summary>
-        public (int H, GraphWorkPlan.Item Item) ItemAt(int index) => (index / Plan.Items.Length, Plan.Items[index % Plan.Items.Length]);
+        public readonly (int H, GraphWorkPlan.Item Item) ItemAt(int index) => (index / Plan.Items.Length, Plan.Items[index % Plan.Items.Length]);
 
         /// <summary>Parallel index -> (head, hub of <see cref="Plan"/>).</summary>
-        public (int H, int Node, int FirstSlot, int Count) HubAt(int index)
+        public readonly (int H, int Node, int FirstSlot, int Count) HubAt(int index)
         {
             var (node, first, count) = Plan.Hubs[index % Plan.Hubs.Length];
             return (index / Plan.Hubs.Length, node, first, count);
@@ -158,13 +211,13 @@ internal static unsafe class GraphAttentionManaged
         public float* Z, A, B;
     }
 
-    private static Buffers ScratchFor(Context c) =>
+    private static Buffers ScratchFor(in Context c) =>
         ManagedParallel.WorkerLocal<Scratch>().Ensure(Math.Max(1, c.Plan.MaxItemEdges), Math.Max(1, c.P.D));
 
     // z_ij = s q_i . k'_j - m_h [j != i] (+ bias_j): one definition for the forward and both backward passes, so the
     // backward's z is the forward's bit for bit and z - m_i is exact at the row max.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float EdgeScore(Context c, int h, int i, int j, float brake)
+    private static float EdgeScore(in Context c, int h, int i, int j, float brake)
     {
         var p = c.P;
         var z = p.Scale * Dot(c.Q + ((nint)h * p.Nodes + i) * p.D, c.Keys + ((nint)h * p.Nodes + j) * p.D, p.D) - (j != i ? brake : 0f);
@@ -181,19 +234,19 @@ internal static unsafe class GraphAttentionManaged
         public readonly void Run(int index)
         {
             var (h, it) = C.ItemAt(index);
-            var scratch = ScratchFor(C);
+            var scratch = ScratchFor(in C);
             float* z = scratch.Z, acc = scratch.A;
             if (it.Slot >= 0)
             {
                 var st = C.PartialState + ((nint)it.Slot * C.P.H + h) * ForwardState;
-                ForwardEdges(C, h, it.Node0, it.Edge0, it.Edge1, z, C.PartialAcc + ((nint)it.Slot * C.P.H + h) * C.P.D, st);
+                ForwardEdges(in C, h, it.Node0, it.Edge0, it.Edge1, z, C.PartialAcc + ((nint)it.Slot * C.P.H + h) * C.P.D, st);
                 return;
             }
             var state = stackalloc float[ForwardState];
             for (var i = it.Node0; i < it.Node1; i++)
             {
-                ForwardEdges(C, h, i, C.Ptr[i], C.Ptr[i + 1], z, acc, state);
-                WriteNode(C, h, i, acc, state);
+                ForwardEdges(in C, h, i, C.Ptr[i], C.Ptr[i + 1], z, acc, state);
+                WriteNode(in C, h, i, acc, state);
             }
         }
     }
@@ -206,7 +259,7 @@ internal static unsafe class GraphAttentionManaged
         {
             var (h, node, first, count) = C.HubAt(index);
             var p = C.P;
-            var acc = ScratchFor(C).A;
+            var acc = ScratchFor(in C).A;
             var state = stackalloc float[ForwardState];
             var m = float.NegativeInfinity;
             for (var s = first; s < first + count; s++) m = MathF.Max(m, C.PartialState[((nint)s * p.H + h) * ForwardState]);
@@ -223,20 +276,20 @@ internal static unsafe class GraphAttentionManaged
                 state[3] += alpha * part[3];
                 AddScaled(acc, alpha, C.PartialAcc + ((nint)s * p.H + h) * p.D, p.D);
             }
-            WriteNode(C, h, node, acc, state);
+            WriteNode(in C, h, node, acc, state);
         }
     }
 
     // Over edges [e0, e1) of node i: state = (m, l = sum w, s1 = sum w (z - m), w_self), acc = sum w v_j, w = e^(z - m).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardEdges(Context c, int h, int i, int e0, int e1, float* z, float* acc, float* state)
+    private static void ForwardEdges(in Context c, int h, int i, int e0, int e1, float* z, float* acc, float* state)
     {
         var p = c.P;
         var brake = p.BrakeSlopes[h];
         var m = float.NegativeInfinity;
         for (var e = e0; e < e1; e++)
         {
-            z[e - e0] = EdgeScore(c, h, i, c.Idx[e], brake);
+            z[e - e0] = EdgeScore(in c, h, i, c.Idx[e], brake);
             m = MathF.Max(m, z[e - e0]);
         }
         new Span<float>(acc, p.D).Clear();
@@ -257,7 +310,7 @@ internal static unsafe class GraphAttentionManaged
         state[3] = self;
     }
 
-    private static void WriteNode(Context c, int h, int i, float* acc, float* state)
+    private static void WriteNode(in Context c, int h, int i, float* acc, float* state)
     {
         var p = c.P;
         var row = (nint)h * p.Nodes + i;
@@ -305,7 +358,7 @@ internal static unsafe class GraphAttentionManaged
 
     // P_ij = e^((z_ij - m_i) - log l_i) from the forward's statistics; 0 for a node with no neighbours (never asked).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Probability(Context c, int row, float z) => MathF.Exp(z - c.Stats[2 * row] - c.Stats[2 * row + 1]);
+    private static float Probability(in Context c, int row, float z) => MathF.Exp(z - c.Stats[2 * row] - c.Stats[2 * row + 1]);
 
     private struct QueryItems : IParallelBody
     {
@@ -315,15 +368,15 @@ internal static unsafe class GraphAttentionManaged
         {
             var p = C.P;
             var (h, it) = C.ItemAt(index);
-            var acc = ScratchFor(C).A;
+            var acc = ScratchFor(in C).A;
             if (it.Slot >= 0)
             {
-                QueryEdges(C, h, it.Node0, it.Edge0, it.Edge1, C.PartialAcc + ((nint)it.Slot * p.H + h) * p.D);
+                QueryEdges(in C, h, it.Node0, it.Edge0, it.Edge1, C.PartialAcc + ((nint)it.Slot * p.H + h) * p.D);
                 return;
             }
             for (var i = it.Node0; i < it.Node1; i++)
             {
-                QueryEdges(C, h, i, C.Ptr[i], C.Ptr[i + 1], acc);
+                QueryEdges(in C, h, i, C.Ptr[i], C.Ptr[i + 1], acc);
                 StoreScaled(C.DQ + ((nint)h * p.Nodes + i) * p.D, acc, p.Scale, p.D);
             }
         }
@@ -337,7 +390,7 @@ internal static unsafe class GraphAttentionManaged
         {
             var p = C.P;
             var (h, node, first, count) = C.HubAt(index);
-            var acc = ScratchFor(C).A;
+            var acc = ScratchFor(in C).A;
             new Span<float>(acc, p.D).Clear();
             for (var s = first; s < first + count; s++) AddScaled(acc, 1f, C.PartialAcc + ((nint)s * p.H + h) * p.D, p.D);
             StoreScaled(C.DQ + ((nint)h * p.Nodes + node) * p.D, acc, p.Scale, p.D);
@@ -346,7 +399,7 @@ internal static unsafe class GraphAttentionManaged
 
     // acc = sum over edges [e0, e1) of node i of dz_ij k'_j, dz_ij = P_ij (dO_i . v_j - Delta_i).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void QueryEdges(Context c, int h, int i, int e0, int e1, float* acc)
+    private static void QueryEdges(in Context c, int h, int i, int e0, int e1, float* acc)
     {
         var p = c.P;
         var row = h * p.Nodes + i;
@@ -356,7 +409,7 @@ internal static unsafe class GraphAttentionManaged
         for (var e = e0; e < e1; e++)
         {
             var j = c.Idx[e];
-            var prob = Probability(c, row, EdgeScore(c, h, i, j, brake));
+            var prob = Probability(in c, row, EdgeScore(in c, h, i, j, brake));
             var dz = prob * (Dot(dO, c.V + ((nint)h * p.Nodes + j) * p.D, p.D) - c.Delta[row]);
             AddScaled(acc, dz, c.Keys + ((nint)h * p.Nodes + j) * p.D, p.D);
         }
@@ -370,16 +423,16 @@ internal static unsafe class GraphAttentionManaged
         {
             var p = C.P;
             var (h, it) = C.ItemAt(index);
-            var scratch = ScratchFor(C);
+            var scratch = ScratchFor(in C);
             float* dkAcc = scratch.A, dvAcc = scratch.B;
             if (it.Slot >= 0)
             {
                 var part = (nint)it.Slot * p.H + h;
-                C.PartialState[part] = KeyEdges(C, h, it.Node0, it.Edge0, it.Edge1, C.PartialAcc + part * p.D, C.PartialAcc2 + part * p.D);
+                C.PartialState[part] = KeyEdges(in C, h, it.Node0, it.Edge0, it.Edge1, C.PartialAcc + part * p.D, C.PartialAcc2 + part * p.D);
                 return;
             }
             for (var j = it.Node0; j < it.Node1; j++)
-                WriteKey(C, h, j, dkAcc, dvAcc, KeyEdges(C, h, j, C.Ptr[j], C.Ptr[j + 1], dkAcc, dvAcc));
+                WriteKey(in C, h, j, dkAcc, dvAcc, KeyEdges(in C, h, j, C.Ptr[j], C.Ptr[j + 1], dkAcc, dvAcc));
         }
     }
 
@@ -391,7 +444,7 @@ internal static unsafe class GraphAttentionManaged
         {
             var p = C.P;
             var (h, node, first, count) = C.HubAt(index);
-            var scratch = ScratchFor(C);
+            var scratch = ScratchFor(in C);
             float* dkAcc = scratch.A, dvAcc = scratch.B;
             new Span<float>(dkAcc, p.D).Clear();
             new Span<float>(dvAcc, p.D).Clear();
@@ -403,13 +456,13 @@ internal static unsafe class GraphAttentionManaged
                 AddScaled(dvAcc, 1f, C.PartialAcc2 + part * p.D, p.D);
                 dzSum += C.PartialState[part];
             }
-            WriteKey(C, h, node, dkAcc, dvAcc, dzSum);
+            WriteKey(in C, h, node, dkAcc, dvAcc, dzSum);
         }
     }
 
     // Over the transpose's edges [e0, e1) into key node j: dkAcc = sum dz_ij q_i, dvAcc = sum P_ij dO_i; returns sum dz_ij.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float KeyEdges(Context c, int h, int j, int e0, int e1, float* dkAcc, float* dvAcc)
+    private static float KeyEdges(in Context c, int h, int j, int e0, int e1, float* dkAcc, float* dvAcc)
     {
         var p = c.P;
         var vj = c.V + ((nint)h * p.Nodes + j) * p.D;
@@ -422,7 +475,7 @@ internal static unsafe class GraphAttentionManaged
             var i = c.Idx[e];
             var row = h * p.Nodes + i;
             var dO = c.DOut + (nint)row * p.D;
-            var prob = Probability(c, row, EdgeScore(c, h, i, j, brake));
+            var prob = Probability(in c, row, EdgeScore(in c, h, i, j, brake));
             var dz = prob * (Dot(dO, vj, p.D) - c.Delta[row]);
             dzSum += dz;
             AddScaled(dkAcc, dz, c.Q + (nint)row * p.D, p.D);
@@ -432,7 +485,7 @@ internal static unsafe class GraphAttentionManaged
     }
 
     // dk'_j = s (sum dz q - [Distance] (sum dz) k'_j); dv_j as summed.
-    private static void WriteKey(Context c, int h, int j, float* dkAcc, float* dvAcc, float dzSum)
+    private static void WriteKey(in Context c, int h, int j, float* dkAcc, float* dvAcc, float dzSum)
     {
         var p = c.P;
         var off = ((nint)h * p.Nodes + j) * p.D;

@@ -27,19 +27,21 @@ public static class DepthRouter
     public static DepthRouterOutput Forward(Tensor q, Tensor k, Tensor v, DepthRouterOptions? options = null,
         DepthRouterOutput? outputs = null)
     {
-        var p = Validate(q, k, v, options);
+        var p = Validate(q, k, v, options).P;
         var device = q.Device;
         if (outputs is not null)
         {
-            TensorChecks.Output(device, outputs.Output, p.QueryShape, "outputs.Output", q, k, v);
-            TensorChecks.Output(device, outputs.Stats, p.StatsShape, "outputs.Stats", q, k, v);
+            // Shapes as spans on the stack (the params' shape properties allocate an array each).
+            ReadOnlySpan<int> rowShape = [p.Lq, p.T, p.H];
+            TensorChecks.Output(device, outputs.Output, [p.Lq, p.T, p.H, p.D], "outputs.Output", q, k, v);
+            TensorChecks.Output(device, outputs.Stats, [p.Lq, p.T, p.H, 2], "outputs.Stats", q, k, v);
             if (p.Diagnostics)
             {
                 var dg = outputs.Diagnostics ?? throw new ArgumentException(
                     "options.Diagnostics is set but outputs.Diagnostics is null; preallocate all three [Lq, T, H] tensors.", nameof(outputs));
-                TensorChecks.Output(device, dg.NormalizedEntropy, p.RowShape, "outputs.Diagnostics.NormalizedEntropy", q, k, v);
-                TensorChecks.Output(device, dg.MaxProb, p.RowShape, "outputs.Diagnostics.MaxProb", q, k, v);
-                TensorChecks.Output(device, dg.EmbeddingMass, p.RowShape, "outputs.Diagnostics.EmbeddingMass", q, k, v);
+                TensorChecks.Output(device, dg.NormalizedEntropy, rowShape, "outputs.Diagnostics.NormalizedEntropy", q, k, v);
+                TensorChecks.Output(device, dg.MaxProb, rowShape, "outputs.Diagnostics.MaxProb", q, k, v);
+                TensorChecks.Output(device, dg.EmbeddingMass, rowShape, "outputs.Diagnostics.EmbeddingMass", q, k, v);
             }
         }
         TensorChecks.Finite(q, nameof(q));
@@ -71,38 +73,64 @@ public static class DepthRouter
     public static DepthRouterGradients Backward(Tensor dOut, Tensor q, Tensor k, Tensor v, DepthRouterOutput forward,
         DepthRouterOptions? options = null, DepthRouterGradients? gradients = null)
     {
-        var p = Validate(q, k, v, options);
+        var problem = Validate(q, k, v, options);
+        var p = problem.P;
         var device = q.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        TensorChecks.Input(device, dOut, p.QueryShape, nameof(dOut));
-        TensorChecks.Input(device, forward.Output, p.QueryShape, "forward.Output");
-        TensorChecks.Input(device, forward.Stats, p.StatsShape, "forward.Stats");
+        ReadOnlySpan<int> queryShape = [p.Lq, p.T, p.H, p.D], keyShape = [p.L, p.T, p.H, p.D];
+        TensorChecks.Input(device, dOut, queryShape, nameof(dOut));
+        TensorChecks.Input(device, forward.Output, queryShape, "forward.Output");
+        TensorChecks.Input(device, forward.Stats, [p.Lq, p.T, p.H, 2], "forward.Stats");
         if (gradients is not null)
         {
-            TensorChecks.Output(device, gradients.DQ, p.QueryShape, "gradients.DQ", dOut, q, k, v, forward.Output, forward.Stats);
-            TensorChecks.Output(device, gradients.DK, p.KeyShape, "gradients.DK", dOut, q, k, v, forward.Output, forward.Stats);
-            TensorChecks.Output(device, gradients.DV, p.KeyShape, "gradients.DV", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DQ, queryShape, "gradients.DQ", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DK, keyShape, "gradients.DK", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DV, keyShape, "gradients.DV", dOut, q, k, v, forward.Output, forward.Stats);
         }
         TensorChecks.Finite(dOut, nameof(dOut));
         TensorChecks.Finite(q, nameof(q));
         TensorChecks.Finite(k, nameof(k));
         TensorChecks.Finite(v, nameof(v));
         TensorChecks.Finite(forward.Output, "forward.Output");
-        Attention.CheckSavedStats(p.StatsRows, forward.Stats, nameof(DepthRouter),
-            row => $"(layer {row / p.Columns}, t {row / p.H % p.T}, h {row % p.H})");
+        Attention.CheckSavedStats(problem.StatsRows, forward.Stats, nameof(DepthRouter), problem.DescribeStatsRow);
 
         var result = gradients ?? new DepthRouterGradients(device.Zeros(p.QueryShape), device.Zeros(p.KeyShape), device.Zeros(p.KeyShape));
         if (device.Backend == Backend.Managed)
-            DepthRouterManaged.Backward(p, dOut.HostSpan, q.HostSpan, k.HostSpan, v.HostSpan, forward.Output.HostSpan,
+            DepthRouterManaged.Backward(p, problem.KeyRows, dOut.HostSpan, q.HostSpan, k.HostSpan, v.HostSpan, forward.Output.HostSpan,
                 forward.Stats.HostSpan, result.DQ.HostSpan, result.DK.HostSpan, result.DV.HostSpan);
         else
             DepthRouterIlgpu.Backward(device, p, dOut, q, k, v, forward.Output, forward.Stats, result.DQ, result.DK, result.DV);
         return result;
     }
 
-    private static DepthRouterParams Validate(Tensor q, Tensor k, Tensor v, DepthRouterOptions? options)
+    private static Problem Validate(Tensor q, Tensor k, Tensor v, DepthRouterOptions? options)
     {
         TensorChecks.QueryKeyValue(q, k, v);
-        return DepthRouterParams.Resolve(q.ShapeSpan, k.ShapeSpan, v.ShapeSpan, options);
+        ReadOnlySpan<int> qShape = q.ShapeSpan, kShape = k.ShapeSpan, vShape = v.ShapeSpan;
+        var length = 3 + qShape.Length + kShape.Length + vShape.Length;
+        if (length > RecentProblems<DepthRouterOptions, Problem>.MaxKey) // a bad rank: Resolve throws
+            return new Problem(DepthRouterParams.Resolve(qShape, kShape, vShape, options));
+        Span<int> key = stackalloc int[length];
+        key[0] = qShape.Length;
+        qShape.CopyTo(key[1..]);
+        key[1 + qShape.Length] = kShape.Length;
+        kShape.CopyTo(key[(2 + qShape.Length)..]);
+        key[2 + qShape.Length + kShape.Length] = vShape.Length;
+        vShape.CopyTo(key[(3 + qShape.Length + kShape.Length)..]);
+        var recent = ManagedParallel.WorkerLocal<RecentProblems<DepthRouterOptions, Problem>>();
+        return recent.Find(key, options, options?.BrakeSlopes)
+            ?? recent.Store(key, options, options?.BrakeSlopes, new Problem(DepthRouterParams.Resolve(qShape, kShape, vShape, options)));
+    }
+
+    /// <summary>
+    /// A resolved problem with what its calls derive from it, built once and reused while the shapes and options stay the
+    /// same (<see cref="RecentProblems{TOptions, TProblem}"/>), so a call allocates nothing.
+    /// </summary>
+    private sealed class Problem(DepthRouterParams p)
+    {
+        public DepthRouterParams P { get; } = p;
+        public AttentionParams KeyRows { get; } = p.KeyRows;
+        public AttentionParams StatsRows { get; } = p.StatsRows;
+        public Func<int, string> DescribeStatsRow { get; } = row => $"(layer {row / p.Columns}, t {row / p.H % p.T}, h {row % p.H})";
     }
 }

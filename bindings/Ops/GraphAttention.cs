@@ -27,16 +27,18 @@ public static class GraphAttention
         var device = q.Device;
         if (outputs is not null)
         {
-            TensorChecks.Output(device, outputs.Output, p.NodeShape, "outputs.Output", q, k, v);
-            TensorChecks.Output(device, outputs.Lse, p.RowShape, "outputs.Lse", q, k, v);
-            TensorChecks.Output(device, outputs.Stats, p.StatsShape, "outputs.Stats", q, k, v);
+            // Shapes as spans on the stack (the params' shape properties allocate an array each).
+            ReadOnlySpan<int> rowShape = [p.H, p.Nodes];
+            TensorChecks.Output(device, outputs.Output, [p.H, p.Nodes, p.D], "outputs.Output", q, k, v);
+            TensorChecks.Output(device, outputs.Lse, rowShape, "outputs.Lse", q, k, v);
+            TensorChecks.Output(device, outputs.Stats, [p.H, p.Nodes, 2], "outputs.Stats", q, k, v);
             if (p.Diagnostics)
             {
                 var dg = outputs.Diagnostics ?? throw new ArgumentException(
                     "options.Diagnostics is set but outputs.Diagnostics is null; preallocate all three [H, Nn] tensors.", nameof(outputs));
-                TensorChecks.Output(device, dg.NormalizedEntropy, p.RowShape, "outputs.Diagnostics.NormalizedEntropy", q, k, v);
-                TensorChecks.Output(device, dg.MaxProb, p.RowShape, "outputs.Diagnostics.MaxProb", q, k, v);
-                TensorChecks.Output(device, dg.SelfMass, p.RowShape, "outputs.Diagnostics.SelfMass", q, k, v);
+                TensorChecks.Output(device, dg.NormalizedEntropy, rowShape, "outputs.Diagnostics.NormalizedEntropy", q, k, v);
+                TensorChecks.Output(device, dg.MaxProb, rowShape, "outputs.Diagnostics.MaxProb", q, k, v);
+                TensorChecks.Output(device, dg.SelfMass, rowShape, "outputs.Diagnostics.SelfMass", q, k, v);
             }
         }
         TensorChecks.Finite(q, nameof(q));
@@ -72,14 +74,15 @@ public static class GraphAttention
         var p = Validate(graph, q, k, v, options);
         var device = q.Device;
         ArgumentNullException.ThrowIfNull(forward);
-        TensorChecks.Input(device, dOut, p.NodeShape, nameof(dOut));
-        TensorChecks.Input(device, forward.Output, p.NodeShape, "forward.Output");
-        TensorChecks.Input(device, forward.Stats, p.StatsShape, "forward.Stats");
+        ReadOnlySpan<int> nodeShape = [p.H, p.Nodes, p.D];
+        TensorChecks.Input(device, dOut, nodeShape, nameof(dOut));
+        TensorChecks.Input(device, forward.Output, nodeShape, "forward.Output");
+        TensorChecks.Input(device, forward.Stats, [p.H, p.Nodes, 2], "forward.Stats");
         if (gradients is not null)
         {
-            TensorChecks.Output(device, gradients.DQ, p.NodeShape, "gradients.DQ", dOut, q, k, v, forward.Output, forward.Stats);
-            TensorChecks.Output(device, gradients.DK, p.NodeShape, "gradients.DK", dOut, q, k, v, forward.Output, forward.Stats);
-            TensorChecks.Output(device, gradients.DV, p.NodeShape, "gradients.DV", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DQ, nodeShape, "gradients.DQ", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DK, nodeShape, "gradients.DK", dOut, q, k, v, forward.Output, forward.Stats);
+            TensorChecks.Output(device, gradients.DV, nodeShape, "gradients.DV", dOut, q, k, v, forward.Output, forward.Stats);
         }
         TensorChecks.Finite(dOut, nameof(dOut));
         TensorChecks.Finite(q, nameof(q));
@@ -129,6 +132,25 @@ public static class GraphAttention
         if (!ReferenceEquals(graph.Device, q.Device))
             throw new ArgumentException($"graph was created on {graph.Device}; the tensors live on {q.Device}. Create the graph on their device.",
                 nameof(graph));
-        return GraphAttentionParams.Resolve(q.ShapeSpan, k.ShapeSpan, v.ShapeSpan, graph.Nodes, graph.Edges, options);
+        // The resolved problem is cached per calling thread (RecentProblems), keyed by the shapes, the graph's sizes, the
+        // options object and its slopes, so a training step does not allocate it again. The graph itself was validated
+        // once by CsrGraph.Create and is immutable (its arrays are private copies).
+        ReadOnlySpan<int> qShape = q.ShapeSpan, kShape = k.ShapeSpan, vShape = v.ShapeSpan;
+        var length = 5 + qShape.Length + kShape.Length + vShape.Length;
+        if (length > RecentProblems<GraphAttentionOptions, GraphAttentionParams>.MaxKey) // a bad rank: Resolve throws
+            return GraphAttentionParams.Resolve(qShape, kShape, vShape, graph.Nodes, graph.Edges, options);
+        Span<int> key = stackalloc int[length];
+        key[0] = graph.Nodes;
+        key[1] = graph.Edges;
+        key[2] = qShape.Length;
+        qShape.CopyTo(key[3..]);
+        key[3 + qShape.Length] = kShape.Length;
+        kShape.CopyTo(key[(4 + qShape.Length)..]);
+        key[4 + qShape.Length + kShape.Length] = vShape.Length;
+        vShape.CopyTo(key[(5 + qShape.Length + kShape.Length)..]);
+        var recent = ManagedParallel.WorkerLocal<RecentProblems<GraphAttentionOptions, GraphAttentionParams>>();
+        return recent.Find(key, options, options?.BrakeSlopes)
+            ?? recent.Store(key, options, options?.BrakeSlopes,
+                GraphAttentionParams.Resolve(qShape, kShape, vShape, graph.Nodes, graph.Edges, options));
     }
 }

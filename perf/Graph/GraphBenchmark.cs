@@ -1,10 +1,14 @@
 // Times the Managed GraphAttention (bindings/Managed/GraphAttentionManaged.cs) llm.c style: validate a small power-law
 // graph against the float64 reference first (2x rule, forward and every gradient) and abort on a mismatch, then time
 // forward and backward on a Chung-Lu power-law graph of 10^6 edges, reporting edges per second, GFLOP/s against the
-// FMA peak measured in the same run, and the FLOP ratio of dense attention over the same nodes (N^2 D vs E D).
+// FMA peak measured in the same run, and the FLOP ratio of dense attention over the same nodes (N^2 D vs E D). In the
+// same run it times dense Managed Attention.Forward / Backward (B 1, the same H and D, N = M, no mask, Dot scores) on
+// the same problem, N = Nn queries and keys, or, when Nn^2 is too large to run, on a smaller square N' (--dense-n,
+// default min(Nn, 8192); 2048 with --quick) scaled by Nn^2 / N'^2 (said so in the report), and prints graph time over
+// dense time and edges/s over dense "edges" (N^2 query-key pairs) per second.
 //
 // Shapes: H heads (1), Nn nodes, E edges, D head dim (64).
-// Run: `dotnet run -c Release --project perf -- graph [--quick] [--out DIR] [--allow-busy]`.
+// Run: `dotnet run -c Release --project perf -- graph [--quick] [--repeats N] [--dense-n N'] [--out DIR] [--allow-busy]`.
 using System.Globalization;
 using System.Text;
 using RouteKit.Perf.Common;
@@ -50,7 +54,14 @@ public static class GraphBenchmark
     }
 
     /// <summary>Runs and prints the markdown report (and writes it under outDir); 1 on a failed validation.</summary>
-    public static int Run(TextWriter output, bool quick, int repeats, LoadCheck load, string? outDir, string command)
+    /// <param name="output">Where the report goes.</param>
+    /// <param name="quick">Nn 10^4, E 10^5, 3 repeats, dense N' 2048.</param>
+    /// <param name="repeats">Timed samples per pass.</param>
+    /// <param name="load">The machine-load gate's reading, recorded in the report.</param>
+    /// <param name="outDir">Where to write the report too; null for nowhere.</param>
+    /// <param name="command">The command line, recorded in the report.</param>
+    /// <param name="denseN">Queries and keys of the dense comparison (0: min(Nn, 8192), or 2048 with quick); scaled to Nn.</param>
+    public static int Run(TextWriter output, bool quick, int repeats, LoadCheck load, string? outDir, string command, int denseN = 0)
     {
         ArgumentNullException.ThrowIfNull(load);
         var report = new StringBuilder(ReportHeader($"Managed graph attention benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC", load, command));
@@ -89,6 +100,23 @@ public static class GraphBenchmark
         Progress("timing the backward");
         var backward = Time(device, () => GraphAttention.Backward(graph, dOut, q, k, v, fwd, options, grads), repeats);
 
+        // Dense Managed attention on the same problem: N = M = Nn (or a smaller square N', scaled by Nn^2 / N'^2).
+        var n = Math.Min(nodes, denseN > 0 ? denseN : quick ? 2048 : 8192);
+        var denseScale = (double)nodes * nodes / ((double)n * n);
+        Progress(n == nodes ? $"timing dense attention, N = M = {n}" : $"timing dense attention, N = M = {n} (scaled by Nn^2 / N^2 = {denseScale:G4})");
+        Timing denseForward, denseBackward;
+        {
+            using var dq = device.FromArray(Normal((long)h * n * d, 5), 1, h, n, d);
+            using var dk = device.FromArray(Normal((long)h * n * d, 6), 1, h, n, d);
+            using var dv = device.FromArray(Normal((long)h * n * d, 7), 1, h, n, d);
+            using var ddOut = device.FromArray(Normal((long)h * n * d, 8), 1, h, n, d);
+            var denseOptions = new AttentionOptions { Score = Score.Dot };
+            using var dfwd = RouteKit.Attention.Forward(dq, dk, dv, denseOptions);
+            using var dgrads = RouteKit.Attention.Backward(ddOut, dq, dk, dv, dfwd, denseOptions);
+            denseForward = Time(device, () => RouteKit.Attention.Forward(dq, dk, dv, denseOptions, dfwd), repeats);
+            denseBackward = Time(device, () => RouteKit.Attention.Backward(ddOut, dq, dk, dv, dfwd, denseOptions, dgrads), repeats);
+        }
+
         // FLOPs per edge and head: forward q.k (2D) + P v (2D); backward dQ pass q.k, dO.v, dz k (6D) and dK/dV pass
         // q.k, dO.v, dz q, P dO (8D).
         double e = graph.Edges, fwdFlops = 4.0 * h * e * d, bwdFlops = 14.0 * h * e * d;
@@ -110,6 +138,25 @@ public static class GraphBenchmark
         report.AppendLine("|---|---|---|---|---|---|---|---|");
         report.AppendLine(Row("forward", forward, fwdFlops));
         report.AppendLine(Row("backward", backward, bwdFlops));
+        report.AppendLine();
+        var measured = n == nodes
+            ? $"measured at N = M = Nn = {nodes:N0}"
+            : $"measured at N = M = {n:N0} and scaled by Nn^2 / N^2 = {denseScale:G4} to Nn = {nodes:N0} (N^2 = Nn^2 would take too long to time; the scaling assumes a cost proportional to N^2)";
+        report.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"Dense Managed attention on the same problem (B 1, H {h}, D {d}, Dot, no mask, one 'edge' per query-key pair, Nn^2 = {(double)nodes * nodes:G3} of them), {measured}:"))
+            .AppendLine();
+        report.AppendLine("| pass | dense median ms (measured) | dense ms at Nn | dense Mpairs/s | graph Medges/s | graph ms / dense ms | graph edges/s / dense pairs/s |");
+        report.AppendLine("|---|---|---|---|---|---|---|");
+        string DenseRow(string what, Timing graphTime, Timing dense)
+        {
+            var denseAtNodes = dense.MedianMs * denseScale;
+            double pairsPerSecond = (double)h * n * n / (dense.MedianMs * 1e-3), edgesPerSecond = h * e / (graphTime.MedianMs * 1e-3);
+            return string.Create(CultureInfo.InvariantCulture,
+                $"| {what} | {dense.MedianMs:F1} ({dense.MinMs:F1}-{dense.MaxMs:F1}) | {denseAtNodes:F1} | {pairsPerSecond / 1e6:F1} | {edgesPerSecond / 1e6:F1} | " +
+                $"{graphTime.MedianMs / denseAtNodes:G3} | {edgesPerSecond / pairsPerSecond:G3} |");
+        }
+        report.AppendLine(DenseRow("forward", forward, denseForward));
+        report.AppendLine(DenseRow("backward", backward, denseBackward));
         report.AppendLine().AppendLine($"- load average at end: {LoadAverage()}");
         output.Write(report);
         if (outDir is not null)

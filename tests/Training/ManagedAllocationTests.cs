@@ -148,6 +148,63 @@ public sealed class ManagedAllocationTests : BackendFixture
         AssertPerCall("Attention.Backward distance", () => Attention.Backward(dOut, q, k, v, o, distance, g));
     }
 
+    // GraphAttention on a hub graph (node 0 of degree Nn > the 2048-edge chunk, so hub chunks and their merge run) with
+    // preallocated outputs and gradients: plain Dot without diagnostics, and Distance with normalised keys, a brake and
+    // the diagnostics (every key-preparation path). Before the fix (2026-12-02), with or without PoolChurn: forward
+    // 1,768 B and backward 68,408 B per call (Dot); 4.3 MB and 10.7 MB per call (Distance + NormalizeKeys + diagnostics).
+    [Test]
+    public void GraphAttentionAllocatesNothing([Values(false, true)] bool rotatingPool)
+    {
+        using var churn = rotatingPool ? new PoolChurn() : null;
+        const int heads = 4, nodes = 4096, d = 32;
+        var (rowPtr, colIdx) = Graphs.Hub(nodes, 1);
+        using var graph = CsrGraph.Create(Device, rowPtr, colIdx);
+        var q = Slice(heads, nodes, d);
+        var k = Slice(heads, nodes, d);
+        var v = Slice(heads, nodes, d);
+        var dOut = Slice(heads, nodes, d);
+        var g = new GraphAttentionGradients(Slice(heads, nodes, d), Slice(heads, nodes, d), Slice(heads, nodes, d));
+        var plain = new GraphAttentionOptions();
+        var o = new GraphAttentionOutput(Slice(heads, nodes, d), Slice(heads, nodes), Slice(heads, nodes, 2));
+        AssertPerCall("GraphAttention.Forward", () => GraphAttention.Forward(graph, q, k, v, plain, o));
+        AssertPerCall("GraphAttention.Backward", () => GraphAttention.Backward(graph, dOut, q, k, v, o, plain, g));
+        var full = new GraphAttentionOptions
+        {
+            Score = Score.Distance, NormalizeKeys = true, BrakeSlopes = [0.1f, 0.2f, 0.3f, 0.4f], Diagnostics = true,
+        };
+        var od = new GraphAttentionOutput(Slice(heads, nodes, d), Slice(heads, nodes), Slice(heads, nodes, 2),
+            new GraphAttentionDiagnostics(Slice(heads, nodes), Slice(heads, nodes), Slice(heads, nodes)));
+        AssertPerCall("GraphAttention.Forward distance+norm+diag", () => GraphAttention.Forward(graph, q, k, v, full, od));
+        AssertPerCall("GraphAttention.Backward distance+norm", () => GraphAttention.Backward(graph, dOut, q, k, v, od, full, g));
+    }
+
+    // DepthRouter with preallocated outputs and gradients: the training call (Lq = 1 of L = 8) with Dot and no
+    // diagnostics, and every layer at once (Lq = L) with Distance, normalised keys, a brake and the diagnostics. Before
+    // the fix (2026-12-02): forward 376 B (496 B with diagnostics), backward 928 B per call.
+    [Test]
+    public void DepthRouterAllocatesNothing([Values(false, true)] bool rotatingPool)
+    {
+        using var churn = rotatingPool ? new PoolChurn() : null;
+        const int layers = 8, tokens = 128, heads = 4, d = 32;
+        var k = Slice(layers, tokens, heads, d);
+        var v = Slice(layers, tokens, heads, d);
+        var g = new DepthRouterGradients(Slice(1, tokens, heads, d), Slice(layers, tokens, heads, d), Slice(layers, tokens, heads, d));
+        var q = Slice(1, tokens, heads, d);
+        var dOut = Slice(1, tokens, heads, d);
+        var plain = new DepthRouterOptions();
+        var o = new DepthRouterOutput(Slice(1, tokens, heads, d), Slice(1, tokens, heads, 2));
+        AssertPerCall("DepthRouter.Forward", () => DepthRouter.Forward(q, k, v, plain, o));
+        AssertPerCall("DepthRouter.Backward", () => DepthRouter.Backward(dOut, q, k, v, o, plain, g));
+        var qAll = Slice(layers, tokens, heads, d);
+        var dOutAll = Slice(layers, tokens, heads, d);
+        var gAll = new DepthRouterGradients(Slice(layers, tokens, heads, d), Slice(layers, tokens, heads, d), Slice(layers, tokens, heads, d));
+        var full = new DepthRouterOptions { Score = Score.Distance, NormalizeKeys = true, Brake = 0.25f, Diagnostics = true };
+        var od = new DepthRouterOutput(Slice(layers, tokens, heads, d), Slice(layers, tokens, heads, 2),
+            new DepthRouterDiagnostics(Slice(layers, tokens, heads), Slice(layers, tokens, heads), Slice(layers, tokens, heads)));
+        AssertPerCall("DepthRouter.Forward distance+norm+diag", () => DepthRouter.Forward(qAll, k, v, full, od));
+        AssertPerCall("DepthRouter.Backward distance+norm", () => DepthRouter.Backward(dOutAll, qAll, k, v, od, full, gAll));
+    }
+
     [Test]
     public void LossAndOptimizerAllocateNothing()
     {
