@@ -32,12 +32,15 @@ public sealed class IlgpuCpuTrainingTests
     [TestCase(MixerKind.Attention)]
     [TestCase(MixerKind.Mamba)]
     [TestCase(MixerKind.Recurrent)]
-    public void IlgpuCpuTracksManaged(MixerKind mixer)
+    [TestCase(MixerKind.Recurrent, true)]
+    public void IlgpuCpuTracksManaged(MixerKind mixer, bool depthRouted = false)
     {
+        // depthRouted (issue 13): three blocks, each reading a DepthRouter mix of the embedding and earlier outputs.
         var config = new ModelConfig
         {
-            Mixer = mixer, Layers = 1, Width = 8, Context = 8, Heads = 2, Expand = 2, States = 4,
+            Mixer = mixer, Layers = depthRouted ? 3 : 1, Width = 8, Context = 8, Heads = 2, Expand = 2, States = 4,
             Brake = mixer == MixerKind.Recurrent ? 8f : 0.5f, Score = Score.Distance, NormalizeKeys = mixer == MixerKind.Attention,
+            DepthRouted = depthRouted, DepthScore = Score.Distance, DepthNormalizeKeys = depthRouted, DepthBrake = 0.5f,
         };
         var options = new TrainOptions { Steps = 2, Batch = 2, WarmupSteps = 1, LearningRate = 1e-2 };
         using var a = new Trainer(managed, config, options, Text.Value.Train, Text.Value.Validation);
@@ -61,7 +64,7 @@ public sealed class IlgpuCpuTrainingTests
         float[] pa = a.Model.Parameters.Values.ToArray(), pb = b.Model.Parameters.Values.ToArray();
         var worst = 0.0;
         for (var i = 0; i < pa.Length; i++) worst = Math.Max(worst, Math.Abs(pa[i] - pb[i]));
-        TestContext.Out.WriteLine($"{mixer}: {pa.Length} parameters after {options.Steps} steps, largest difference {worst:E2}");
+        TestContext.Out.WriteLine($"{mixer}{(depthRouted ? " depth-routed" : "")}: {pa.Length} parameters after {options.Steps} steps, largest difference {worst:E2}");
         Assert.That(worst, Is.LessThan(1e-4), "parameters after the steps");
     }
 }
