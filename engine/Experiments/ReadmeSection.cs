@@ -58,6 +58,8 @@ internal static class ReadmeSection
             var source = Path.Combine(ood.RunPath, file);
             if (File.Exists(source)) md.AppendLine($"![{caption}]({Asset(source, "ood-" + file)})").AppendLine();
         }
+        var joined = Path.Combine(run.Path, RouterSweeps.JoinedBrakeFile);
+        if (File.Exists(joined)) md.AppendLine($"![Onset of concentration against each router's brake: tokens, time, nodes, depth]({Asset(joined, RouterSweeps.JoinedBrakeFile)})").AppendLine();
         foreach (var sweep in sweeps)
         {
             var folder = sweep.RunPath;

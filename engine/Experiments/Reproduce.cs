@@ -45,6 +45,7 @@ internal static class Reproduce
             ["layer"] = ood.Layer,
             ["verdicts"] = new JsonArray(ood.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["set"] = v.Set, ["outcome"] = v.Outcome.ToString() }).ToArray()),
         });
+        RouterSweeps.JoinedBrakePlot(run.Path, [brake, graph, depth]);
         var reportPath = Path.Combine(run.Path, "report.md");
         File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake, graph, depth], ood, clock.Elapsed));
         File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake, graph, depth], ood));
@@ -162,6 +163,10 @@ internal static class Reproduce
             foreach (var v in sweep.Verdicts) md.AppendLine($"| {v.Claim} | {v.Router} | **{v.Outcome}** | {v.Evidence} |");
             md.AppendLine();
         }
+
+        md.AppendLine("Every router's brake on one figure (brake, graph and depth sweeps; onset as a fraction of its run's steps; " +
+            "the brakes differ in kind, so compare trends, not values):").AppendLine();
+        md.AppendLine($"![onset against brake, every router]({RouterSweeps.JoinedBrakeFile})").AppendLine();
 
         md.AppendLine(CultureInfo.InvariantCulture, $"### {number}. Paper B: NAN (L1 / L0 of a ReLU layer) detects OOD better than the feature norm, combines with detectors, works without labels").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"{(ood.Passed ? "The models learned" : "**The models did not learn**")}: classifier test accuracy {ood.TestAccuracy:F4}, autoencoder MSE {ood.AutoencoderMse:F4} " +

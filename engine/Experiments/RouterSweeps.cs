@@ -387,6 +387,54 @@ internal static class RouterSweeps
         ab.SavePng(Path.Combine(run.Path, "ablation.png"), 900, 560);
     }
 
+    /// <summary>The joined brake figure of <c>reproduce</c>: its file name in the reproduce run folder.</summary>
+    public const string JoinedBrakeFile = "brake-onset-every-router.png";
+
+    /// <summary>
+    /// Onset against brake for every router of the brake, graph and depth sweeps on one figure (issue 13: the node and
+    /// depth routers join the brake sweep): per router and brake value the median onset over seeds as a fraction of its
+    /// run's steps (no onset drawn at 1 + one evaluation interval), against log2 of the brake (0 drawn one step left of
+    /// the smallest positive value). The brakes differ in kind (ALiBi factor, decay scale, c, edge bias, depth bias),
+    /// so read each curve's trend, not values across curves. Returns the PNG's path.
+    /// </summary>
+    public static string JoinedBrakePlot(string folder, IEnumerable<Result> sweeps)
+    {
+        var plot = new ScottPlot.Plot();
+        foreach (var sweep in sweeps)
+        {
+            var records = File.ReadLines(Path.Combine(sweep.RunPath, RunFolder.MetricsFile))
+                .Select(line => System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject())
+                .Where(r => r["router"] is not null && r["layers"] is System.Text.Json.Nodes.JsonArray { Count: > 0 } && r["content_free"] is { } cf && !(bool)cf)
+                .Select(RouterRecord.Read).ToList();
+            foreach (var g in records.GroupBy(r => r.Router))
+            {
+                var rows = g.GroupBy(r => r.Brake).OrderBy(b => b.Key).Select(b =>
+                {
+                    var fractions = b.Select(r =>
+                    {
+                        var steps = r.Steps[^1];
+                        var interval = r.Steps.Length > 1 ? r.Steps[1] - r.Steps[0] : steps;
+                        return (double)(r.Onset ?? steps + interval) / steps;
+                    }).Order().ToList();
+                    var median = fractions.Count % 2 == 1 ? fractions[fractions.Count / 2] : 0.5 * (fractions[fractions.Count / 2 - 1] + fractions[fractions.Count / 2]);
+                    return (Brake: b.Key, Onset: median);
+                }).ToList();
+                if (rows.Count < 2) continue;
+                var positive = rows.Where(r => r.Brake > 0).Select(r => r.Brake).DefaultIfEmpty(1).Min();
+                var line = plot.Add.Scatter(rows.Select(r => r.Brake > 0 ? Math.Log2(r.Brake) : Math.Log2(positive) - 1).ToArray(), rows.Select(r => r.Onset).ToArray());
+                line.LegendText = $"{g.Key} ({sweep.Experiment})";
+            }
+        }
+        plot.Add.HorizontalLine(1, pattern: ScottPlot.LinePattern.Dotted).LegendText = "end of training";
+        plot.Title("Onset of concentration against each router's brake (tokens, time, nodes, depth)");
+        plot.XLabel("log2 brake (each router's own; 0 drawn leftmost)");
+        plot.YLabel("onset / training steps (above 1: none)");
+        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+        var path = Path.Combine(folder, JoinedBrakeFile);
+        plot.SavePng(path, 1000, 620);
+        return path;
+    }
+
     private static void BrakePlot(RunFolder run, List<(string Router, double[] Brake, double[] Onset)> curves, int steps, int evalEvery, string file)
     {
         var plot = new ScottPlot.Plot();
