@@ -16,6 +16,8 @@
 #   onnx               ~1-2 min 9 attention rows validated against the float64 reference (seconds each at N = 4096)
 #                                and 2 norm rows, 9 interleaved samples each; 05:41 -> 05:42 UTC on 2026-11-28
 #   all (managed)      ~2 min   the standard grid, scan and norms; 05:42 -> 05:44 UTC on 2026-11-28
+#   graph              ~15 s    power-law graph of 10^6 edges, forward/backward, dense attention at N = 8192; 12 s on 2026-12-02
+#   depth              ~3 min   6 depth-router shapes forward and backward; 164 s on 2026-12-02
 # Total about 6-8 minutes plus the waits (about 1 minute after each benchmark that loaded both cores).
 #
 # Outputs (dates are the UTC start date of each run):
@@ -24,6 +26,8 @@
 #   perf/results/scan-managed-<date>.md                scan
 #   perf/results/onnxruntime-<date>.md, .csv           onnx
 #   perf/results/all-managed.md, .csv                  all --backend managed
+#   perf/results/graph-managed-<date>.md               graph
+#   perf/results/managed-depth-<date>.md               depth
 # Then update perf/results/README.md and the "Measured performance" paragraph of README.md from these files.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -69,4 +73,6 @@ perf gemm --out "$out" > /dev/null
 perf training-ops --out "$out" > /dev/null
 perf conv1d --out "$out" > /dev/null
 perf train --out "$out" > /dev/null
+perf graph --out "$out" > /dev/null
+perf depth --out "$out" > /dev/null
 git status --short -- "$out"
