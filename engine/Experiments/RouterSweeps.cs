@@ -404,7 +404,9 @@ internal static class RouterSweeps
         {
             var records = File.ReadLines(Path.Combine(sweep.RunPath, RunFolder.MetricsFile))
                 .Select(line => System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject())
-                .Where(r => r["router"] is not null && r["layers"] is System.Text.Json.Nodes.JsonArray { Count: > 0 } && r["content_free"] is { } cf && !(bool)cf)
+                .Where(r => r["router"] is not null && r["content_free"] is { } cf && !(bool)cf
+                    && r["layers"] is System.Text.Json.Nodes.JsonArray { Count: > 0 } layers
+                    && layers.All(l => l is System.Text.Json.Nodes.JsonObject o && o.ContainsKey("normalized_entropy"))) // not the depth sweep's plain model
                 .Select(RouterRecord.Read).ToList();
             foreach (var g in records.GroupBy(r => r.Router))
             {
