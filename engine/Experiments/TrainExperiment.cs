@@ -119,6 +119,13 @@ internal static class TrainExperiment
             if (done % s.CheckpointEvery == 0 || last) Checkpoint.Save(checkpoint, trainer, text.Source);
             if (stopAfter?.Invoke(done) == true) break;
         }
+        if (double.IsNaN(lastValidation))
+        {
+            // Resumed a finished run (no step left): its last validation loss is on record; without one, measure it
+            // again on the checkpoint's model (evaluation is deterministic).
+            var recordedVal = run.Records.LastOrDefault(r => (string?)r["kind"] == "val" && (int)r["step"]! == trainer.Step);
+            lastValidation = recordedVal is not null ? (double)recordedVal["loss"]! : trainer.Evaluate();
+        }
         var passed = lastValidation < entropy && mismatches == 0;
         Plots.Write(run);
         run.WriteSummary(Summary(run, s, trainer, text, lastValidation, entropy, mismatches, clock.Elapsed));

@@ -44,5 +44,13 @@ public sealed class TrainCliTests
                 Assert.That(double.IsFinite((double)d[field]!), $"{field} = {d[field]}");
         Assert.That(File.ReadAllText(Path.Combine(run, "summary.md")), Does.Contain("unigram entropy"));
         Assert.That(text, Does.Contain("step     40/40"));
+
+        // Resuming the finished run (as `reproduce --resume` does) runs no step and reports the recorded validation loss
+        // (it reported NaN and crashed reproduce's record before, 2026-12-02).
+        var recorded = records.Last(r => (string?)r["kind"] == "val");
+        var (again, againText) = tmp.Run("train", "--mixer", "recurrent", "--layers", "1", "--width", "16", "--context", "16", "--batch", "4",
+            "--steps", "40", "--eval-every", "20", "--checkpoint-every", "20", "--backend", "managed", "--resume");
+        Assert.That(again, Is.EqualTo(code), againText);
+        Assert.That(againText, Does.Contain($"validation loss {((double)recorded["loss"]!).ToString("F4", System.Globalization.CultureInfo.InvariantCulture)} nats per byte").And.Not.Contain("NaN"));
     }
 }
