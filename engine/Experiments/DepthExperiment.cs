@@ -94,19 +94,10 @@ internal static class DepthExperiment
     /// <summary>Runs this shard's points (resuming when asked) and writes the report.</summary>
     public static RouterSweeps.Result Run(RunContext ctx)
     {
-        var shard = ctx.Shard ?? Shard.Whole;
-        var device = ctx.Devices.FirstOrDefault(d => d.Backend is Backend.Cuda or Backend.OpenCL)
-            ?? ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+        var device = RouterSweeps.TrainingDevice(ctx);
         var sizes = SizesFor(ctx.Profile);
-        var all = Points(ctx.Profile, ctx.Seed);
-        var mine = all.Where((_, i) => shard.Owns(i)).ToList();
-        using var run = ctx.OpenRun(Name);
-        Sweep.Run(ctx.Console, ctx.Interactive, $"{Name} {shard}", run,
-            mine.Select(p => new SweepPoint(p.Key, p.Label, () => Compute(device, sizes, p))).ToList());
-        var result = Report(run, ctx.Profile, ctx.Seed, shard);
-        ctx.Console.WriteLine($"{Name}: {result.Verdicts.Count(v => v.Supports)} of {result.Verdicts.Count} verdicts support the claims; " +
-            $"summary {Path.Combine(run.Path, RunFolder.SummaryFile)}");
-        return result;
+        return RouterSweeps.RunShard(ctx, Name, Points(ctx.Profile, ctx.Seed), p => new SweepPoint(p.Key, p.Label, () => Compute(device, sizes, p)),
+            (run, shard) => Report(run, ctx.Profile, ctx.Seed, shard));
     }
 
     /// <summary>Trains one point and returns its record (RouterRecord's schema; the plain model's has no layers).</summary>
@@ -198,9 +189,7 @@ internal static class DepthExperiment
             "k_j = LN_j(o_j), q_l = W_q,l LN_l(o_l), with the depth router's own heads. Measures per depth router l = 1 .. L-1 (router 0 has one layer to read). " +
             "The plain model (x_l = o_l) is the limit m -> infinity.").AppendLine();
         md.AppendLine($"Onset: {Onset.Definition}").AppendLine();
-        if (shard.Count > 1) md.AppendLine($"**Partial:** shard {shard} ({wanted.Count} of {all.Count} points); `routekit merge` joins the shards.").AppendLine();
-        if (missing > 0)
-            md.AppendLine($"**{missing} of {wanted.Count} points are missing:** " + string.Join(", ", wanted.Where(p => !byKey.ContainsKey(p.Key)).Take(20).Select(p => $"`{p.Key}`")) + ".").AppendLine();
+        RouterSweeps.ShardNotes(md, shard, wanted.Count, all.Count, wanted.Where(p => !byKey.ContainsKey(p.Key)).Select(p => p.Key).ToList());
 
         var verdicts = new List<RouterSweeps.Verdict>();
         var plainLoss = plain.Count == 0 ? double.NaN : plain.Average(x => x.Record.ValLoss[^1]);

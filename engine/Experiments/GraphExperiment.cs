@@ -98,19 +98,10 @@ internal static class GraphExperiment
     /// <summary>Runs this shard's points (resuming when asked) and writes the report.</summary>
     public static RouterSweeps.Result Run(RunContext ctx)
     {
-        var shard = ctx.Shard ?? Shard.Whole;
-        var device = ctx.Devices.FirstOrDefault(d => d.Backend is Backend.Cuda or Backend.OpenCL)
-            ?? ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+        var device = RouterSweeps.TrainingDevice(ctx);
         var sizes = SizesFor(ctx.Profile);
-        var all = Points(ctx.Profile, ctx.Seed);
-        var mine = all.Where((_, i) => shard.Owns(i)).ToList();
-        using var run = ctx.OpenRun(Name);
-        Sweep.Run(ctx.Console, ctx.Interactive, $"{Name} {shard}", run,
-            mine.Select(p => new SweepPoint(p.Key, p.Label, () => Compute(device, sizes, p))).ToList());
-        var result = Report(run, ctx.Profile, ctx.Seed, shard);
-        ctx.Console.WriteLine($"{Name}: {result.Verdicts.Count(v => v.Supports)} of {result.Verdicts.Count} verdicts support the claims; " +
-            $"summary {Path.Combine(run.Path, RunFolder.SummaryFile)}");
-        return result;
+        return RouterSweeps.RunShard(ctx, Name, Points(ctx.Profile, ctx.Seed), p => new SweepPoint(p.Key, p.Label, () => Compute(device, sizes, p)),
+            (run, shard) => Report(run, ctx.Profile, ctx.Seed, shard));
     }
 
     /// <summary>Trains one point and returns its record (RouterRecord's schema plus accuracy).</summary>
@@ -232,9 +223,7 @@ internal static class GraphExperiment
             $"({first?["edges"]} edges), {sizes.LabelsPerClass} labelled nodes per class; a {sizes.Layers}-layer pre-norm residual graph-attention network, width {sizes.Width}, " +
             $"{sizes.Heads} heads, {sizes.Steps} full-batch AdamW steps, evaluated at step 0 and every {sizes.EvalEvery}. Brake m: z_ij -= m on every edge to another node.").AppendLine();
         md.AppendLine($"Onset: {Onset.Definition}").AppendLine();
-        if (shard.Count > 1) md.AppendLine($"**Partial:** shard {shard} ({wanted.Count} of {all.Count} points); `routekit merge` joins the shards.").AppendLine();
-        if (missing > 0)
-            md.AppendLine($"**{missing} of {wanted.Count} points are missing:** " + string.Join(", ", wanted.Where(p => !byKey.ContainsKey(p.Key)).Take(20).Select(p => $"`{p.Key}`")) + ".").AppendLine();
+        RouterSweeps.ShardNotes(md, shard, wanted.Count, all.Count, wanted.Where(p => !byKey.ContainsKey(p.Key)).Select(p => p.Key).ToList());
 
         var verdicts = new List<RouterSweeps.Verdict>();
         var unbraked = records.Where(x => x.Point.Brake == 0).ToList();

@@ -105,18 +105,43 @@ internal static class RouterSweeps
     /// <summary>Runs this shard's points of <paramref name="experiment"/> (resuming when asked) and writes its report.</summary>
     public static Result Run(RunContext ctx, string experiment)
     {
-        var shard = ctx.Shard ?? Shard.Whole;
         var device = ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
         var sizes = RouterSizes.For(ctx.Profile);
-        var all = Points(experiment, ctx.Profile, ctx.Seed);
-        var mine = all.Where((_, i) => shard.Owns(i)).ToList();
+        return RunShard(ctx, experiment, Points(experiment, ctx.Profile, ctx.Seed),
+            p => new SweepPoint(p.Key, p.Label, () => RouterTraining.Compute(device, sizes, p)),
+            (run, shard) => Report(run, experiment, ctx.Profile, ctx.Seed, shard));
+    }
+
+    /// <summary>
+    /// One shard of any sweep (signature, brake, graph, depth): computes the points of <paramref name="all"/> this
+    /// shard owns (i, i + n, ...) into its run folder, resuming when asked, writes the report and says how many
+    /// verdicts support the claims.
+    /// </summary>
+    internal static Result RunShard<T>(RunContext ctx, string experiment, IReadOnlyList<T> all, Func<T, SweepPoint> point,
+        Func<RunFolder, Shard, Result> report)
+    {
+        var shard = ctx.Shard ?? Shard.Whole;
         using var run = ctx.OpenRun(experiment);
-        var work = mine.Select(p => new SweepPoint(p.Key, p.Label, () => RouterTraining.Compute(device, sizes, p))).ToList();
-        Sweep.Run(ctx.Console, ctx.Interactive, $"{experiment} {shard}", run, work);
-        var result = Report(run, experiment, ctx.Profile, ctx.Seed, shard);
+        Sweep.Run(ctx.Console, ctx.Interactive, $"{experiment} {shard}", run, all.Where((_, i) => shard.Owns(i)).Select(point).ToList());
+        var result = report(run, shard);
         ctx.Console.WriteLine($"{experiment}: {result.Verdicts.Count(v => v.Supports)} of {result.Verdicts.Count} verdicts support the claims; " +
             $"summary {Path.Combine(run.Path, RunFolder.SummaryFile)}");
         return result;
+    }
+
+    /// <summary>The device a training sweep runs on: a GPU when one is open, else Managed (the simulator is too slow).</summary>
+    internal static Device TrainingDevice(RunContext ctx) =>
+        ctx.Devices.FirstOrDefault(d => d.Backend is Backend.Cuda or Backend.OpenCL)
+        ?? ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+
+    /// <summary>A report's notes on a partial shard and on missing points (the first 20 keys named).</summary>
+    internal static void ShardNotes(StringBuilder md, Shard shard, int wanted, int all, IReadOnlyList<string> missingKeys)
+    {
+        if (shard.Count > 1)
+            md.AppendLine($"**Partial:** shard {shard} ({wanted} of {all} points); verdicts below use only these points. `routekit merge` joins the shards.").AppendLine();
+        if (missingKeys.Count > 0)
+            md.AppendLine($"**{missingKeys.Count} of {wanted} points are missing** from this run folder: " +
+                string.Join(", ", missingKeys.Take(20).Select(k => $"`{k}`")) + (missingKeys.Count > 20 ? ", ..." : "") + ".").AppendLine();
     }
 
     /// <summary>Plots and summary.md from the run's records (also what `merge` writes for the joined run).</summary>
@@ -125,7 +150,6 @@ internal static class RouterSweeps
         var sizes = RouterSizes.For(profile);
         var all = Points(experiment, profile, baseSeed);
         var wanted = all.Where((_, i) => shard.Owns(i)).ToList();
-        var partial = shard.Count == 1 ? null : $"shard {shard} of the sweep ({wanted.Count} of {all.Count} points)";
         var byKey = run.Records.Where(r => r["router"] is not null).ToDictionary(r => (string)r["key"]!, RouterRecord.Read);
         var records = wanted.Where(p => byKey.ContainsKey(p.Key)).Select(p => (Point: p, Record: byKey[p.Key])).ToList();
         var missing = wanted.Count - records.Count;
@@ -135,10 +159,7 @@ internal static class RouterSweeps
             $"Byte-level language model on the committed fortunes sample, profile {profile.ToString().ToLowerInvariant()}: {sizes.Layers} layers, width {sizes.Width}, context {sizes.Context}, " +
             $"{sizes.Heads} attention heads, batch {sizes.Batch}, {sizes.Steps} AdamW steps, evaluated at step 0 and every {sizes.EvalEvery} steps on a validation batch.").AppendLine();
         md.AppendLine($"Onset: {Onset.Definition}").AppendLine();
-        if (partial is not null) md.AppendLine($"**Partial:** {partial}; verdicts below use only these points. `routekit merge` joins the shards.").AppendLine();
-        if (missing > 0)
-            md.AppendLine($"**{missing} of {wanted.Count} points are missing** from this run folder: " +
-                string.Join(", ", wanted.Where(p => !byKey.ContainsKey(p.Key)).Select(p => $"`{p.Key}`").Take(20)) + (missing > 20 ? ", ..." : "") + ".").AppendLine();
+        ShardNotes(md, shard, wanted.Count, all.Count, wanted.Where(p => !byKey.ContainsKey(p.Key)).Select(p => p.Key).ToList());
         var verdicts = experiment == SignatureName ? SignatureReport(run, records, sizes, md) : BrakeReport(run, records, sizes, md);
         md.AppendLine("## Verdicts").AppendLine();
         md.AppendLine("| claim | router | verdict | evidence |").AppendLine("|---|---|---|---|");
