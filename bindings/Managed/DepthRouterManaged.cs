@@ -68,8 +68,14 @@ internal static unsafe class DepthRouterManaged
 
         public readonly void Run(int item)
         {
-            var scratch = stackalloc float[2 * DepthRouterParams.MaxLayers];
             var end = Math.Min(P.Columns, (item + 1) * ColumnsPerItem);
+            if (P.Lq == 1)
+            {
+                var block = stackalloc float[ColumnsPerItem * (DepthRouterParams.MaxLayers + 1)];
+                ForwardSingleQueryBlock(this, item * ColumnsPerItem, end, block);
+                return;
+            }
+            var scratch = stackalloc float[2 * DepthRouterParams.MaxLayers];
             var column = ColumnScratch.ForThisWorker(P, backward: false);
             fixed (float* keys = column.Keys, values = column.Values)
                 for (var c = item * ColumnsPerItem; c < end; c++) ForwardColumn(this, c, scratch, keys, values);
@@ -84,8 +90,14 @@ internal static unsafe class DepthRouterManaged
 
         public readonly void Run(int item)
         {
-            var scratch = stackalloc float[2 * DepthRouterParams.MaxLayers];
             var end = Math.Min(P.Columns, (item + 1) * ColumnsPerItem);
+            if (P.Lq == 1)
+            {
+                var block = stackalloc float[ColumnsPerItem];
+                BackwardSingleQueryBlock(this, item * ColumnsPerItem, end, block);
+                return;
+            }
+            var scratch = stackalloc float[2 * DepthRouterParams.MaxLayers];
             var column = ColumnScratch.ForThisWorker(P, backward: true);
             fixed (float* keys = column.Keys, values = column.Values, dKeys = column.DKeys, dValues = column.DValues)
                 for (var c = item * ColumnsPerItem; c < end; c++) BackwardColumn(this, c, scratch, keys, values, dKeys, dValues);
@@ -105,8 +117,8 @@ internal static unsafe class DepthRouterManaged
         for (var j = 0; j < p.L; j++)
         {
             float* kj = k + j * stride + (nint)c * p.D, kn = keys + j * p.D;
-            var f = p.NormalizeKeys ? p.KeyRadius / MathF.Max(MathF.Sqrt(Dot(kj, kj, p.D)), p.KeyEpsilon) : 1f;
-            for (var e = 0; e < p.D; e++) kn[e] = f * kj[e];
+            var f = KeyFactor(p, kj);
+            Scale(kn, f, kj, p.D);
             new ReadOnlySpan<float>(v + j * stride + (nint)c * p.D, p.D).CopyTo(new Span<float>(values + j * p.D, p.D));
             bias[j] = p.Score == Score.Distance ? -0.5f * p.Scale * Dot(kn, kn, p.D) : 0f;
         }
@@ -116,6 +128,120 @@ internal static unsafe class DepthRouterManaged
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float ScoreOf(DepthRouterParams p, float* qi, float* kj, float bias, float slope, int l, int j) =>
         p.Scale * Dot(qi, kj, p.D) + bias - slope * (l - j);
+
+    // f = rho / max(|k|, eps) with NormalizeKeys, else 1: k' = f k.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float KeyFactor(DepthRouterParams p, float* k) =>
+        p.NormalizeKeys ? p.KeyRadius / MathF.Max(MathF.Sqrt(Dot(k, k, p.D)), p.KeyEpsilon) : 1f;
+
+    // ScoreOf for a key read in place: k' = f k is formed element by element exactly as GatherColumn stores it (one
+    // float multiply, rounded), and fed to the same dot products in the same order, so the score and the Distance bias
+    // are bitwise those of the gathered key and the exact-tie property holds.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ScoreInPlace(DepthRouterParams p, float* qi, float* k, float f, float slope, int l, int j)
+    {
+        var bias = p.Score == Score.Distance ? -0.5f * p.Scale * DotScaled(k, k, f, p.D) : 0f;
+        return ScoreOf(p, qi, k, f, bias, slope, l, j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ScoreOf(DepthRouterParams p, float* qi, float* k, float f, float bias, float slope, int l, int j) =>
+        p.Scale * DotScaled(qi, k, f, p.D) + bias - slope * (l - j);
+
+    // Lq = 1 (a block's training call: one query layer at depth L - 1 reading all L layers), forward over columns
+    // [c0, c1): each key and value is used once, so nothing is gathered. Pass 1 walks the layers and, within a layer, the
+    // block's columns, whose keys are one contiguous run of (c1 - c0) D floats; it stores the scores [column, layer] on
+    // the stack. Then each column's softmax, and pass 2 walks the values the same way, adding P_j v_j into the block's
+    // outputs (also contiguous, L1-resident). Per column the operations and their order are ForwardColumn's: the results
+    // are bitwise those of v1.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardSingleQueryBlock(in ForwardItems x, int c0, int c1, float* block)
+    {
+        var p = x.P;
+        var d = p.D;
+        var stride = (nint)p.Columns * d;
+        const int m = DepthRouterParams.MaxLayers;
+        float* z = block, inv = block + ColumnsPerItem * m; // z [column, layer]; inv: 1 / sum per column
+        var l = p.Offset; // = L - 1: every layer is visible
+        for (var j = 0; j <= l; j++)
+        {
+            var kj = x.K + j * stride;
+            for (var c = c0; c < c1; c++)
+            {
+                var kc = kj + (nint)c * d;
+                z[(c - c0) * m + j] = ScoreInPlace(p, x.Q + (nint)c * d, kc, KeyFactor(p, kc), p.BrakeSlopes[c % p.H], l, j);
+            }
+        }
+        for (var c = c0; c < c1; c++)
+        {
+            var zc = z + (c - c0) * m;
+            var max = float.NegativeInfinity;
+            for (var j = 0; j <= l; j++) max = MathF.Max(max, zc[j]);
+            float sum = 0f, shifted = 0f;
+            for (var j = 0; j <= l; j++)
+            {
+                var w = MathF.Exp(zc[j] - max);
+                shifted += w * (zc[j] - max);
+                sum += w;
+                zc[j] = w;
+            }
+            var r = 1f / sum;
+            inv[c - c0] = r;
+            var logSum = MathF.Log(sum);
+            x.Stats[2 * c] = max;
+            x.Stats[2 * c + 1] = logSum;
+            if (x.Diagnostics)
+            {
+                x.Entropy[c] = l == 0 ? 0f : (logSum - shifted * r) / MathF.Log(l + 1);
+                x.MaxProb[c] = r;
+                x.Embedding[c] = zc[0] * r;
+            }
+        }
+        new Span<float>(x.O + (nint)c0 * d, (c1 - c0) * d).Clear();
+        for (var j = 0; j <= l; j++)
+        {
+            var vj = x.V + j * stride;
+            for (var c = c0; c < c1; c++)
+                Axpy(x.O + (nint)c * d, z[(c - c0) * m + j] * inv[c - c0], vj + (nint)c * d, d);
+        }
+    }
+
+    // Lq = 1 backward over columns [c0, c1), one pass over the layers: delta = dO . O first, then per layer and column
+    // P_j (recomputed as the forward formed it), dz_j = P_j (dO . v_j - delta), dq += s dz_j k'_j (into dQ, the block's
+    // rows are L1-resident), and dk'_j, dv_j written straight into dK and dV: with one query layer each (layer, column)
+    // gets exactly one term, so there is nothing to accumulate, clear or scatter, and each is written by the one thread
+    // that owns the column (race-free, deterministic). Per column the operations and their order are BackwardColumn's
+    // (0 + a b = a b exactly), so the gradients are bitwise those of v1.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BackwardSingleQueryBlock(in BackwardItems x, int c0, int c1, float* delta)
+    {
+        var p = x.P;
+        var d = p.D;
+        var stride = (nint)p.Columns * d;
+        var l = p.Offset;
+        for (var c = c0; c < c1; c++) delta[c - c0] = Dot(x.DOut + (nint)c * d, x.O + (nint)c * d, d);
+        new Span<float>(x.DQ + (nint)c0 * d, (c1 - c0) * d).Clear();
+        for (var j = 0; j <= l; j++)
+        {
+            var off = j * stride;
+            for (var c = c0; c < c1; c++)
+            {
+                var cd = (nint)c * d;
+                float* qi = x.Q + cd, gi = x.DOut + cd, kc = x.K + off + cd, vc = x.V + off + cd;
+                var f = KeyFactor(p, kc);
+                var prob = MathF.Exp(ScoreInPlace(p, qi, kc, f, p.BrakeSlopes[c % p.H], l, j) - x.Stats[2 * c] - x.Stats[2 * c + 1]);
+                var dz = prob * (Dot(gi, vc, d) - delta[c - c0]);
+                var sdz = p.Scale * dz;
+                AxpyScaled(x.DQ + cd, sdz, kc, f, d);
+                var dkc = x.DK + off + cd;
+                // dk' = s dz q - [Distance] s dz k'.
+                if (p.Score == Score.Distance) ScaledMinusScaled(dkc, sdz, qi, kc, f, d);
+                else Scale(dkc, sdz, qi, d);
+                if (p.NormalizeKeys) AttentionManaged.ChainThroughNormalisation(x.KeyRows, kc, dkc);
+                Scale(x.DV + off + cd, prob, gi, d);
+            }
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardColumn(in ForwardItems x, int c, float* scratch, float* keys, float* values)
@@ -250,5 +376,84 @@ internal static unsafe class DepthRouterManaged
         var e = 0;
         for (; e + w <= n; e += w) Vector.Store(Vector.MultiplyAddEstimate(va, Vector.Load(x + e), Vector.Load(y + e)), y + e);
         for (; e < n; e++) y[e] += a * x[e];
+    }
+    // a . (f b) over n floats with Dot's operations and order, f b formed as one rounded multiply per element (so it is
+    // bitwise Dot(a, k') for a stored k' = f b).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float DotScaled(float* a, float* b, float f, int n)
+    {
+        var w = Vector<float>.Count;
+        var vf = new Vector<float>(f);
+        Vector<float> acc0 = Vector<float>.Zero, acc1 = Vector<float>.Zero;
+        var e = 0;
+        if (b == a)
+        {
+            for (; e + 2 * w <= n; e += 2 * w)
+            {
+                Vector<float> x0 = vf * Vector.Load(b + e), x1 = vf * Vector.Load(b + e + w);
+                acc0 = Vector.MultiplyAddEstimate(x0, x0, acc0);
+                acc1 = Vector.MultiplyAddEstimate(x1, x1, acc1);
+            }
+            if (e + w <= n)
+            {
+                var x0 = vf * Vector.Load(b + e);
+                acc0 = Vector.MultiplyAddEstimate(x0, x0, acc0);
+                e += w;
+            }
+            var self = Vector.Sum(acc0 + acc1);
+            for (; e < n; e++)
+            {
+                var y = f * b[e];
+                self += y * y;
+            }
+            return self;
+        }
+        for (; e + 2 * w <= n; e += 2 * w)
+        {
+            acc0 = Vector.MultiplyAddEstimate(Vector.Load(a + e), vf * Vector.Load(b + e), acc0);
+            acc1 = Vector.MultiplyAddEstimate(Vector.Load(a + e + w), vf * Vector.Load(b + e + w), acc1);
+        }
+        if (e + w <= n)
+        {
+            acc0 = Vector.MultiplyAddEstimate(Vector.Load(a + e), vf * Vector.Load(b + e), acc0);
+            e += w;
+        }
+        var sum = Vector.Sum(acc0 + acc1);
+        for (; e < n; e++) sum += a[e] * (f * b[e]);
+        return sum;
+    }
+
+    // y = a x over n floats (SIMD).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scale(float* y, float a, float* x, int n)
+    {
+        var w = Vector<float>.Count;
+        var va = new Vector<float>(a);
+        var e = 0;
+        for (; e + w <= n; e += w) Vector.Store(va * Vector.Load(x + e), y + e);
+        for (; e < n; e++) y[e] = a * x[e];
+    }
+
+    // y += a (f x) over n floats, f x rounded first: Axpy(y, a, k') for k' = f x.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AxpyScaled(float* y, float a, float* x, float f, int n)
+    {
+        var w = Vector<float>.Count;
+        Vector<float> va = new(a), vf = new(f);
+        var e = 0;
+        for (; e + w <= n; e += w) Vector.Store(Vector.MultiplyAddEstimate(va, vf * Vector.Load(x + e), Vector.Load(y + e)), y + e);
+        for (; e < n; e++) y[e] += a * (f * x[e]);
+    }
+
+    // y = a q - a (f k) over n floats, as Scale(y, a, q) then Axpy(y, -a, k') with k' = f k.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaledMinusScaled(float* y, float a, float* q, float* k, float f, int n)
+    {
+        var w = Vector<float>.Count;
+        Vector<float> va = new(a), vn = new(-a), vf = new(f);
+        var e = 0;
+        for (; e + w <= n; e += w)
+            Vector.Store(Vector.MultiplyAddEstimate(vn, vf * Vector.Load(k + e), va * Vector.Load(q + e)), y + e);
+        for (; e < n; e++) y[e] = a * q[e] + -a * (f * k[e]);
     }
 }
