@@ -1,9 +1,11 @@
 // DepthRouter on the Managed backend: one work item per block of (token, head) columns, each column's whole depth
 // column (at most 64 layers) walked by one thread with its per-layer scalars on the stack, SIMD over the head
 // dimension with System.Numerics.Vector<float> (whatever width the JIT picks: 512, 256 or 128 bits, never emulated), and
-// ManagedParallel.For over the column blocks. A column's scores and key biases are stackalloc'd; its keys and values
-// (and in the backward their gradients) are gathered into contiguous per-worker [L, D] buffers
-// (ManagedParallel.WorkerLocal, kept between calls).
+// ManagedParallel.For over the column blocks. A column's scores and key biases are stackalloc'd. With Lq > 1 its keys
+// and values (and in the backward their gradients) are gathered into contiguous per-worker [L, D] buffers
+// (ManagedParallel.WorkerLocal, kept between calls), as each is used up to Lq times. With Lq = 1 (the training call)
+// each is used once: the block's columns are walked layer by layer in place (per layer one contiguous run of 16 D
+// floats), k' = f k formed in registers, and dK, dV written directly (ForwardSingleQueryBlock, BackwardSingleQueryBlock).
 //
 // Shapes: Lq query layers, L key/value layers, T tokens, H heads, D head dim; q, O, dO [Lq, T, H, D]; k, v [L, T, H, D];
 // stats [Lq, T, H, 2]; a column c = t H + h; layer j of column c starts at (j T H + c) D.
@@ -22,6 +24,30 @@
 //                   every k' is exactly +-1, so equal keys tie exactly; s f_j (q . k_j) rounds differently per key and
 //                   split a 0.5/0.5 tie at logits of 435 by 6e-5, 4x the naive float32 reference's error (seeded
 //                   random case, 2026-12-02).
+//   v2 (2026-12-02) Lq = 1 (the training call: each key and value used once) no longer gathers: per block of 16 columns
+//                   the forward walks the layers in place (one contiguous run of 16 D floats per layer and tensor),
+//                   scores first (k' = f k formed in registers, one rounded multiply per element as the gather stored
+//                   it, and the Distance bias's dot in the same pass, so scores are bitwise v1's and the exact-tie property
+//                   holds), then the values; the backward is one pass over the layers writing dK, dV directly (each
+//                   (layer, column) has one term and one owning thread: no [L, D] clears, no scatter) with dq in the
+//                   output rows. dk' is chained through the key normalisation with Vector<double> (the scalar float64
+//                   chain was ~59 of 71 ms of the L = 8 backward kernel). Lq > 1: SIMD gather, and the value mix holds O
+//                   in registers across layers. Per element the operations and their order are v1's except the
+//                   normalisation chain's float64 sums. `routekit-perf depth --allow-busy`, v1 then v2 back to back on a
+//                   BUSY machine (load average 3.7 to 11.7 on 2 cores: another engineer's job held about one core;
+//                   memory copy measured 23.4 and 29.1 GB/s in the two runs), T = 4096, H = 8, D = 64, Distance +
+//                   NormalizeKeys, ms (v1 -> v2; "floor" = the op's minimum bytes at v2's run's copy rate):
+//                     Lq  L   forward           backward
+//                     8   8   62.5 ->  48.7     277.0 ->  148.4
+//                     1   8   28.9 ->  30.6     163.0 ->   45.6   (floor 5.2, 10.4)
+//                     24  24  408.1 -> 276.9    1114.1 ->  695.4
+//                     1   24  121.7 ->  44.5    1056.6 ->   80.1   (floor 14.4, 28.8)
+//                     64  64  2108.3 -> 711.4   2546.2 -> 2160.0
+//                     1   64  214.5 -> 240.1     836.0 ->  372.0   (floor 37.5, 75.0)
+//                   Figures are indicative only (the same v1 run's Lq = 1, L = 24 backward, 1057 ms, is out of line with
+//                   its L = 64 one). The public op's time includes the launcher's finiteness scans of the inputs, about
+//                   a third of the Lq = 1, L = 8 forward; the Lq = 1 forward kernel is not yet at 2-3x of its floor at
+//                   L = 8 and L = 64.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -104,7 +130,7 @@ internal static unsafe class DepthRouterManaged
         }
     }
 
-    // Gathers column c's keys as the score sees them, k' = f k (f = rho / max(|k|, eps) with NormalizeKeys, else 1), and
+    // (Lq > 1 only.) Gathers column c's keys as the score sees them, k' = f k (f = rho / max(|k|, eps) with NormalizeKeys, else 1), and
     // its values into contiguous [L, D] scratch, and sets bias_j = -(s/2)|k'_j|^2 (0 for Dot). In the tensors a column's
     // layers sit T H D floats apart, a power of two at the shapes models use, so walking them in place maps every layer
     // onto the same cache sets. 2026-12-02, on a machine with a load average of ~480 on 2 cores (figures indicative only):
