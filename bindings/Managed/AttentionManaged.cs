@@ -233,8 +233,8 @@ internal static unsafe class AttentionManaged
             l[r] = ent[r] = sink[r] = 0f;
         }
 
-        var (jLo, _) = p.KeyRange(i0);
-        var (_, jHi) = p.KeyRange(i0 + rows - 1);
+        var (jLo, _) = p.KeyRange(b, i0);
+        var (_, jHi) = p.KeyRange(b, i0 + rows - 1);
         var kvBase = (nint)(b * p.Hkv + hk) * ctx.Keys.Blocks;
         for (var kb = Math.Max(jLo, 0) / KeyBlock; jHi >= jLo && kb <= jHi / KeyBlock; kb++)
         {
@@ -246,14 +246,14 @@ internal static unsafe class AttentionManaged
             {
                 var r0 = g * Rows;
                 var rLast = Math.Min(r0 + Rows, rows) - 1;
-                var (firstLo, firstHi) = p.KeyRange(i0 + r0);
-                var (lastLo, lastHi) = p.KeyRange(i0 + rLast);
+                var (firstLo, firstHi) = p.KeyRange(b, i0 + r0);
+                var (lastLo, lastHi) = p.KeyRange(b, i0 + rLast);
                 if (jb > lastHi || jb + KeyBlock - 1 < firstLo) continue;
                 var full = jb >= lastLo && jb + KeyBlock - 1 <= firstHi;
                 ManagedKernels.Scores4x64(qTile + (nint)r0 * dp, dp, kt, d, s);
                 for (var rr = 0; rr < Rows; rr++)
                 {
-                    var (lo, hi) = p.KeyRange(i0 + r0 + rr);
+                    var (lo, hi) = p.KeyRange(b, i0 + r0 + rr);
                     newMax[rr] = MathF.Max(m[r0 + rr], Scores(s + rr * KeyBlock, bias, jb, i0 + r0 + rr + p.Offset, slope, full, lo, hi));
                 }
                 // The four rows' exps run in one loop: 16 independent polynomial chains keep the FMA pipes busy where
@@ -383,8 +383,8 @@ internal static unsafe class AttentionManaged
         var p = ctx.P;
         int d = p.D, dp = tile.Dp;
         var jb = kb * KeyBlock;
-        var (firstLo, firstHi) = p.KeyRange(t0);
-        var (lastLo, lastHi) = p.KeyRange(t0 + rows - 1);
+        var (firstLo, firstHi) = p.KeyRange(b, t0);
+        var (lastLo, lastHi) = p.KeyRange(b, t0 + rows - 1);
         if (jb > lastHi || jb + KeyBlock - 1 < firstLo || lastHi < firstLo) return false;
         var full = jb >= lastLo && jb + KeyBlock - 1 <= firstHi;
         var block = (nint)(b * p.Hkv + hk) * ctx.Keys.Blocks + kb;
@@ -405,7 +405,7 @@ internal static unsafe class AttentionManaged
         {
             var prow = tile.P + r * KeyBlock;
             var dzrow = tile.DZ + r * KeyBlock;
-            var (lo, hi) = p.KeyRange(t0 + r);
+            var (lo, hi) = p.KeyRange(b, t0 + r);
             Scores(prow, bias, jb, t0 + r + p.Offset, slope, full, lo, hi);
             var max = Vector512.Create(tile.RowMax[r]);
             var logSum = Vector512.Create(tile.RowSum[r]);
@@ -460,6 +460,7 @@ internal static unsafe class AttentionManaged
             first = Math.Max(first, (long)jb - p.Window - p.Offset);
             last = Math.Min(last, (long)jb + KeyBlock - 1 + p.Window - p.Offset);
         }
+        if (jb >= p.KeyLength(b)) last = first - 1; // a block of padding keys only: dK = dV = 0
         for (var h = hk * p.Group; h < (hk + 1) * p.Group; h++)
         {
             var bh = b * p.H + h;
@@ -524,8 +525,8 @@ internal static unsafe class AttentionManaged
         var rows = LoadQueryTile(ctx, bh, t0, tile);
         var dqAcc = tile.O; // [QueryBlock, Dp] sum_j dz_ij s k'_j
         new Span<float>(dqAcc, QueryBlock * dp).Clear();
-        var (jLo, _) = p.KeyRange(t0);
-        var (_, jHi) = p.KeyRange(t0 + rows - 1);
+        var (jLo, _) = p.KeyRange(b, t0);
+        var (_, jHi) = p.KeyRange(b, t0 + rows - 1);
         var groups = (rows + Rows - 1) / Rows;
         for (var kb = Math.Max(jLo, 0) / KeyBlock; jHi >= jLo && kb <= jHi / KeyBlock; kb++)
         {

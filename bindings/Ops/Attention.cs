@@ -134,7 +134,7 @@ public static class Attention
             for (var row = 0; row < p.B * p.H * p.N && bad == int.MaxValue; row++)
             {
                 float m = s[2 * row], logSum = s[2 * row + 1];
-                var ok = p.SeesAnyKey(row % p.N)
+                var ok = p.SeesAnyKey(row / p.N / p.H, row % p.N)
                     ? float.IsFinite(m) && logSum >= minLogSum && logSum <= maxLogSum
                     : float.IsNegativeInfinity(m) && logSum == 0f;
                 if (!ok) bad = row;
@@ -148,7 +148,7 @@ public static class Attention
         }
         var pair = stats.Device.IsIlgpu ? stats.View.SubView(2L * bad, 2).GetAsArray1D() : stats.HostSpan.Slice(2 * bad, 2).ToArray();
         int i = bad % p.N, h = bad / p.N % p.H, b = bad / p.N / p.H;
-        var wanted = p.SeesAnyKey(i)
+        var wanted = p.SeesAnyKey(b, i)
             ? $"a finite row max and a log-sum in [0, log M = {Math.Log(p.M):G4}]"
             : "(-inf, 0), since that row sees no key";
         throw new ArgumentException(

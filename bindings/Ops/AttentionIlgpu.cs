@@ -117,13 +117,14 @@ internal static class AttentionIlgpu
         var slopes = Slopes(device, p);
         var withDiagnostics = p.Diagnostics && diagnostics is not null;
 
-        var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+        var lengths = KeyLengths(device, p);
+        var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, $"attention.forward/{lanes}/{p.Score}/{withDiagnostics}/{reduction}",
             () => ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
             static (a, m, s) => a.LoadStreamKernel(
-                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (config, kp) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
-        kernel(config, q.View, keys, v.View, bias, slopes, o.View, lse.View, stats.View,
+        kernel(config, q.View, keys, v.View, bias, slopes, lengths, o.View, lse.View, stats.View,
             withDiagnostics ? diagnostics!.Entropy.View : lse.View,
             withDiagnostics ? diagnostics!.SinkMass.View : lse.View,
             withDiagnostics ? diagnostics!.MaxProb.View : lse.View, kp);
@@ -143,21 +144,23 @@ internal static class AttentionIlgpu
         var slopes = Slopes(device, p);
         var delta = device.Workspace("attention.delta", (long)p.B * p.H * p.N); // [B, H, N]
 
-        var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+        var lengths = KeyLengths(device, p);
+
+        var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, $"attention.backward.query/{lanes}/{p.Score}/{reduction}",
             () => BackwardQueryMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
-                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (queryConfig, queryParams) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
-        queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, o.View, dOut.View, stats.View, delta, dq.View, queryParams);
+        queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, lengths, o.View, dOut.View, stats.View, delta, dq.View, queryParams);
 
-        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, $"attention.backward.key/{lanes}/{p.Score}/{reduction}",
             () => BackwardKeyMethod(lanes, p.Score, reduction),
             static (a, m, s) => a.LoadStreamKernel(
-                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
-        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, dOut.View, stats.View, delta, dk.View, dv.View, keyParams);
+        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, lengths, dOut.View, stats.View, delta, dk.View, dv.View, keyParams);
     }
 
     /// <summary>
@@ -178,9 +181,9 @@ internal static class AttentionIlgpu
         ArrayView1D<int, Stride1D.Dense> flag)
     {
         var kernel = device.GetKernel("attention.statsCheck", static a =>
-            a.LoadAutoGroupedStreamKernel<Index1D, View, ArrayView1D<int, Stride1D.Dense>, AttentionKernelParams, float, float>(
+            a.LoadAutoGroupedStreamKernel<Index1D, View, ArrayView1D<int, Stride1D.Dense>, View, AttentionKernelParams, float, float>(
                 AttentionStats.CheckKernel));
-        kernel((int)((long)p.B * p.H * p.N), stats.View, flag, KernelParams(p, 0, 0), minLogSum, maxLogSum);
+        kernel((int)((long)p.B * p.H * p.N), stats.View, flag, KeyLengths(device, p), KernelParams(p, 0, 0), minLogSum, maxLogSum);
     }
 
     // k' (k itself without NormalizeKeys), |k| and the Distance bias, from workspace buffers. Graph attention and the
@@ -207,6 +210,13 @@ internal static class AttentionIlgpu
     // The brake slopes [H] on the device, uploaded only when they differ from the last upload (a training loop passes
     // the same slopes every step, so a step copies nothing to the device).
     internal static View Slopes(Device device, AttentionParams p) => device.Constants("attention.slopes", p.BrakeSlopes);
+
+    // The key padding lengths [B] on the device as exact float integers (AttentionParams caps M at 2^24 when they are
+    // set), uploaded only when they change, as the slopes; without a mask the kernels never read the one-element view.
+    private static readonly float[] NoLengths = [0f];
+
+    internal static View KeyLengths(Device device, AttentionParams p) =>
+        p.KeyLengthsAsFloats is { } lengths ? device.Constants("attention.keyLengths", lengths) : device.Constants("attention.noKeyLengths", NoLengths);
 
     // One group per R rows of one (batch, head); R = threads / T.
     private static (KernelConfig Config, AttentionKernelParams Params) RowLaunch(
@@ -269,7 +279,7 @@ internal static class AttentionIlgpu
         B = p.B, H = p.H, Hkv = p.Hkv, N = p.N, M = p.M, D = p.D,
         // |i' - j| < N + M always, so a wider window is no window; clamping keeps i' + W from overflowing.
         Group = p.Group, Offset = p.Offset, Causal = p.Causal ? 1 : 0, Window = p.Window < 0 ? -1 : Math.Min(p.Window, p.N + p.M),
-        SinkTokens = p.SinkTokens, NormalizeKeys = p.NormalizeKeys ? 1 : 0,
+        SinkTokens = p.SinkTokens, NormalizeKeys = p.NormalizeKeys ? 1 : 0, KeyPadding = p.HasKeyLengths ? 1 : 0,
         RowTiles = rowTiles, StreamTile = streamTile,
         Scale = p.Scale, KeyRadius = p.KeyRadius, KeyEpsilon = p.KeyEpsilon,
     };

@@ -37,6 +37,15 @@ public sealed record AttentionOptions
     /// <summary>Keep only keys with |i + (M - N) - j| &lt;= Window; null means no window.</summary>
     public int? Window { get; init; }
 
+    /// <summary>
+    /// Key padding (FlashAttention's varlen idea): per batch element b the number of real keys, <c>KeyLengths[b]</c> in
+    /// 0..M (length B); keys <c>j &gt;= KeyLengths[b]</c> are masked for every query of that batch element, on top of the
+    /// causal and window masks. Null means every key is real. A batch element of length 0 has no visible key: its rows
+    /// get O = 0 and Lse = -inf, as any fully masked row. Queries past the length are computed as usual (they see the
+    /// real keys); a model that pads queries ignores their outputs, as BERT's pooling does.
+    /// </summary>
+    public int[]? KeyLengths { get; init; }
+
     /// <summary>Per-head brake slopes m_h &gt;= 0 (length H): <c>z_ij -= m_h |i + (M - N) - j|</c>. Null means none.</summary>
     public float[]? BrakeSlopes { get; init; }
 

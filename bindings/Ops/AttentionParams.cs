@@ -36,6 +36,14 @@ public sealed record AttentionParams
     public required bool Causal { get; init; }
     /// <summary>Window W, or -1 for none.</summary>
     public required int Window { get; init; }
+    /// <summary>Real keys per batch element (length B), or null when every key is real (<see cref="AttentionOptions.KeyLengths"/>).</summary>
+    public int[]? KeyLengths { get; init; }
+    /// <summary>True when a key padding mask is set.</summary>
+    public bool HasKeyLengths => KeyLengths is not null;
+    /// <summary><see cref="KeyLengths"/> as floats (exact: M is at most 2^24 with a mask), for the ILGPU kernels; null without a mask.</summary>
+    internal float[]? KeyLengthsAsFloats { get; init; }
+    /// <summary>The number of real keys of batch element b (M without a key padding mask).</summary>
+    public int KeyLength(int b) => KeyLengths is { } lengths ? lengths[b] : M;
     /// <summary>Brake slope per query head (length H, zeros when there is no brake).</summary>
     public required float[] BrakeSlopes { get; init; }
     /// <summary>True when any slope is non-zero.</summary>
@@ -59,7 +67,10 @@ public sealed record AttentionParams
     /// <summary>Shape of the saved softmax statistics (row max, log-sum relative to it).</summary>
     public int[] StatsShape => [B, H, N, 2];
 
-    /// <summary>True when key j is visible from query i (causal and window masks).</summary>
+    /// <summary>True when key j is visible from query i of batch element b (key padding, causal and window masks).</summary>
+    public bool Visible(int b, int i, int j) => j < KeyLength(b) && Visible(i, j);
+
+    /// <summary>True when key j is visible from query i (causal and window masks; not the per-batch key padding).</summary>
     public bool Visible(int i, int j)
     {
         var ip = i + Offset;
@@ -86,10 +97,25 @@ public sealed record AttentionParams
         return ((int)Math.Clamp(lo, int.MinValue, int.MaxValue), (int)Math.Clamp(hi, -1L, int.MaxValue));
     }
 
+    /// <summary>The keys query i of batch element b sees: <see cref="KeyRange(int)"/> cut at the element's key length.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public (int Lo, int Hi) KeyRange(int b, int i)
+    {
+        var (lo, hi) = KeyRange(i);
+        return KeyLengths is { } lengths ? (lo, Math.Min(hi, lengths[b] - 1)) : (lo, hi);
+    }
+
     /// <summary>True when query row i sees at least one key (a fully masked row gets O = 0 and Lse = -inf).</summary>
     public bool SeesAnyKey(int i)
     {
         var (lo, hi) = KeyRange(i);
+        return lo <= hi;
+    }
+
+    /// <summary>True when query row i of batch element b sees at least one key, key padding included.</summary>
+    public bool SeesAnyKey(int b, int i)
+    {
+        var (lo, hi) = KeyRange(b, i);
         return lo <= hi;
     }
 
@@ -126,13 +152,26 @@ public sealed record AttentionParams
         if (options.SinkTokens < 0)
             throw new ArgumentException($"SinkTokens must be >= 0; got {options.SinkTokens}.", nameof(options));
         var slopes = ResolveSlopes(options.BrakeSlopes, h, "query head");
+        int[]? keyLengths = null;
+        if (options.KeyLengths is { } given)
+        {
+            if (given.Length != b)
+                throw new ArgumentException($"KeyLengths has length {given.Length}; wanted one length per batch element, B = {b}.", nameof(options));
+            for (var i = 0; i < b; i++)
+                if (given[i] < 0 || given[i] > m)
+                    throw new ArgumentException($"KeyLengths[{i}] = {given[i]}; every length must be in 0..M = {m}.", nameof(options));
+            if (m > 1 << 24)
+                throw new ArgumentException($"KeyLengths with M = {m} keys: a key padding mask supports at most 2^24 keys.", nameof(options));
+            keyLengths = (int[])given.Clone();
+        }
 
         return new AttentionParams
         {
             B = b, H = h, Hkv = hkv, N = n, M = m, D = d,
             Scale = scale, Score = options.Score, NormalizeKeys = options.NormalizeKeys,
             KeyRadius = radius, KeyEpsilon = options.KeyEpsilon,
-            Causal = options.Causal, Window = options.Window ?? -1, BrakeSlopes = slopes,
+            Causal = options.Causal, Window = options.Window ?? -1, BrakeSlopes = slopes, KeyLengths = keyLengths,
+            KeyLengthsAsFloats = keyLengths is null ? null : Array.ConvertAll(keyLengths, static x => (float)x),
             Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens,
         };
     }

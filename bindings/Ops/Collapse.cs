@@ -171,7 +171,7 @@ public static class Collapse
             for (var b = 0; b < p.B; b++)
             for (var i = 0; i < p.N; i++)
             {
-                var visible = VisibleKeys(p, i);
+                var visible = VisibleKeys(p, b, i);
                 if (visible == 0) continue;
                 var idx = (b * p.H + h) * p.N + i;
                 rows++;
@@ -191,6 +191,14 @@ public static class Collapse
     public static int VisibleKeys(AttentionParams p, int i)
     {
         var (lo, hi) = p.KeyRange(i);
+        return Math.Max(0, hi - lo + 1);
+    }
+
+    /// <summary>Number of keys query row i of batch element b sees (key padding, causal and window masks).</summary>
+    public static int VisibleKeys(AttentionParams p, int b, int i)
+    {
+        ArgumentNullException.ThrowIfNull(p);
+        var (lo, hi) = p.KeyRange(b, i);
         return Math.Max(0, hi - lo + 1);
     }
 

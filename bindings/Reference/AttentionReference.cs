@@ -53,7 +53,7 @@ public static class AttentionReference
             var qi = q.AsSpan(((b * p.H + h) * p.N + i) * p.D, p.D);
             for (var j = 0; j < p.M; j++)
             {
-                if (!p.Visible(i, j))
+                if (!p.Visible(b, i, j))
                 {
                     z[i, j] = T.NegativeInfinity;
                     continue;
@@ -222,7 +222,7 @@ public static class AttentionReference
             for (var i = 0; i < p.N; i++)
             for (var j = 0; j < p.M; j++)
             {
-                if (!p.Visible(i, j))
+                if (!p.Visible(b, i, j))
                 {
                     z[i, j] = T.NegativeInfinity;
                     continue;

@@ -47,6 +47,7 @@ public static class AttentionBackward
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
         ArrayView1D<float, Stride1D.Dense> keyBias,    // [B, Hkv, M], read only for Distance
         ArrayView1D<float, Stride1D.Dense> slopes,     // [H]
+        ArrayView1D<float, Stride1D.Dense> keyLengths, // [B] real keys per batch element (exact float integers), read with KeyPadding
         ArrayView1D<float, Stride1D.Dense> o,          // [B, H, N, D] the forward's output
         ArrayView1D<float, Stride1D.Dense> dO,         // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> stats,      // [B, H, N, 2] (m_i, log l_i) from the forward
@@ -60,7 +61,7 @@ public static class AttentionBackward
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
         var paddedDim = 8 * lanes;
-        var tile = QueryRowTile.Locate(p, lanes);
+        var tile = QueryRowTile.Locate(p, lanes, keyLengths);
         var (lane, bh, kvRow0, i, valid, ip) = (tile.Lane, tile.BatchHead, tile.KeyRow0, tile.Row, tile.Valid, tile.Position);
         var (jLo, jHi, gLo, gHi) = (tile.KeyLo, tile.KeyHi, tile.GroupKeyLo, tile.GroupKeyHi);
         var slope = slopes[tile.Head];
@@ -124,6 +125,7 @@ public static class AttentionBackward
         ArrayView1D<float, Stride1D.Dense> keyBias,    // [B, Hkv, M], read only for Distance
         ArrayView1D<float, Stride1D.Dense> keyNorm,    // [B, Hkv, M] |k|, read only with NormalizeKeys
         ArrayView1D<float, Stride1D.Dense> slopes,     // [H]
+        ArrayView1D<float, Stride1D.Dense> keyLengths, // [B] real keys per batch element (exact float integers), read with KeyPadding
         ArrayView1D<float, Stride1D.Dense> dO,         // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> stats,      // [B, H, N, 2] (m_i, log l_i) from the forward
         ArrayView1D<float, Stride1D.Dense> delta,      // [B, H, N]
@@ -153,6 +155,13 @@ public static class AttentionBackward
         AttentionBand.QueriesOf(p, j, j, out var iLo, out var iHi);
         if (!valid) iHi = -1;
         AttentionBand.QueriesOf(p, j0, Min(j0 + rowsPerGroup, p.M) - 1, out var gLo, out var gHi);
+        if (p.KeyPadding != 0)
+        {
+            // Padding keys (j >= the element's length) are seen by no query: dk = dv = 0.
+            var length = (int)keyLengths[b];
+            if (j >= length) iHi = -1;
+            if (j0 >= length) gHi = -1;
+        }
 
         var dims = valid ? p.D : 0;
         var keyRow = bhk * p.M + j;

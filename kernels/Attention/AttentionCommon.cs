@@ -184,6 +184,8 @@ public struct AttentionKernelParams
     public int SinkTokens;
     /// <summary>1 when keys are normalised to <see cref="KeyRadius"/>.</summary>
     public int NormalizeKeys;
+    /// <summary>1 when a key padding mask is set: batch element b has keyLengths[b] real keys (the rest masked).</summary>
+    public int KeyPadding;
     /// <summary>Rows per group tile in the row-parallel kernels: ceil(rows / RowsPerGroup) groups per (batch, head).</summary>
     public int RowTiles;
     /// <summary>Rows streamed through shared memory per step (keys in the forward and dQ, queries in dK/dV).</summary>
@@ -333,8 +335,11 @@ public struct QueryRowTile
     public int GroupKeyLo, GroupKeyHi;
 
     /// <summary>Locates the calling thread.</summary>
+    /// <param name="p">The launch's scalars.</param>
+    /// <param name="lanes">Lanes per row T.</param>
+    /// <param name="keyLengths">[B] real keys per batch element as exact float integers, read when p.KeyPadding is set.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static QueryRowTile Locate(AttentionKernelParams p, int lanes)
+    public static QueryRowTile Locate(AttentionKernelParams p, int lanes, ArrayView1D<float, Stride1D.Dense> keyLengths)
     {
         var rowsPerGroup = Group.DimX / lanes;
         var t = new QueryRowTile { Lane = Group.IdxX & (lanes - 1), BatchHead = Grid.IdxX / p.RowTiles };
@@ -347,6 +352,12 @@ public struct QueryRowTile
         AttentionBand.KeysOf(p, t.Row, t.Row, out t.KeyLo, out t.KeyHi);
         if (!t.Valid) t.KeyHi = -1;
         AttentionBand.KeysOf(p, i0, IntrinsicMath.Min(i0 + rowsPerGroup, p.N) - 1, out t.GroupKeyLo, out t.GroupKeyHi);
+        if (p.KeyPadding != 0)
+        {
+            var last = (int)keyLengths[t.BatchHead / p.H] - 1;
+            t.KeyHi = IntrinsicMath.Min(t.KeyHi, last);
+            t.GroupKeyHi = IntrinsicMath.Min(t.GroupKeyHi, last);
+        }
         return t;
     }
 }

@@ -46,6 +46,7 @@ public static class AttentionForward
         ArrayView1D<float, Stride1D.Dense> v,          // [B, Hkv, M, D]
         ArrayView1D<float, Stride1D.Dense> keyBias,    // [B, Hkv, M], read only for Distance
         ArrayView1D<float, Stride1D.Dense> slopes,     // [H] brake slopes m_h
+        ArrayView1D<float, Stride1D.Dense> keyLengths, // [B] real keys per batch element (exact float integers), read with KeyPadding
         ArrayView1D<float, Stride1D.Dense> o,          // [B, H, N, D]
         ArrayView1D<float, Stride1D.Dense> lse,        // [B, H, N]
         ArrayView1D<float, Stride1D.Dense> stats,      // [B, H, N, 2] (m_i, log l_i) for the backward
@@ -62,7 +63,7 @@ public static class AttentionForward
         var hasBias = default(TScore).HasKeyBias;
         var diagnostics = default(TDiagnostics).Enabled;
         var paddedDim = 8 * lanes;
-        var tile = QueryRowTile.Locate(p, lanes);
+        var tile = QueryRowTile.Locate(p, lanes, keyLengths);
         var (lane, bh, kvRow0, i, valid, ip) = (tile.Lane, tile.BatchHead, tile.KeyRow0, tile.Row, tile.Valid, tile.Position);
         var (jLo, jHi, gLo, gHi) = (tile.KeyLo, tile.KeyHi, tile.GroupKeyLo, tile.GroupKeyHi);
         var slope = slopes[tile.Head];

@@ -24,12 +24,14 @@ public static class AttentionStats
         Index1D row,
         ArrayView1D<float, Stride1D.Dense> stats,    // [B, H, N, 2]
         ArrayView1D<int, Stride1D.Dense> firstBad,   // [1]
+        ArrayView1D<float, Stride1D.Dense> keyLengths, // [B] as exact float integers, read with KeyPadding
         AttentionKernelParams p,
         float minLogSum,
         float maxLogSum)
     {
         var i = row.X % p.N;
         AttentionBand.KeysOf(p, i, i, out var lo, out var hi);
+        if (p.KeyPadding != 0) hi = IntrinsicMath.Min(hi, (int)keyLengths[row.X / p.N / p.H] - 1);
         var m = stats[2 * row.X];
         var logSum = stats[2 * row.X + 1];
         bool ok;

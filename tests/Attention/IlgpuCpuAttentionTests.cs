@@ -45,6 +45,11 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
             new(1, 1, 1, 9, 17, 16, Score.Dot, KeyScale: 125f),
             // A window wider than any distance is no window (and i' + W must not overflow).
             new(1, 1, 1, 17, 33, 16, Window: int.MaxValue),
+            // Key padding (issue 14): an empty element (every key hidden), lengths inside and across key tiles and
+            // row groups, with the causal band and the normalised Distance keys.
+            new(3, 2, 1, 17, 33, 24, KeyLengths: [33, 5, 0]),
+            new(2, 2, 2, 33, 70, 16, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true, KeyLengths: [70, 67]),
+            new(2, 1, 1, 97, 140, 8, Window: 40, KeyLengths: [1, 100]),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetName($"IlgpuCpu {c}");

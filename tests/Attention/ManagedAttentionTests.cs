@@ -58,6 +58,13 @@ public sealed class ManagedAttentionTests : AttentionBackendTests
             new(1, 2, 1, 97, 40, 16, Causal: true, Window: 0, Brake: true),
             new(1, 2, 1, 33, 70, 1, Score.Distance, Causal: true),
             new(1, 1, 1, 40, 90, 256, Score.Distance, NormalizeKeys: true, Brake: true),
+            // Key padding (issue 14): lengths at, inside and across 64-key blocks, a full one and an empty one (every
+            // key of that batch element hidden: O = 0, Lse = -inf, zero gradients), with every other mask.
+            new(3, 2, 1, 17, 33, 64, KeyLengths: [33, 5, 0]),
+            new(2, 4, 2, 97, 130, 64, Causal: true, Brake: true, KeyLengths: [64, 129]),
+            new(2, 2, 2, 129, 257, 59, Score.Distance, NormalizeKeys: true, KeyLengths: [1, 200]),
+            new(2, 2, 1, 97, 150, 24, Window: 30, SinkTokens: 3, KeyLengths: [150, 67], InputScale: 31),
+            new(2, 1, 1, 40, 70, 1, Score.Distance, Causal: true, KeyLengths: [0, 41]),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetArgDisplayNames($"{c} sinks{c.SinkTokens}{(c.Diagnostics ? "" : " nodiag")}");
@@ -106,6 +113,66 @@ public sealed class ManagedAttentionTests : AttentionBackendTests
 
     [TestCaseSource(nameof(Large))]
     public void LargeShapes(AttentionCase c, bool backward) => CheckAgainstReference(c, backward);
+
+    /// <summary>
+    /// Key padding means exactly "these keys are not there": with KeyLengths[b] = L the output, Lse and dQ equal those of
+    /// the same queries over the first L keys alone, dK and dV of the real keys equal theirs, and the padding keys get
+    /// exactly zero gradients (no causal mask here: its alignment depends on M).
+    /// </summary>
+    [TestCase(Score.Dot, false)]
+    [TestCase(Score.Distance, true)]
+    public void KeyPaddingEqualsDroppingThePaddedKeys(Score score, bool normalizeKeys)
+    {
+        const int n = 37, m = 150, d = 48, h = 2;
+        int[] lengths = [150, 71, 1];
+        var b = lengths.Length;
+        var q = TestData.Normal(b * h * n * d, 5);
+        var k = TestData.Normal(b * h * m * d, 6);
+        var v = TestData.Normal(b * h * m * d, 7);
+        var dOut = TestData.Normal(b * h * n * d, 8);
+        var options = new AttentionOptions { Score = score, NormalizeKeys = normalizeKeys, Diagnostics = true, KeyLengths = lengths };
+        using var tq = Device.FromArray(q, b, h, n, d);
+        using var tk = Device.FromArray(k, b, h, m, d);
+        using var tv = Device.FromArray(v, b, h, m, d);
+        using var tdo = Device.FromArray(dOut, b, h, n, d);
+        using var fwd = Attention.Forward(tq, tk, tv, options);
+        using var grads = Attention.Backward(tdo, tq, tk, tv, fwd, options);
+        float[] o = fwd.Output.ToArray(), lse = fwd.Lse.ToArray(), dq = grads.DQ.ToArray(), dk = grads.DK.ToArray(), dv = grads.DV.ToArray();
+        for (var bi = 0; bi < b; bi++)
+        {
+            var l = lengths[bi];
+            float[] Rows(float[] x, int rows, int keep) => Enumerable.Range(0, h)
+                .SelectMany(hh => x.AsSpan(((bi * h + hh) * rows) * d, keep * d).ToArray()).ToArray();
+            using var sq = Device.FromArray(Rows(q, n, n), 1, h, n, d);
+            using var sk = Device.FromArray(Rows(k, m, l), 1, h, l, d);
+            using var sv = Device.FromArray(Rows(v, m, l), 1, h, l, d);
+            using var sdo = Device.FromArray(Rows(dOut, n, n), 1, h, n, d);
+            var plain = options with { KeyLengths = null };
+            using var f = Attention.Forward(sq, sk, sv, plain);
+            using var g = Attention.Backward(sdo, sq, sk, sv, f, plain);
+            Assert.That(Rows(o, n, n), Is.EqualTo(f.Output.ToArray()).Within(1e-6f), $"b {bi}: O");
+            Assert.That(Enumerable.Range(0, h).SelectMany(hh => lse.AsSpan((bi * h + hh) * n, n).ToArray()), Is.EqualTo(f.Lse.ToArray()).Within(1e-5f), $"b {bi}: Lse");
+            Assert.That(Rows(dq, n, n), Is.EqualTo(g.DQ.ToArray()).Within(1e-6f), $"b {bi}: dQ");
+            Assert.That(Rows(dk, m, l), Is.EqualTo(g.DK.ToArray()).Within(1e-6f), $"b {bi}: dK of the real keys");
+            Assert.That(Rows(dv, m, l), Is.EqualTo(g.DV.ToArray()).Within(1e-6f), $"b {bi}: dV of the real keys");
+            for (var hh = 0; hh < h; hh++)
+            {
+                Assert.That(dk.AsSpan(((bi * h + hh) * m + l) * d, (m - l) * d).ToArray(), Is.All.EqualTo(0f), $"b {bi}: dK of the padding keys");
+                Assert.That(dv.AsSpan(((bi * h + hh) * m + l) * d, (m - l) * d).ToArray(), Is.All.EqualTo(0f), $"b {bi}: dV of the padding keys");
+            }
+        }
+    }
+
+    [TestCase(new[] { 5 }, "KeyLengths has length 1")]
+    [TestCase(new[] { 5, 34 }, "KeyLengths[1] = 34")]
+    [TestCase(new[] { -1, 3 }, "KeyLengths[0] = -1")]
+    public void BadKeyLengthsAreRefused(int[] lengths, string message)
+    {
+        using var q = Device.Zeros(2, 1, 4, 8);
+        using var k = Device.Zeros(2, 1, 33, 8);
+        var e = Assert.Throws<ArgumentException>(() => Attention.Forward(q, k, k, new AttentionOptions { KeyLengths = lengths }));
+        Assert.That(e!.Message, Does.Contain(message));
+    }
 
     [Test]
     public void BackwardIsBitwiseRepeatable() =>
