@@ -98,6 +98,9 @@ public sealed class OnnxTensor
         return (float[])data.Clone();
     }
 
+    /// <summary>The same tensor under another name (a Constant node's value takes its output's name).</summary>
+    internal OnnxTensor Named(string name) => new(name, Dims, DataType, _raw, _floatData, _int64Data, _int32Data, IsExternal);
+
     /// <summary>The integer values of an int64 or int32 tensor (e.g. a Reshape shape).</summary>
     /// <exception cref="InvalidDataException">The tensor is not an integer tensor or its data is short.</exception>
     public long[] ToInt64s()
@@ -243,6 +246,8 @@ public sealed record OnnxNode(string Name, string OpType, string Domain, IReadOn
                 default: reader.Skip(field, wire); break;
             }
         }
+        if (op == "Constant" && outputs.Count == 1 && attributes.TryGetValue("value", out var value) && value.Tensor is { Name: "" } unnamed)
+            attributes["value"] = value with { Tensor = unnamed.Named(outputs[0]) };
         return new OnnxNode(name, op, domain, inputs, outputs, attributes);
     }
 }

@@ -44,6 +44,7 @@ public class OnnxModelTests(PretrainedModelId id)
             ?? model.Nodes.Where(n => n.OpType == "Constant").Select(n => n.Attributes["value"].Tensor!).First(t => t.DataType == OnnxDataType.Int64);
         var e = Assert.Throws<InvalidDataException>(() => integer.ToFloats())!;
         TestContext.Out.WriteLine(e.Message);
+        Assert.That(integer.Name, Is.Not.Empty);
         Assert.That(e.Message, Does.Contain($"'{integer.Name}'").And.Contain("Int64").And.Contain("float32"));
     }
 
