@@ -166,8 +166,13 @@ public sealed class OnnxTensor
                 default: reader.Skip(field, wire); break;
             }
         }
+        long product = 1;
         foreach (var d in dims)
+        {
             if (d < 0) throw reader.Error(reader.Offset, $"tensor '{name}' has negative dimension {d}");
+            if (d > 0 && product > long.MaxValue / 8 / d) throw reader.Error(reader.Offset, $"tensor '{name}' dimensions [{string.Join(", ", dims)}] overflow");
+            product *= d;
+        }
         return new OnnxTensor(name, [.. dims], (OnnxDataType)dataType, raw, floats?.ToArray(), int64s?.ToArray(),
             int32s?.Select(v => (long)(int)v).ToArray(), external);
     }
