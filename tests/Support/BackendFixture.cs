@@ -5,23 +5,10 @@ namespace RouteKit.Tests.Support;
 /// <summary>
 /// Base of every per-backend suite (ILGPU's pattern: one abstract fixture per op, one subclass per backend): creates
 /// the device once per fixture, so kernel compilation is cached, and marks a GPU fixture skipped, never passed, on a
-/// machine without that GPU. Every IlgpuCpu fixture shares one simulator device for the whole test run
-/// (<see cref="SharedSimulator"/>): ILGPU compiles a kernel once per device, and 25 fixtures each compiling their own
-/// copies of the same kernels cost minutes of the suite's 15 (2026-12-02: 817-846 s in all before).
+/// machine without that GPU.
 /// </summary>
 public abstract class BackendFixture
 {
-    private static readonly Lazy<Device> Simulator = new(() => Device.Create(Backend.IlgpuCpu));
-
-    /// <summary>The IlgpuCpu device every IlgpuCpu fixture uses; disposed once, when the run ends (<see cref="SharedDevices"/>).</summary>
-    internal static Device SharedSimulator => Simulator.Value;
-
-    /// <summary>Disposes the shared simulator if it was created.</summary>
-    internal static void DisposeShared()
-    {
-        if (Simulator.IsValueCreated) Simulator.Value.Dispose();
-    }
-
     /// <summary>The backend under test.</summary>
     protected abstract Backend Backend { get; }
 
@@ -34,7 +21,7 @@ public abstract class BackendFixture
     {
         try
         {
-            Device = Backend == Backend.IlgpuCpu ? SharedSimulator : Device.Create(Backend);
+            Device = Device.Create(Backend);
         }
         catch (InvalidOperationException e) when (Backend is Backend.Cuda or Backend.OpenCL)
         {
@@ -44,8 +31,5 @@ public abstract class BackendFixture
 
     /// <summary>Releases the device.</summary>
     [OneTimeTearDown]
-    public void DisposeDevice()
-    {
-        if (Backend != Backend.IlgpuCpu) Device?.Dispose();
-    }
+    public void DisposeDevice() => Device?.Dispose();
 }
