@@ -33,7 +33,7 @@ public sealed class FortuneText
     /// <summary>A document is validation when its hash is 0 modulo this (so about 1 in 10).</summary>
     public const int ValidationModulus = 10;
 
-    private const string SampleName = "fortunes.txt.gz";
+    internal const string SampleName = "fortunes.txt.gz";
 
     private FortuneText(string source, byte[] train, byte[] validation, int trainDocuments, int validationDocuments)
     {
