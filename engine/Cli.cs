@@ -62,6 +62,12 @@ internal static class Cli
             Description = "Run shard i of n of the sweep (its points i, i+n, ...) into its own run folder, e.g. one per GPU of a Slurm job array; `routekit merge` joins the shards.",
         };
 
+        var model = new Option<string>("--model")
+        {
+            Description = "Which pretrained encoder: minilm (all-MiniLM-L6-v2), arctic-xs (Snowflake arctic-embed-xs), or all.",
+            DefaultValueFactory = _ => "all",
+        };
+
         Command Experiment(string name, string description, Func<RunContext, int> body, bool sharded = false)
         {
             var command = new Command(name, description);
@@ -83,9 +89,10 @@ internal static class Cli
                         resumeValue, opened, "routekit " + string.Join(' ', args))
                     {
                         Shard = sharded && r.GetValue(shard) is { } text ? Shard.Parse(text) : null,
+                        Model = r.GetResult(model) is null ? "all" : r.GetValue(model)!,
                     };
                     if (name == Reproduce.Name) OodExperiment.PickDevice(ctx); // refuses an ILGPU-simulator-only reproduce before any work
-                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName, GraphExperiment.Name, DepthExperiment.Name, OodExperiment.Name] : new[] { name })
+                    foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName, GraphExperiment.Name, DepthExperiment.Name, OodExperiment.Name, PretrainedExperiment.Name] : new[] { name })
                         RunFolder.FindResume(root, experiment, ctx.Options(experiment), resumeValue);
                     foreach (var line in skipped) console.WriteLine(line);
                     return body(ctx);
@@ -139,12 +146,17 @@ internal static class Cli
                 var r = DepthExperiment.Run(ctx);
                 return r.Missing == 0 && DepthExperiment.Learned(r) ? 0 : 1;
             }, sharded: true);
+        var pretrained = Experiment(PretrainedExperiment.Name,
+            "Run pretrained sentence encoders (MiniLM-L6, arctic-embed-xs; ONNX files from NuGet) through RouteKit's ops: equality with ONNX Runtime, " +
+            "and per layer and head sink mass on [CLS]/[SEP], entropy, max prob, key-norm stratification, Dot vs Distance TV, collapse over depth, with verdicts.",
+            ctx => PretrainedExperiment.Run(ctx, PretrainedExperiment.ParseModels(ctx.Model)).Passed ? 0 : 1);
+        pretrained.Options.Add(model);
         var merge = MergeCommand(console, outDir, args);
         var readme = ReadmeCommand(console);
 
         var train = TrainCommand(console, outDir, resume, args);
 
-        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, ood, reproduce, train, signature, brakeSweep, graph, depth, merge, readme };
+        var root = new RootCommand("RouteKit: GPU kernels and experiments for content-based routers.") { devices, identity, blindness, ood, reproduce, train, signature, brakeSweep, graph, depth, pretrained, merge, readme };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -20,7 +20,8 @@ internal static class ReadmeSection
     public const string RepositoryAssets = "docs/results";
 
     public static string Build(RunFolder run, RunProfile profile, IdentityExperiment.Result identity, Blindness.Result blindness,
-        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, OodExperiment.Result ood)
+        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, OodExperiment.Result ood,
+        PretrainedExperiment.Result pretrained)
     {
         var assets = Directory.CreateDirectory(Path.Combine(run.Path, AssetFolder)).FullName;
         string Asset(string source, string name)
@@ -46,7 +47,12 @@ internal static class ReadmeSection
                 md.AppendLine($"| {(char.IsDigit(claim.Key[0]) ? "A" : "")}{claim.Key} | {string.Join("; ", claim.Select(v => $"{v.Router}: {v.Evidence}"))} | {string.Join(", ", claim.Select(v => $"{v.Router} **{v.Outcome}**"))} |");
         foreach (var claim in new[] { OodExperiment.ClaimNanVsL1, OodExperiment.ClaimNanMsp, OodExperiment.ClaimNanEnergy, OodExperiment.ClaimLabelFree })
             md.AppendLine(CultureInfo.InvariantCulture, $"| B: {claim} | Fashion-MNIST MLP (test accuracy {ood.TestAccuracy:F3}), layer {(claim == OodExperiment.ClaimLabelFree ? $"{ood.AutoencoderLayer} of the autoencoder" : ood.Layer)} chosen on jigsaw pseudo-OOD; 7 OOD sets, margin {OodExperiment.Margin} AUROC | {OodExperiment.Tally(ood.Verdicts, claim)} |");
+        foreach (var claim in pretrained.Verdicts.GroupBy(v => v.Claim))
+            md.AppendLine($"| {claim.Key} (pretrained encoders on real text) | {string.Join("; ", claim.Select(v => $"{v.Model}: {v.Evidence}"))} | {string.Join(", ", claim.Select(v => $"{v.Model} **{v.Outcome}**"))} |");
         md.AppendLine();
+        md.AppendLine(PretrainedExperiment.EqualityLine(pretrained)).AppendLine();
+        foreach (var png in pretrained.Heatmaps)
+            md.AppendLine($"![Attention mass on [CLS] and [SEP] per layer and head, {Path.GetFileNameWithoutExtension(png)}]({Asset(png, "pretrained-" + Path.GetFileName(png))})").AppendLine();
         var nanRow = ood.Rows.Where(r => r.Model == OodExperiment.Classifier && r.Layer == ood.Layer).ToList();
         md.AppendLine(CultureInfo.InvariantCulture, $"AUROC at {ood.Layer} of the Fashion-MNIST classifier (paper B; below 0.5 the OOD images look more in-distribution than the ID ones):").AppendLine();
         md.AppendLine($"| score | {string.Join(" | ", OodExperiment.OodSets)} |").AppendLine($"|---|{string.Concat(OodExperiment.OodSets.Select(_ => "---:|"))}");
@@ -76,7 +82,7 @@ internal static class ReadmeSection
                 if (File.Exists(source)) md.AppendLine($"![{caption}]({Asset(source, file)})").AppendLine();
             }
         }
-        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; G1-G3 the same claims for graph attention over nodes and D1-D3 over depth (issue 13); " +
+        md.AppendLine("Claims A1–A3 are paper A's (\"All Routes Lead to Collapse\"): A1 the signature per router, A2a the content-free ablation, A2b/4 normalised keys, A3 the brake; G1-G3 the same claims for graph attention over nodes and D1-D3 over depth (issue 13); P1-P4 on the pretrained encoders all-MiniLM-L6-v2 and arctic-embed-xs (issue 14); " +
             "B is paper B's (Park et al., \"Understanding the Feature Norm for Out-of-Distribution Detection\", ICCV 2023). " +
             $"Onset: {Onset.Definition}");
         return md.ToString();

@@ -27,6 +27,7 @@ internal static class Reproduce
         var graph = GraphExperiment.Run(ctx);
         var depth = DepthExperiment.Run(ctx);
         var ood = OodExperiment.Run(ctx);
+        var pretrained = PretrainedExperiment.Run(ctx, [.. PretrainedExperiment.Models.Values]);
         // The report folder is always new; only the experiments resume (each its own latest run with these options).
         using var run = RunFolder.Open(ctx.OutRoot, Name, ctx.Options(Name), ctx.DeviceList(), ctx.CommandLine, resumePath: null);
         run.Append(new JsonObject { ["key"] = IdentityExperiment.Name, ["run_id"] = Path.GetFileName(identity.RunPath), ["failed"] = identity.Failed });
@@ -45,17 +46,24 @@ internal static class Reproduce
             ["layer"] = ood.Layer,
             ["verdicts"] = new JsonArray(ood.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["set"] = v.Set, ["outcome"] = v.Outcome.ToString() }).ToArray()),
         });
+        run.Append(new JsonObject
+        {
+            ["key"] = PretrainedExperiment.Name, ["run_id"] = Path.GetFileName(pretrained.RunPath), ["missing"] = pretrained.Missing,
+            ["equality_passed"] = pretrained.EqualityPassed,
+            ["verdicts"] = new JsonArray(pretrained.Verdicts.Select(v => (JsonNode)new JsonObject { ["claim"] = v.Claim, ["model"] = v.Model, ["outcome"] = v.Outcome }).ToArray()),
+        });
         RouterSweeps.JoinedBrakePlot(run.Path, [brake, graph, depth]);
         var reportPath = Path.Combine(run.Path, "report.md");
-        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake, graph, depth], ood, clock.Elapsed));
-        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake, graph, depth], ood));
+        File.WriteAllText(reportPath, Report(run, identity, blindness, training, [signature, brake, graph, depth], ood, pretrained, clock.Elapsed));
+        File.WriteAllText(Path.Combine(run.Path, ReadmeSection.FileName), ReadmeSection.Build(run, ctx.Profile, identity, blindness, training, [signature, brake, graph, depth], ood, pretrained));
         var trainFailed = training.Count(t => !t.Result.Passed);
         var missing = signature.Missing + brake.Missing + graph.Missing + depth.Missing;
         // Verdicts on the papers' claims are findings, not failures: a run that contradicts a claim still passes. It
         // fails when the software's own checks fail or points are missing.
-        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0 && ood.Passed && GraphExperiment.Learned(graph) && DepthExperiment.Learned(depth);
+        var passed = identity.Failed == 0 && blindness.Failed == 0 && trainFailed == 0 && missing == 0 && ood.Passed && GraphExperiment.Learned(graph) && DepthExperiment.Learned(depth)
+            && pretrained.Passed;
         ctx.Console.WriteLine($"reproduce: report {reportPath} ({clock.Elapsed.TotalSeconds:F0} s); " +
-            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing; ood {(ood.Passed ? "passed" : "failed (its models did not learn)")}; graph models {(GraphExperiment.Learned(graph) ? "learned" : "did NOT learn")}; depth-routed models {(DepthExperiment.Learned(depth) ? "learned" : "did NOT learn")}."));
+            (passed ? "every check passed." : $"{identity.Failed} identity check(s), {blindness.Failed} blindness point(s), {trainFailed} training run(s) failed; {missing} sweep point(s) missing; ood {(ood.Passed ? "passed" : "failed (its models did not learn)")}; graph models {(GraphExperiment.Learned(graph) ? "learned" : "did NOT learn")}; depth-routed models {(DepthExperiment.Learned(depth) ? "learned" : "did NOT learn")}; pretrained encoders {(pretrained.EqualityPassed ? "equal ONNX Runtime" : "do NOT equal ONNX Runtime")}, {pretrained.Missing} point(s) missing."));
         return new Result(reportPath, passed);
     }
 
@@ -85,7 +93,7 @@ internal static class Reproduce
     }
 
     private static string Report(RunFolder run, IdentityExperiment.Result identity, Blindness.Result blindness,
-        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, OodExperiment.Result ood, TimeSpan elapsed)
+        List<(string Mixer, TrainExperiment.Result Result)> training, RouterSweeps.Result[] sweeps, OodExperiment.Result ood, PretrainedExperiment.Result pretrained, TimeSpan elapsed)
     {
         string Link(string file) => Path.GetRelativePath(run.Path, file).Replace('\\', '/');
         string Files(string runPath) =>
@@ -175,6 +183,15 @@ internal static class Reproduce
             $"[ROC on MNIST]({Link(Path.Combine(ood.RunPath, "roc_mnist.png"))}), [NAN histograms]({Link(Path.Combine(ood.RunPath, "hist_nan.png"))}).").AppendLine();
         foreach (var claim in new[] { OodExperiment.ClaimNanVsL1, OodExperiment.ClaimNanMsp, OodExperiment.ClaimNanEnergy, OodExperiment.ClaimLabelFree })
             md.AppendLine($"- **{claim}**: {OodExperiment.Tally(ood.Verdicts, claim)}.");
+        md.AppendLine();
+
+        md.AppendLine(CultureInfo.InvariantCulture, $"### {number + 1}. Pretrained transformers through RouteKit: equal to ONNX Runtime; sinks, key-norm stratification, blindness and collapse on real text").AppendLine();
+        md.AppendLine($"{(pretrained.EqualityPassed ? "RouteKit's encoder equals ONNX Runtime on every model and device" : "**RouteKit's encoder does NOT equal ONNX Runtime everywhere**")}" +
+            (pretrained.Missing > 0 ? $"; **{pretrained.Missing} point(s) missing**" : "") +
+            $" ([summary]({Link(Path.Combine(pretrained.RunPath, RunFolder.SummaryFile))}), [metrics]({Link(Path.Combine(pretrained.RunPath, RunFolder.MetricsFile))})).").AppendLine();
+        foreach (var png in pretrained.Heatmaps) md.AppendLine($"![{Path.GetFileNameWithoutExtension(png)}]({Link(png)})").AppendLine();
+        md.AppendLine("| claim | model | verdict | evidence |").AppendLine("|---|---|---|---|");
+        foreach (var v in pretrained.Verdicts) md.AppendLine($"| {v.Claim} | {v.Model} | **{v.Outcome}** | {v.Evidence} |");
         return md.ToString();
     }
 

@@ -23,6 +23,9 @@ internal sealed record RunContext(
     /// <summary>The shard of a sharded sweep (`--shard i/n`); null for a whole run.</summary>
     public Experiments.Shard? Shard { get; init; }
 
+    /// <summary>`routekit pretrained --model`: minilm, arctic-xs or all.</summary>
+    public string Model { get; init; } = "all";
+
     /// <summary>The options a resumed run must share with the run it continues (and that config.json records).</summary>
     public JsonObject Options(string experiment)
     {
@@ -34,6 +37,7 @@ internal sealed record RunContext(
             ["backends"] = new JsonArray(Devices.Select(d => (JsonNode)BackendName(d.Backend)).ToArray()),
         };
         if (Shard is { } shard) options["shard"] = shard.ToString();
+        if (experiment == Experiments.PretrainedExperiment.Name) options["model"] = Model.Trim().ToLowerInvariant();
         return options;
     }
 

@@ -20,8 +20,8 @@ public sealed partial class ReproduceTests
         var links = Link().Matches(md).Select(m => m.Groups[1].Value).Distinct().ToList();
         var files = links.Select(l => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(report)!, l))).ToList();
         Assert.That(files, Has.All.Matches<string>(File.Exists), string.Join(", ", links));
-        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(10), "identity, blindness, three training runs, signature, brake, graph, depth, ood");
-        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(7));
+        Assert.That(links.Count(l => l.EndsWith("summary.md", StringComparison.Ordinal)), Is.EqualTo(11), "identity, blindness, three training runs, signature, brake, graph, depth, ood, pretrained");
+        Assert.That(links.Count(l => l.EndsWith("metrics.jsonl", StringComparison.Ordinal)), Is.EqualTo(8));
         Assert.That(links.Count(l => l.EndsWith(".svg", StringComparison.Ordinal)), Is.EqualTo(1));
 
         var pngs = files.Where(f => f.EndsWith(".png", StringComparison.Ordinal)).Distinct().ToList();
@@ -46,6 +46,9 @@ public sealed partial class ReproduceTests
         Assert.That(md, Does.Contain("### 7. Paper A over nodes: graph attention").And.Contain("| G2 over-smoothing with depth | dot |"));
         Assert.That(md, Does.Contain("### 8. Paper A over depth: a depth router").And.Contain("| D3 large brake = plain model | dot |"));
         Assert.That(md, Does.Contain("### 9. Paper B: NAN").And.Contain($"**{OodExperiment.ClaimNanVsL1}**: supports on"));
+        Assert.That(md, Does.Contain("### 10. Pretrained transformers through RouteKit").And.Contain("RouteKit's encoder equals ONNX Runtime on every model and device")
+            .And.Contain("| P1 sinks appear in pretrained transformers | minilm |").And.Contain("| P4 token states collapse over depth | arctic-xs |"));
+        Assert.That(links.Count(l => l.EndsWith("sinks-minilm.png", StringComparison.Ordinal) || l.EndsWith("sinks-arctic-xs.png", StringComparison.Ordinal)), Is.EqualTo(2));
 
         // `routekit readme` puts the run's section between the markers of a README and its plots under docs/results.
         var readmeDir = Path.Combine(tmp.Root, "repo");
@@ -57,7 +60,8 @@ public sealed partial class ReproduceTests
         var updated = File.ReadAllText(readme);
         Assert.That(updated, Does.StartWith("# Title\n\nbefore\n" + ReadmeSection.Begin).And.EndWith(ReadmeSection.End + "\nafter\n"));
         Assert.That(updated, Does.Not.Contain("old text").And.Contain("## What the seed papers claim and what RouteKit measured"));
-        Assert.That(updated, Does.Contain("| A1 concentration |").And.Contain("| A3 brake moves onset |").And.Contain("| G3 brake moves onset |").And.Contain("| D2 brake moves onset |").And.Contain($"| B: {OodExperiment.ClaimLabelFree} |"));
+        Assert.That(updated, Does.Contain("| A1 concentration |").And.Contain("| A3 brake moves onset |").And.Contain("| G3 brake moves onset |").And.Contain("| D2 brake moves onset |").And.Contain($"| B: {OodExperiment.ClaimLabelFree} |")
+            .And.Contain("| P1 sinks appear in pretrained transformers (pretrained encoders on real text) |").And.Contain("against ONNX Runtime on the same .onnx"));
         var images = Link().Matches(updated).Select(m => m.Groups[1].Value).Where(l => l.EndsWith(".png", StringComparison.Ordinal)).ToList();
         Assert.That(images, Has.Count.GreaterThanOrEqualTo(10));
         Assert.That(images.Select(i => Path.Combine(readmeDir, i)), Has.All.Matches<string>(File.Exists));
