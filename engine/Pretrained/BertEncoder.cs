@@ -77,6 +77,13 @@ public sealed record BertLayerTrace(int Layer, float[] Query, float[] Key, float
 /// from the <see cref="BertStructure"/> read from the ONNX file. Inference only: the ops have backwards, the encoder does
 /// not chain them. Buffers are allocated once per batch shape (B, T) and reused while it repeats.
 /// </summary>
+/// <remarks>
+/// Checks: every weight is checked for NaN and infinity once, on the host, when it is loaded (a corrupt file is refused
+/// naming the initializer), and every token id against the tables on the host before anything is launched. The ops
+/// then run inside a <see cref="TrainingStep"/> with <see cref="StepChecks.Off"/>: re-checking the fixed weights on every
+/// call would re-read the 47 MB word table per forward (and on ILGPU's CPU simulator cost about 40 s per call).
+/// <see cref="Embed"/> checks the pooled embeddings it returns.
+/// </remarks>
 public sealed class BertEncoder : IDisposable
 {
     private readonly Device _device;
@@ -107,6 +114,10 @@ public sealed class BertEncoder : IDisposable
             foreach (var name in WeightNames(structure))
             {
                 var (values, dims) = structure.Weight(name);
+                int bad = Array.FindIndex(values, v => !float.IsFinite(v));
+                if (bad >= 0)
+                    throw new InvalidDataException(
+                        $"initializer '{structure.Weights[name]}' ({name}) holds {values[bad]} at flat index {bad}: the model file is corrupt.");
                 _w[name] = device.FromArray(values, dims);
             }
         }
@@ -160,7 +171,12 @@ public sealed class BertEncoder : IDisposable
             throw new ArgumentException($"layers = {run}; the encoder has {Structure.Layers}.", nameof(layers));
         if (batch.Tokens > Structure.MaxPositions)
             throw new ArgumentException($"the batch has {batch.Tokens} tokens; the model has {Structure.MaxPositions} positions.", nameof(batch));
+        CheckIds(batch.WordIds, Structure.VocabularySize, "word");
+        CheckIds(batch.TypeIds, Structure.TokenTypes, "token-type");
         var ws = Buffers(batch.Batch, batch.Tokens);
+        // Weights were checked at load and ids just now: the ops' per-call finiteness scans are switched off. Refused
+        // (InvalidOperationException from BeginStep) inside a caller's own step on this device.
+        using var step = _device.BeginStep(StepChecks.Off);
         int b = batch.Batch, t = batch.Tokens, h = Structure.Heads, d = Structure.HeadSize;
         var options = (attention ?? new AttentionOptions()) with { Scale = Scale, KeyLengths = batch.Lengths, Diagnostics = observer is not null, Causal = false };
 
@@ -205,6 +221,13 @@ public sealed class BertEncoder : IDisposable
         return ws.Hidden.Y;
     }
 
+    private static void CheckIds(float[] ids, int rows, string what)
+    {
+        for (int i = 0; i < ids.Length; i++)
+            if (!(ids[i] >= 0 && ids[i] < rows))
+                throw new ArgumentException($"{what} id {ids[i]} at flat index {i} is outside the model's table of {rows} rows.", "batch");
+    }
+
     /// <summary>
     /// Sentence embeddings [B, C] of <paramref name="batch"/>: the encoder's last hidden state pooled (<see cref="Pooling"/>)
     /// over each text's real tokens in float64 and L2-normalised, as sentence-transformers does.
@@ -212,7 +235,11 @@ public sealed class BertEncoder : IDisposable
     public float[][] Embed(BertBatch batch, AttentionOptions? attention = null)
     {
         var hidden = Forward(batch, attention: attention).ToArray();
-        return Pool(hidden, batch.Lengths, batch.Tokens, Structure.Hidden, Pooling);
+        var pooled = Pool(hidden, batch.Lengths, batch.Tokens, Structure.Hidden, Pooling);
+        for (int b = 0; b < pooled.Length; b++)
+            if (!pooled[b].All(float.IsFinite))
+                throw new InvalidOperationException($"the embedding of text {b} is not finite: an activation overflowed float32.");
+        return pooled;
     }
 
     /// <summary>Pools a hidden state [B * T, C] over each text's first <paramref name="lengths"/>[b] rows and L2-normalises

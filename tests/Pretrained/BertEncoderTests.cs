@@ -122,28 +122,30 @@ public class BertEncoderTests(PretrainedModelId id, SentencePooling pooling)
 }
 
 /// <summary>The same encoder on ILGPU's CPU simulator (every ILGPU kernel it uses: embedding gather, residual, LayerNorm,
-/// linear, permute, attention with key lengths, GELU erf) on two short texts, against ONNX Runtime and Managed.</summary>
+/// linear, permute, attention with key lengths, GELU erf) on two short texts of different lengths: its first layer against
+/// ONNX Runtime's layer-0 output and against Managed. One layer, because the simulator runs every GPU thread as an OS
+/// thread (a layer takes about 13 s there); the whole model runs on the simulator in `routekit pretrained`.</summary>
 public class BertEncoderIlgpuTests
 {
     [Test]
-    public void ShortTextsEqualOnnxRuntimeOnTheSimulator()
+    public void FirstLayerEqualsOnnxRuntimeOnTheSimulator()
     {
         const PretrainedModelId id = PretrainedModelId.MiniLM;
         var structure = PretrainedModels.Structure(id);
         var tokenizer = new PretrainedTokenizer(PretrainedModels.Package(id).VocabText);
         var batch = new BertBatch([tokenizer.Encode("hello world"), tokenizer.Encode("hi")], structure.MaxPositions);
-        using var ort = new OnnxRuntimeEncoder(PretrainedModels.Package(id).ModelBytes, structure, threads: 1);
-        var expected = BertEncoder.Pool(ort.LastHiddenState(batch), batch.Lengths, batch.Tokens, structure.Hidden, SentencePooling.Mean);
+        string layer0 = OnnxRuntimeEncoder.LayerOutputName(structure, 0);
+        using var ort = new OnnxRuntimeEncoder(PretrainedModels.Package(id).ModelBytes, structure, threads: 1, [layer0]);
+        var expected = ort.Run(batch, [layer0])[layer0];
         using var managed = Device.Create(Backend.Managed);
         using var onManaged = new BertEncoder(managed, structure, SentencePooling.Mean);
         using var sim = Device.Create(Backend.IlgpuCpu);
         using var onSim = new BertEncoder(sim, structure, SentencePooling.Mean);
-        var fromSim = onSim.Embed(batch);
-        var (maxAbs, minCos) = BertEncoderTests.Compare(expected, fromSim);
-        var (vsManaged, _) = BertEncoderTests.Compare(onManaged.Embed(batch), fromSim);
-        TestContext.Out.WriteLine($"IlgpuCpu vs ORT: max abs {maxAbs:E2}, min cosine {minCos:F9}; vs Managed max abs {vsManaged:E2}");
-        Assert.That(maxAbs, Is.LessThanOrEqualTo(1e-4));
-        Assert.That(minCos, Is.GreaterThanOrEqualTo(0.99999));
+        var fromSim = onSim.Forward(batch, layers: 1).ToArray();
+        double vsOrt = BertEncoderTests.MaxAbsOverRealTokens(expected, fromSim, batch, structure.Hidden);
+        double vsManaged = BertEncoderTests.MaxAbsOverRealTokens(onManaged.Forward(batch, layers: 1).ToArray(), fromSim, batch, structure.Hidden);
+        TestContext.Out.WriteLine($"IlgpuCpu layer 0, lengths {string.Join(",", batch.Lengths)}: max abs vs ORT {vsOrt:E2}, vs Managed {vsManaged:E2}");
+        Assert.That(vsOrt, Is.LessThanOrEqualTo(1e-4));
         Assert.That(vsManaged, Is.LessThanOrEqualTo(1e-5));
     }
 }
