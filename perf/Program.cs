@@ -10,6 +10,7 @@ using RouteKit.Perf.Gemm;
 using RouteKit.Perf.Graph;
 using RouteKit.Perf.Onnx;
 using RouteKit.Perf.Peak;
+using RouteKit.Perf.Pretrained;
 using RouteKit.Perf.Training;
 
 namespace RouteKit.Perf;
@@ -157,6 +158,57 @@ public static class Program
             }
         }));
 
+        var pretrainedModel = new Option<string>("--model")
+        {
+            Description = "minilm (all-MiniLM-L6-v2) or arctic-xs (arctic-embed-xs), or both comma-separated (one table).", DefaultValueFactory = _ => "minilm",
+        };
+        var pretrainedSentences = new Option<int>("--sentences") { Description = "Sentences per pass (the first N of the fortunes sample).", DefaultValueFactory = _ => 256 };
+        var pretrainedReps = new Option<int>("--reps") { Description = "Timed passes per side and batch size (interleaved).", DefaultValueFactory = _ => 5 };
+        var pretrainedBatch = new Option<string>("--batch") { Description = "Batch sizes, comma-separated.", DefaultValueFactory = _ => "1,32" };
+        var noPeaks = new Option<bool>("--no-peaks") { Description = "Skip the FMA peak and copy bandwidth probes (tests)." };
+        var pretrained = new Command("pretrained",
+            "Sentences/s of a packaged BERT sentence encoder through RouteKit's ops (Managed) vs ONNX Runtime on the same .onnx and the same batches; embeddings validated first.")
+        {
+            pretrainedModel, pretrainedSentences, pretrainedReps, pretrainedBatch, noPeaks, outDir, allowBusy,
+        };
+        pretrained.SetAction(r =>
+        {
+            Engine.Pretrained.PretrainedModelId[] models;
+            int[] batches;
+            try
+            {
+                models = r.GetValue(pretrainedModel)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(PretrainedBenchmark.ParseModel).ToArray();
+                batches = r.GetValue(pretrainedBatch)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(b => int.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+            {
+                error.WriteLine($"routekit-perf: {e.Message}");
+                return 2;
+            }
+            int sentences = r.GetValue(pretrainedSentences), reps = r.GetValue(pretrainedReps);
+            if (models.Length == 0 || batches.Length == 0 || batches.Any(b => b < 1) || reps < 1
+                || sentences < 1 || sentences > Engine.Pretrained.PretrainedSentences.Available)
+            {
+                error.WriteLine($"routekit-perf: pretrained needs a model, batch sizes >= 1, --reps >= 1 and 1 <= --sentences <= {Engine.Pretrained.PretrainedSentences.Available}.");
+                return 2;
+            }
+            return Gate(r, load =>
+            {
+                try
+                {
+                    return PretrainedBenchmark.Run(Console.Out, models, sentences, batches, reps, !r.GetValue(noPeaks), r.GetValue(outDir), command, load);
+                }
+                catch (FileNotFoundException e)
+                {
+                    // The GPU bundle leaves out the ~90 MB model packages (PretrainedPackage).
+                    error.WriteLine($"routekit-perf: {e.Message}");
+                    return 2;
+                }
+            });
+        });
+
         var smoke = new Option<bool>("--smoke") { Description = "Tiny shapes, two repeats: proves the build validates and runs (the simulator's default)." };
         var all = new Command("all", "The standard grid on one backend: validate every point, time it, write one markdown table and a CSV.")
         {
@@ -172,7 +224,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, depth, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, all, bdn,
+            list, attention, attentionManaged, depth, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, pretrained, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -229,6 +281,8 @@ public static class Program
         output.WriteLine("  every    1. ByteLanguageModel + Trainer over the ops above (engine/Models, engine/Training)");
         output.WriteLine("training ops (routekit-perf training-ops [--backend B]), GB/s vs the memory bandwidth:");
         output.WriteLine("  LayerNorm, RmsNorm, Gelu (tanh), Silu, Relu forward and backward; CrossEntropy (fused); Embedding forward and backward; AdamW step; GradientClip");
+        output.WriteLine("pretrained (routekit-perf pretrained [--model minilm|arctic-xs] [--batch 1,32]): sentences/s vs ONNX Runtime on the same .onnx");
+        output.WriteLine("  managed  1. BertEncoder (engine/Pretrained): Embedding, LayerNorm, Linear, Permute, Attention with key lengths, GELU");
         output.WriteLine("scan (routekit-perf scan [--backend B]):");
         output.WriteLine("  managed  1. SelectiveScanManaged: Vector256 across 8 channels via tile transposes, chunk states saved for the backward");
         output.WriteLine("  ilgpu    1. the kernels below (warp-shuffle scans):");

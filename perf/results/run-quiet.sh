@@ -18,6 +18,8 @@
 #   all (managed)      ~2 min   the standard grid, scan and norms; 05:42 -> 05:44 UTC on 2026-11-28
 #   graph              ~15 s    power-law graph of 10^6 edges, forward/backward, dense attention at N = 8192; 12 s on 2026-12-02
 #   depth              ~3 min   6 depth-router shapes forward and backward; 164 s on 2026-12-02
+#   pretrained         ~2-4 min MiniLM and arctic-xs, 256 sentences, batch 1 and 32, 5 interleaved passes per side after a
+#                                validation and a warm-up pass (run as `pretrained --model minilm,arctic-xs`)
 # Total about 6-8 minutes plus the waits (about 1 minute after each benchmark that loaded both cores).
 #
 # Outputs (dates are the UTC start date of each run):
@@ -28,6 +30,7 @@
 #   perf/results/all-managed.md, .csv                  all --backend managed
 #   perf/results/graph-managed-<date>.md               graph
 #   perf/results/managed-depth-<date>.md               depth
+#   perf/results/pretrained-managed-vs-ort-<date>.md   pretrained (both models in one table)
 # Then update perf/results/README.md and the "Measured performance" paragraph of README.md from these files.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -60,7 +63,12 @@ perf() {
 dotnet build -c Release
 if [ $# -gt 0 ]; then
   # Only the named commands (each one word, e.g. `run-quiet.sh gemm train`).
-  for command in "$@"; do perf "$command" --out "$out" > /dev/null; done
+  for command in "$@"; do
+    case "$command" in
+      pretrained) perf pretrained --model minilm,arctic-xs --out "$out" > /dev/null ;;
+      *) perf "$command" --out "$out" > /dev/null ;;
+    esac
+  done
   git status --short -- "$out"
   exit 0
 fi
@@ -75,4 +83,5 @@ perf conv1d --out "$out" > /dev/null
 perf train --out "$out" > /dev/null
 perf graph --out "$out" > /dev/null
 perf depth --out "$out" > /dev/null
+perf pretrained --model minilm,arctic-xs --out "$out" > /dev/null
 git status --short -- "$out"
