@@ -49,6 +49,16 @@ public sealed partial class ReproduceTests
         Assert.That(md, Does.Contain("### 10. Pretrained transformers through RouteKit").And.Contain("RouteKit's encoder equals ONNX Runtime on every model and device")
             .And.Contain("| P1 sinks appear in pretrained transformers | minilm |").And.Contain("| P4 token states collapse over depth | arctic-xs |"));
         Assert.That(links.Count(l => l.EndsWith("sinks-minilm.png", StringComparison.Ordinal) || l.EndsWith("sinks-arctic-xs.png", StringComparison.Ordinal)), Is.EqualTo(2));
+        // The pretrained run's own summary: equality on Managed for both models, the four claims, and the op's fused
+        // diagnostics against the float64 probabilities of the same rows.
+        var pretrained = File.ReadAllText(Path.Combine(tmp.SingleRun(PretrainedExperiment.Name), "summary.md"));
+        Assert.That(pretrained, Does.Contain("| minilm | managed | mean | 8 |").And.Contain("| arctic-xs | managed | cls | 8 |").And.Not.Contain("**FAIL**"));
+        foreach (var claim in new[] { "P1 sinks appear", "P2 key norms are stratified", "P3 Dot is blind", "P4 token states collapse" })
+            Assert.That(pretrained, Does.Contain($"| {claim}"), claim);
+        var gaps = Regex.Matches(pretrained, @"fused diagnostics and float64 over every row: ([0-9.E+-]+)\.");
+        Assert.That(gaps, Has.Count.EqualTo(2), pretrained);
+        foreach (Match gap in gaps)
+            Assert.That(double.Parse(gap.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), Is.LessThan(1e-4));
 
         // `routekit readme` puts the run's section between the markers of a README and its plots under docs/results.
         var readmeDir = Path.Combine(tmp.Root, "repo");
