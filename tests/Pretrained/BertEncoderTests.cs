@@ -89,6 +89,35 @@ public class BertEncoderTests(PretrainedModelId id, SentencePooling pooling)
         Assert.That(() => _encoder.Forward(Batch(2), layers: structure.Layers + 1), Throws.ArgumentException.With.Message.Contains("layers"));
     }
 
+    [Test]
+    public void NonFiniteWeightInTheFileIsRefusedNamingTheInitializer()
+    {
+        // A copy of the model file with the first value of the embedding LayerNorm's gamma overwritten by NaN: found by
+        // its bytes (the first 8 bytes of that tensor's data), so the rest of the file is untouched.
+        var structure = PretrainedModels.Structure(id);
+        var bytes = (byte[])PretrainedModels.Package(id).ModelBytes.Clone();
+        var (gamma, _) = structure.Weight(BertStructure.EmbeddingsLnGamma);
+        var pattern = new byte[8];
+        Buffer.BlockCopy(gamma, 0, pattern, 0, 8);
+        int at = bytes.AsSpan().IndexOf(pattern);
+        Assert.That(at, Is.GreaterThan(0));
+        Assert.That(bytes.AsSpan(at + 1).IndexOf(pattern), Is.EqualTo(-1), "the pattern is unique");
+        BitConverter.TryWriteBytes(bytes.AsSpan(at, 4), float.NaN);
+        var corrupt = BertStructure.Read(OnnxModel.Parse(bytes));
+        using var device = Device.Create(Backend.Managed);
+        var e = Assert.Throws<InvalidDataException>(() => new BertEncoder(device, corrupt, pooling))!;
+        Assert.That(e.Message, Does.Contain(structure.Weights[BertStructure.EmbeddingsLnGamma]).And.Contain("NaN").And.Contain("corrupt"));
+    }
+
+    [Test]
+    public void IdsOutsideTheTablesAreRefusedBeforeAnyKernel()
+    {
+        var structure = PretrainedModels.Structure(id);
+        var bad = new EncodedText([101, structure.VocabularySize, 102], [1, 1, 1], [0, 0, 0], false, 3);
+        var e = Assert.Throws<ArgumentException>(() => _encoder.Forward(new BertBatch([bad], structure.MaxPositions)))!;
+        Assert.That(e.Message, Does.Contain($"word id {structure.VocabularySize}").And.Contain("outside"));
+    }
+
     internal static double MaxAbsOverRealTokens(float[] expected, float[] actual, BertBatch batch, int channels)
     {
         double worst = 0;
