@@ -169,24 +169,14 @@ internal static class PretrainedExperiment
             texts = texts.OrderBy(t => t.InputIds.Length).Take(2).ToList();
         using var encoder = new BertEncoder(device, m.Structure, PoolingOf(id));
         using var ort = new OnnxRuntimeEncoder(m.Package.ModelBytes, m.Structure, Environment.ProcessorCount);
-        double maxAbs = 0, minCos = 1;
+        var expected = new List<float[]>();
+        var actual = new List<float[]>();
         foreach (var batch in Batches(texts, m.Structure.MaxPositions))
         {
-            var expected = BertEncoder.Pool(ort.LastHiddenState(batch), batch.Lengths, batch.Tokens, m.Structure.Hidden, encoder.Pooling);
-            var actual = encoder.Embed(batch);
-            for (int i = 0; i < expected.Length; i++)
-            {
-                double dot = 0, ee = 0, aa = 0;
-                for (int c = 0; c < expected[i].Length; c++)
-                {
-                    maxAbs = Math.Max(maxAbs, Math.Abs(expected[i][c] - actual[i][c]));
-                    dot += (double)expected[i][c] * actual[i][c];
-                    ee += (double)expected[i][c] * expected[i][c];
-                    aa += (double)actual[i][c] * actual[i][c];
-                }
-                minCos = Math.Min(minCos, dot / Math.Sqrt(ee * aa));
-            }
+            expected.AddRange(BertEncoder.Pool(ort.LastHiddenState(batch), batch.Lengths, batch.Tokens, m.Structure.Hidden, encoder.Pooling));
+            actual.AddRange(encoder.Embed(batch));
         }
+        var (maxAbs, minCos) = BertEncoder.Compare(expected, actual);
         return new JsonObject
         {
             ["kind"] = "equality", ["model"] = NameOf(id), ["backend"] = RunContext.BackendName(device.Backend), ["device"] = device.Name,

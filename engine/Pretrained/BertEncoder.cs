@@ -242,6 +242,35 @@ public sealed class BertEncoder : IDisposable
         return pooled;
     }
 
+    /// <summary>
+    /// Max |expected - actual| over every entry and the smallest per-text cosine between the two embeddings (float64
+    /// sums): the equality measure of the ONNX Runtime checks. NaN anywhere gives NaN, never a pass.
+    /// </summary>
+    /// <exception cref="ArgumentException">The lists or an embedding differ in length.</exception>
+    public static (double MaxAbs, double MinCosine) Compare(IReadOnlyList<float[]> expected, IReadOnlyList<float[]> actual)
+    {
+        ArgumentNullException.ThrowIfNull(expected);
+        ArgumentNullException.ThrowIfNull(actual);
+        if (expected.Count != actual.Count) throw new ArgumentException($"{expected.Count} expected embeddings, {actual.Count} actual.");
+        double maxAbs = 0, minCos = 1;
+        for (var i = 0; i < expected.Count; i++)
+        {
+            if (expected[i].Length != actual[i].Length) throw new ArgumentException($"embedding {i}: {expected[i].Length} vs {actual[i].Length} channels.");
+            double dot = 0, ee = 0, aa = 0;
+            for (var c = 0; c < expected[i].Length; c++)
+            {
+                var d = Math.Abs((double)expected[i][c] - actual[i][c]);
+                maxAbs = double.IsNaN(d) || double.IsNaN(maxAbs) ? double.NaN : Math.Max(maxAbs, d);
+                dot += (double)expected[i][c] * actual[i][c];
+                ee += (double)expected[i][c] * expected[i][c];
+                aa += (double)actual[i][c] * actual[i][c];
+            }
+            var cos = dot / Math.Sqrt(ee * aa);
+            minCos = double.IsNaN(cos) || double.IsNaN(minCos) ? double.NaN : Math.Min(minCos, cos);
+        }
+        return (maxAbs, minCos);
+    }
+
     /// <summary>Pools a hidden state [B * T, C] over each text's first <paramref name="lengths"/>[b] rows and L2-normalises
     /// (float64 sums).</summary>
     public static float[][] Pool(ReadOnlySpan<float> hidden, IReadOnlyList<int> lengths, int tokens, int channels, SentencePooling pooling)

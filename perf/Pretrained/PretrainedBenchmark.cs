@@ -224,28 +224,6 @@ public static class PretrainedBenchmark
             $"{x.Ort.MedianS:F3} | {x.Ort.MinS:F3} | {x.Sentences / x.Ort.MedianS:F1} | {x.RealTokens / x.Ort.MedianS:F0} | {x.Ratio:F2}x |");
     }
 
-    /// <summary>Max |expected - actual| over every entry and the smallest per-sentence cosine (float64 sums).</summary>
-    public static (double MaxAbs, double MinCosine) Compare(float[][] expected, float[][] actual)
-    {
-        ArgumentNullException.ThrowIfNull(expected);
-        ArgumentNullException.ThrowIfNull(actual);
-        if (expected.Length != actual.Length) throw new ArgumentException($"{expected.Length} expected embeddings, {actual.Length} actual.");
-        double maxAbs = 0, minCos = 1;
-        for (var i = 0; i < expected.Length; i++)
-        {
-            if (expected[i].Length != actual[i].Length) throw new ArgumentException($"embedding {i}: {expected[i].Length} vs {actual[i].Length} channels.");
-            double dot = 0, ee = 0, aa = 0;
-            for (var c = 0; c < expected[i].Length; c++)
-            {
-                var d = Math.Abs(expected[i][c] - actual[i][c]);
-                maxAbs = double.IsNaN(d) ? double.NaN : Math.Max(maxAbs, d);
-                dot += (double)expected[i][c] * actual[i][c];
-                ee += (double)expected[i][c] * expected[i][c];
-                aa += (double)actual[i][c] * actual[i][c];
-            }
-            var cos = dot / Math.Sqrt(ee * aa);
-            minCos = double.IsNaN(cos) ? double.NaN : Math.Min(minCos, cos);
-        }
-        return (maxAbs, minCos);
-    }
+    /// <summary>Max |expected - actual| over every entry and the smallest per-sentence cosine: <see cref="BertEncoder.Compare"/>.</summary>
+    public static (double MaxAbs, double MinCosine) Compare(float[][] expected, float[][] actual) => BertEncoder.Compare(expected, actual);
 }

@@ -59,7 +59,7 @@ public class BertEncoderTests(PretrainedModelId id, SentencePooling pooling)
         var hidden = ort.LastHiddenState(batch);
         var expected = BertEncoder.Pool(hidden, batch.Lengths, batch.Tokens, structure.Hidden, pooling);
         var actual = _encoder.Embed(batch);
-        var (maxAbs, minCos) = Compare(expected, actual);
+        var (maxAbs, minCos) = BertEncoder.Compare(expected, actual);
         TestContext.Out.WriteLine($"{id} ({pooling} pooling): {batch.Batch} sentences, lengths {string.Join(",", batch.Lengths)}: max abs {maxAbs:E2}, min cosine {minCos:F9}");
         Assert.That(maxAbs, Is.LessThanOrEqualTo(1e-4));
         Assert.That(minCos, Is.GreaterThanOrEqualTo(0.99999));
@@ -129,24 +129,6 @@ public class BertEncoderTests(PretrainedModelId id, SentencePooling pooling)
                     worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
                 }
         return worst;
-    }
-
-    internal static (double MaxAbs, double MinCosine) Compare(float[][] expected, float[][] actual)
-    {
-        double maxAbs = 0, minCos = 1;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double dot = 0, ee = 0, aa = 0;
-            for (int c = 0; c < expected[i].Length; c++)
-            {
-                maxAbs = Math.Max(maxAbs, Math.Abs(expected[i][c] - actual[i][c]));
-                dot += (double)expected[i][c] * actual[i][c];
-                ee += (double)expected[i][c] * expected[i][c];
-                aa += (double)actual[i][c] * actual[i][c];
-            }
-            minCos = Math.Min(minCos, dot / Math.Sqrt(ee * aa));
-        }
-        return (maxAbs, minCos);
     }
 }
 
