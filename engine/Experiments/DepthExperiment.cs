@@ -122,7 +122,8 @@ internal static class DepthExperiment
             steps.Add(trainer.Step);
             loss.Add(trainer.Evaluate());
             // The last validation batch's forward is in the buffers: recompute each router with its diagnostics.
-            var token = Diagnostics.Measure(model, trainer.Step).ToList();
+            // Token-attention routing only: the collapse measured here is of the routed block input, below.
+            var token = Diagnostics.Measure(model, trainer.Step, collapse: false).ToList();
             for (var l = 1; l < sizes.Layers; l++)
             {
                 if (model.Depth is { } depth)
@@ -136,7 +137,8 @@ internal static class DepthExperiment
                 }
                 // A copy: the plain model's block inputs are views of its stream stack, which the collapse measures'
                 // Managed kernels (whole arrays) refuse.
-                using var x = device.FromArray(model.BlockInput(l).ToArray(), model.BlockInput(l).Shape.ToArray());
+                var input = model.BlockInput(l);
+                using var x = device.FromArray(input.ToArray(), input.Shape.ToArray());
                 Add(l - 1, "effective_rank", Collapse.EffectiveRank(x));
                 Add(l - 1, "residual_ratio", Collapse.ResidualRatio(x));
                 Add(l - 1, "mean_cosine", Collapse.MeanPairwiseCosine(x));

@@ -14,7 +14,7 @@ namespace RouteKit.Engine.Experiments;
 
 internal static class Diagnostics
 {
-    public static IEnumerable<JsonObject> Measure(ByteLanguageModel model, int step)
+    public static IEnumerable<JsonObject> Measure(ByteLanguageModel model, int step, bool collapse = true)
     {
         var c = model.Config;
         for (var l = 0; l < model.Blocks.Count; l++)
@@ -32,6 +32,11 @@ internal static class Diagnostics
                 case MambaMixer m:
                     Routing(record, MambaWeights(m, model.Batch, c));
                     break;
+            }
+            if (!collapse)
+            {
+                yield return record;
+                continue;
             }
             using var mixed = model.Device.FromArray(mixer.Mixed.ToArray(), mixer.Mixed.Shape[0], mixer.Mixed.Shape[1]);
             record["effective_rank"] = Collapse.EffectiveRank(mixed);
