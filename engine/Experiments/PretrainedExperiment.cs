@@ -404,7 +404,7 @@ internal static class PretrainedExperiment
         var ratio = ReadGrid(m["key_norm_max_median"]!);
         double medianCv = Median(Cells(cv));
         verdicts.Add(new("P2 key norms are stratified", model, medianCv >= StratifiedCv ? "supports" : "contradicts",
-            string.Create(CultureInfo.InvariantCulture, $"median CV of |k| over heads {medianCv:F3} (threshold {StratifiedCv}); range {Cells(cv).Min():F3}..{Cells(cv).Max():F3}; max/median |k| up to {Cells(ratio).Max():F2}")));
+            string.Create(CultureInfo.InvariantCulture, $"median over heads of the CV of key norms {medianCv:F3} (threshold {StratifiedCv}); range {Cells(cv).Min():F3}..{Cells(cv).Max():F3}; largest key norm / median up to {Cells(ratio).Max():F2}")));
         var tv = ReadGrid(m["tv_dot_distance"]!);
         double meanTv = Cells(tv).Average();
         var dn = m["drift_normalize_keys"]!;
@@ -476,7 +476,7 @@ internal static class PretrainedExperiment
         md.AppendLine("## Verdicts").AppendLine();
         md.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Thresholds fixed before any run: a sink head has mean mass >= {SinkMass} on [CLS] + [SEP], P1 supports at >= {SinkShare:P0} of heads; " +
-            $"P2 median CV(|k|) >= {StratifiedCv}; P3 mean TV(Dot, Distance) >= {BlindTv}; P4 mean pairwise cosine after the last layer above the embeddings'.")).AppendLine();
+            $"P2 median CV of key norms >= {StratifiedCv}; P3 mean TV(Dot, Distance) >= {BlindTv}; P4 mean pairwise cosine after the last layer above the embeddings'.")).AppendLine();
         md.AppendLine("| claim | model | verdict | evidence |").AppendLine("|---|---|---|---|");
         foreach (var v in verdicts) md.AppendLine($"| {v.Claim} | {v.Model} | **{v.Outcome}** | {v.Evidence} |");
         md.AppendLine();
