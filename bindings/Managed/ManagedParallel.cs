@@ -41,7 +41,7 @@ internal static unsafe class ManagedParallel
     [ThreadStatic] private static int servingSlot; // and the slot it holds in that job
 
     /// <summary>Worker slots per job: the caller and at most ProcessorCount - 1 workers.</summary>
-    private static readonly int SlotCount = Math.Max(Environment.ProcessorCount, 1);
+    internal static readonly int SlotCount = Math.Max(Environment.ProcessorCount, 1);
 
     private static int nextLocalId;
     private static int countingAllocations;

@@ -127,18 +127,31 @@ internal static unsafe class Sgemm
         {
             (this.m, this.n, this.k, this.a, this.b, this.c, this.ldc, this.bits) = (m, n, k, a, b, (nint)c, ldc, bits);
             TilesM = (m + MC - 1) / MC;
-            TilesN = (n + NC - 1) / NC;
+            // Column blocks of NC, narrowed (in whole micro-panels) when there are fewer than two tiles per worker slot:
+            // a [63, 384] x [384, 384] product (one BERT sentence) is one MC x NC tile, which left every core but one
+            // idle. Every element of C is still summed by one tile in the same k order, so results do not change.
+            var width = NR * (bits / 32);
+            var ncTile = NC;
+            var wanted = 2 * ManagedParallel.SlotCount;
+            if (TilesM * ((n + NC - 1) / NC) < wanted)
+            {
+                var perRow = (wanted + TilesM - 1) / TilesM;
+                ncTile = Math.Min(NC, Math.Max(width, ((n + perRow - 1) / perRow + width - 1) / width * width));
+            }
+            NcTile = ncTile;
+            TilesN = (n + ncTile - 1) / ncTile;
         }
 
         public int TilesM { get; }
         public int TilesN { get; }
+        private int NcTile { get; }
 
         public void Run(int tile)
         {
             var i0 = tile / TilesN * MC;
-            var j0 = tile % TilesN * NC;
+            var j0 = tile % TilesN * NcTile;
             var mc = Math.Min(MC, m - i0);
-            var nc = Math.Min(NC, n - j0);
+            var nc = Math.Min(NcTile, n - j0);
             switch (bits)
             {
                 case 512: Tile<Simd512, Vector512<float>>(i0, j0, mc, nc); break;
