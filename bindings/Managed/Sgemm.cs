@@ -91,8 +91,69 @@ internal static unsafe class Sgemm
     {
         if (vectorBits is not (0 or 128 or 256 or 512))
             throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "128, 256, 512, or 0 for the widest accelerated width.");
-        var job = new Job(m, n, k, a, b, c, ldc, vectorBits == 0 ? VectorBits : vectorBits);
+        var bits = vectorBits == 0 ? VectorBits : vectorBits;
+        var job = new Job(m, n, k, a, b, c, ldc, bits, null);
+        if (job.TilesM > 1)
+        {
+            // Several row tiles read the same B: pack all of it once, in parallel over (k block, micro-panel), into this
+            // thread's shared buffer, instead of once per row tile (a [4448, 384] x [384, 1536] BERT product packed its
+            // weights 47 times). The packed layout is the per-tile one laid end to end: block k0 starts at k0 * nPad,
+            // the panel of columns q (a multiple of the panel width) at q * kc within it.
+            var width = NR * (bits / 32);
+            var nPad = (n + width - 1) / width * width;
+            var shared = SharedPack.For((long)k * nPad);
+            var pack = new PackJob(b, shared, n, k, nPad, width);
+            ManagedParallel.For(pack.Units, ref pack);
+            job = new Job(m, n, k, a, b, c, ldc, bits, shared);
+        }
         ManagedParallel.For(job.TilesM * job.TilesN, ref job);
+    }
+
+    /// <summary>The calling thread's buffer for a whole packed B, grown as needed and freed with the thread.</summary>
+    private sealed class SharedPack
+    {
+        [ThreadStatic] private static SharedPack? current;
+        private float* data;
+        private long capacity;
+
+        public static float* For(long floats)
+        {
+            var pack = current ??= new SharedPack();
+            if (pack.capacity < floats)
+            {
+                NativeMemory.AlignedFree(pack.data);
+                pack.data = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+                pack.capacity = floats;
+            }
+            return pack.data;
+        }
+
+        ~SharedPack() => NativeMemory.AlignedFree(data);
+    }
+
+    // Packs one (k block, micro-panel) of B per index into the shared buffer.
+    private readonly struct PackJob : IParallelBody
+    {
+        private readonly MatrixOperand b;
+        private readonly nint dst;
+        private readonly int n, k, nPad, width, panels;
+
+        public PackJob(MatrixOperand b, float* dst, int n, int k, int nPad, int width)
+        {
+            (this.b, this.dst, this.n, this.k, this.nPad, this.width) = (b, (nint)dst, n, k, nPad, width);
+            panels = nPad / width;
+            Units = (k + KC - 1) / KC * panels;
+        }
+
+        public int Units { get; }
+
+        public void Run(int index)
+        {
+            var k0 = index / panels * KC;
+            var q = index % panels * width;
+            var kc = Math.Min(KC, k - k0);
+            PackPanels(b, (float*)dst + (nint)k0 * nPad + (nint)q * kc, q, k0, Math.Min(width, n - q), kc, width);
+        }
     }
 
     /// <summary>db[O] = sum over t of dy[t, o] for dy [T, O], summed in t order (deterministic), vectorised over o.</summary>
@@ -122,10 +183,12 @@ internal static unsafe class Sgemm
         private readonly MatrixOperand a, b;
         private readonly nint c, ldc;
         private readonly int bits;
+        private readonly nint packedB; // the whole B packed by PackJob, or 0: each tile packs its own block
 
-        public Job(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits)
+        public Job(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits, float* packedB)
         {
             (this.m, this.n, this.k, this.a, this.b, this.c, this.ldc, this.bits) = (m, n, k, a, b, (nint)c, ldc, bits);
+            this.packedB = (nint)packedB;
             TilesM = (m + MC - 1) / MC;
             // Column blocks of NC, narrowed (in whole micro-panels) when there are fewer than two tiles per worker slot:
             // a [63, 384] x [384, 384] product (one BERT sentence) is one MC x NC tile, which left every core but one
@@ -173,7 +236,12 @@ internal static unsafe class Sgemm
             {
                 var kc = Math.Min(KC, k - k0);
                 PackA(pa, i0, k0, mc, kc);
-                PackB(pb, j0, k0, nc, kc, width);
+                if (packedB != 0)
+                {
+                    var nPad = (n + width - 1) / width * width;
+                    pb = (float*)packedB + (nint)k0 * nPad + (nint)j0 * kc;
+                }
+                else PackPanels(b, pb, j0, k0, nc, kc, width);
                 var accumulate = k0 > 0;
                 for (var q = 0; q < nc; q += width)
                 {
@@ -229,35 +297,35 @@ internal static unsafe class Sgemm
                 }
             }
         }
+    }
 
-        // B[k0 .. k0 + kc, j0 .. j0 + nc] into micro-panels [nc / width][kc][width]; columns past nc are zero.
-        private void PackB(float* dst, int j0, int k0, int nc, int kc, int width)
+    // B[k0 .. k0 + kc, j0 .. j0 + nc] into micro-panels [nc / width][kc][width]; columns past nc are zero.
+    private static void PackPanels(MatrixOperand b, float* dst, int j0, int k0, int nc, int kc, int width)
+    {
+        var src = b.Pointer + k0 * b.Row + j0 * b.Column;
+        for (var q = 0; q < nc; q += width)
         {
-            var src = b.Pointer + k0 * b.Row + j0 * b.Column;
-            for (var q = 0; q < nc; q += width)
+            var panel = dst + (nint)q * kc;
+            var cols = Math.Min(width, nc - q);
+            if (b.Column == 1)
             {
-                var panel = dst + (nint)q * kc;
-                var cols = Math.Min(width, nc - q);
-                if (b.Column == 1)
+                // Rows contiguous in columns (W in dx = dy W, x in dW = dy^T x): copy row segments.
+                for (var kk = 0; kk < kc; kk++)
                 {
-                    // Rows contiguous in columns (W in dx = dy W, x in dW = dy^T x): copy row segments.
-                    for (var kk = 0; kk < kc; kk++)
-                    {
-                        var row = src + kk * b.Row + q;
-                        var to = panel + kk * width;
-                        Buffer.MemoryCopy(row, to, width * sizeof(float), cols * sizeof(float));
-                        for (var col = cols; col < width; col++) to[col] = 0f;
-                    }
+                    var row = src + kk * b.Row + q;
+                    var to = panel + kk * width;
+                    Buffer.MemoryCopy(row, to, width * sizeof(float), cols * sizeof(float));
+                    for (var col = cols; col < width; col++) to[col] = 0f;
                 }
-                else
+            }
+            else
+            {
+                // Columns contiguous in k (W^T in y = x W^T): walk each column along k.
+                for (var col = 0; col < width; col++)
                 {
-                    // Columns contiguous in k (W^T in y = x W^T): walk each column along k.
-                    for (var col = 0; col < width; col++)
-                    {
-                        var column = src + (q + col) * b.Column;
-                        if (col < cols) for (var kk = 0; kk < kc; kk++) panel[kk * width + col] = column[kk * b.Row];
-                        else for (var kk = 0; kk < kc; kk++) panel[kk * width + col] = 0f;
-                    }
+                    var column = src + (q + col) * b.Column;
+                    if (col < cols) for (var kk = 0; kk < kc; kk++) panel[kk * width + col] = column[kk * b.Row];
+                    else for (var kk = 0; kk < kc; kk++) panel[kk * width + col] = 0f;
                 }
             }
         }
