@@ -92,7 +92,7 @@ internal static unsafe class Sgemm
         if (vectorBits is not (0 or 128 or 256 or 512))
             throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "128, 256, 512, or 0 for the widest accelerated width.");
         var bits = vectorBits == 0 ? VectorBits : vectorBits;
-        var job = new Job(m, n, k, a, b, c, ldc, bits, null);
+        var job = new Job(m, n, k, a, b, c, ldc, bits, null, 0);
         if (job.TilesM > 1)
         {
             // Several row tiles read the same B: pack all of it once, in parallel over (k block, micro-panel), into this
@@ -104,7 +104,7 @@ internal static unsafe class Sgemm
             var shared = SharedPack.For((long)k * nPad);
             var pack = new PackJob(b, shared, n, k, nPad, width);
             ManagedParallel.For(pack.Units, ref pack);
-            job = new Job(m, n, k, a, b, c, ldc, bits, shared);
+            job = new Job(m, n, k, a, b, c, ldc, bits, shared, nPad);
         }
         ManagedParallel.For(job.TilesM * job.TilesN, ref job);
     }
@@ -183,12 +183,13 @@ internal static unsafe class Sgemm
         private readonly MatrixOperand a, b;
         private readonly nint c, ldc;
         private readonly int bits;
-        private readonly nint packedB; // the whole B packed by PackJob, or 0: each tile packs its own block
+        private readonly nint packedB; // the whole B packed by PackJob (rows of nPad columns per k), or 0: each tile packs its own block
+        private readonly int nPad;
 
-        public Job(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits, float* packedB)
+        public Job(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int bits, float* packedB, int nPad)
         {
             (this.m, this.n, this.k, this.a, this.b, this.c, this.ldc, this.bits) = (m, n, k, a, b, (nint)c, ldc, bits);
-            this.packedB = (nint)packedB;
+            (this.packedB, this.nPad) = ((nint)packedB, nPad);
             TilesM = (m + MC - 1) / MC;
             // Column blocks of NC, narrowed (in whole micro-panels) when there are fewer than two tiles per worker slot:
             // a [63, 384] x [384, 384] product (one BERT sentence) is one MC x NC tile, which left every core but one
@@ -236,11 +237,7 @@ internal static unsafe class Sgemm
             {
                 var kc = Math.Min(KC, k - k0);
                 PackA(pa, i0, k0, mc, kc);
-                if (packedB != 0)
-                {
-                    var nPad = (n + width - 1) / width * width;
-                    pb = (float*)packedB + (nint)k0 * nPad + (nint)j0 * kc;
-                }
+                if (packedB != 0) pb = (float*)packedB + (nint)k0 * nPad + (nint)j0 * kc;
                 else PackPanels(b, pb, j0, k0, nc, kc, width);
                 var accumulate = k0 > 0;
                 for (var q = 0; q < nc; q += width)

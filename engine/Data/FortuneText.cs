@@ -33,7 +33,7 @@ public sealed class FortuneText
     /// <summary>A document is validation when its hash is 0 modulo this (so about 1 in 10).</summary>
     public const int ValidationModulus = 10;
 
-    internal const string SampleName = "fortunes.txt.gz";
+    private const string SampleName = "fortunes.txt.gz";
 
     private FortuneText(string source, byte[] train, byte[] validation, int trainDocuments, int validationDocuments)
     {
@@ -87,12 +87,15 @@ public sealed class FortuneText
     }
 
     /// <summary>Reads the embedded sample (engine/Data/samples/fortunes.txt.gz), whatever is installed.</summary>
-    public static FortuneText LoadSample()
+    public static FortuneText LoadSample() => FromDocuments(SampleDocuments(), $"embedded sample {SampleName}");
+
+    /// <summary>The embedded sample's documents, in file order (<see cref="SplitDocuments"/>).</summary>
+    public static IReadOnlyList<string> SampleDocuments()
     {
         using var compressed = Samples.Open(SampleName);
         using var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionMode.Decompress);
         using var reader = new StreamReader(gzip, Encoding.UTF8);
-        return FromDocuments(SplitDocuments(reader.ReadToEnd()), $"embedded sample {SampleName}");
+        return SplitDocuments(reader.ReadToEnd());
     }
 
     /// <summary>Splits <paramref name="documents"/> into train and validation by <see cref="IsValidation(string)"/>, keeping their order within each part.</summary>

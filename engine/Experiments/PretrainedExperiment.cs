@@ -122,7 +122,7 @@ internal static class PretrainedExperiment
                 var backend = RunContext.BackendName(device.Backend);
                 points.Add(new($"{Name}/{name}/equality/{backend}", $"{name} equality on {backend}", () => Equality(id, loaded[id], device, count)));
             }
-            points.Add(new($"{Name}/{name}/measures", $"{name} measures", () => Measures(id, loaded[id], ManagedDevice(ctx), count)));
+            points.Add(new($"{Name}/{name}/measures", $"{name} measures", () => Measures(id, loaded[id], ctx.ManagedOrFirst, count)));
         }
         Sweep.Run(ctx.Console, ctx.Interactive, Name, run, points);
         var keys = points.Select(p => p.Key).ToHashSet();
@@ -145,9 +145,6 @@ internal static class PretrainedExperiment
         "Pretrained encoders run through RouteKit's ops against ONNX Runtime on the same .onnx (sentence embeddings; goals max abs <= 1e-4, min cosine >= 0.99999): " +
         string.Join("; ", r.Equality.Select(e => string.Create(CultureInfo.InvariantCulture,
             $"{e.Model} on {e.Backend}, {e.Sentences} sentences: max abs {e.MaxAbs:0.0E+00}, min cosine {e.MinCosine:F7}{(e.Passed ? "" : " (**FAIL**)")}"))) + ".";
-
-    private static Device ManagedDevice(RunContext ctx) =>
-        ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
 
     private sealed record Loaded(PretrainedPackage Package, BertStructure Structure, PretrainedTokenizer Tokenizer, List<string> Warnings);
 
@@ -192,11 +189,11 @@ internal static class PretrainedExperiment
     {
         public double[,] Cls = new double[layers, heads], Sep = new double[layers, heads], Entropy = new double[layers, heads],
             MaxProb = new double[layers, heads], Tv = new double[layers, heads], FusedGap = new double[layers, heads];
-        public List<double>[,] Norms = Make(layers, heads);
+        public List<float>[,] Keys = Make(layers, heads); // the real keys [rows, D] over every sentence
 
-        private static List<double>[,] Make(int l, int h)
+        private static List<float>[,] Make(int l, int h)
         {
-            var a = new List<double>[l, h];
+            var a = new List<float>[l, h];
             for (int i = 0; i < l; i++) for (int j = 0; j < h; j++) a[i, j] = [];
             return a;
         }
@@ -211,7 +208,7 @@ internal static class PretrainedExperiment
         int layers = s.Layers, heads = s.Heads, d = s.HeadSize, c = s.Hidden;
         var stats = new HeadStats(layers, heads);
         var collapse = new double[layers + 1, 3];
-        var baseEmbeddings = new List<float[]>();
+        var baseEmbeddings = new List<float[]>(); // from the observed pass's last layer: no second forward
         var distanceEmbeddings = new List<float[]>();
         var normKeyEmbeddings = new List<float[]>();
         foreach (var batch in Batches(texts, s.MaxPositions))
@@ -219,8 +216,10 @@ internal static class PretrainedExperiment
             int t = batch.Tokens;
             var embeddings = encoder.Forward(batch, layers: 0).ToArray();
             AddCollapse(host, collapse, 0, embeddings, batch, c);
+            float[] last = [];
             encoder.Forward(batch, observer: trace =>
             {
+                last = trace.Output;
                 AddCollapse(host, collapse, trace.Layer + 1, trace.Output, batch, c);
                 for (int b = 0; b < batch.Batch; b++)
                 {
@@ -229,7 +228,7 @@ internal static class PretrainedExperiment
                         HeadMeasures(stats, trace, b, h, n, t, d, heads, encoder.Scale);
                 }
             });
-            baseEmbeddings.AddRange(BertEncoder.Pool(encoder.Forward(batch).ToArray(), batch.Lengths, t, c, encoder.Pooling));
+            baseEmbeddings.AddRange(BertEncoder.Pool(last, batch.Lengths, t, c, encoder.Pooling));
             distanceEmbeddings.AddRange(encoder.Embed(batch, new AttentionOptions { Score = Score.Distance }));
             normKeyEmbeddings.AddRange(encoder.Embed(batch, new AttentionOptions { NormalizeKeys = true }));
         }
@@ -241,12 +240,11 @@ internal static class PretrainedExperiment
         for (int l = 0; l < layers; l++)
             for (int h = 0; h < heads; h++)
             {
-                var norms = stats.Norms[l, h];
-                double mean = norms.Average();
-                double sd = Math.Sqrt(norms.Sum(x => (x - mean) * (x - mean)) / norms.Count);
-                cv[l, h] = sd / mean;
-                var sorted = norms.Order().ToList();
-                maxMedian[l, h] = sorted[^1] / sorted[sorted.Count / 2];
+                var keys = stats.Keys[l, h];
+                using var tensor = host.FromArray([.. keys], keys.Count / d, d);
+                var norms = Collapse.KeyNorms(tensor);
+                cv[l, h] = norms.CoefficientOfVariation;
+                maxMedian[l, h] = norms.MaxOverMedian;
             }
         var fusedGap = 0.0;
         foreach (var g in stats.FusedGap) fusedGap = Math.Max(fusedGap, g);
@@ -283,8 +281,8 @@ internal static class PretrainedExperiment
             double sum = 0;
             for (int x = 0; x < d; x++) sum += (double)k[(baseRow + j) * d + x] * k[(baseRow + j) * d + x];
             kk[j] = sum;
-            st.Norms[l, h].Add(Math.Sqrt(sum));
         }
+        st.Keys[l, h].AddRange(k.AsSpan(baseRow * d, n * d));
         var dot = new double[n];
         var dist = new double[n];
         double cls = 0, sep = 0, entropy = 0, maxProb = 0, tv = 0, gap = 0;

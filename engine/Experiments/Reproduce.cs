@@ -74,7 +74,7 @@ internal static class Reproduce
     /// </summary>
     private static List<(string Mixer, TrainExperiment.Result Result)> TrainSmall(RunContext ctx)
     {
-        var device = ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+        var device = ctx.ManagedOrFirst;
         var smoke = ctx.Profile == RunProfile.Smoke;
         var results = new List<(string, TrainExperiment.Result)>();
         foreach (var mixer in new[] { Models.MixerKind.Attention, Models.MixerKind.Mamba, Models.MixerKind.Recurrent })

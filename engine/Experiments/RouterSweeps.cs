@@ -105,7 +105,7 @@ internal static class RouterSweeps
     /// <summary>Runs this shard's points of <paramref name="experiment"/> (resuming when asked) and writes its report.</summary>
     public static Result Run(RunContext ctx, string experiment)
     {
-        var device = ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+        var device = ctx.ManagedOrFirst;
         var sizes = RouterSizes.For(ctx.Profile);
         return RunShard(ctx, experiment, Points(experiment, ctx.Profile, ctx.Seed),
             p => new SweepPoint(p.Key, p.Label, () => RouterTraining.Compute(device, sizes, p)),
@@ -131,8 +131,7 @@ internal static class RouterSweeps
 
     /// <summary>The device a training sweep runs on: a GPU when one is open, else Managed (the simulator is too slow).</summary>
     internal static Device TrainingDevice(RunContext ctx) =>
-        ctx.Devices.FirstOrDefault(d => d.Backend is Backend.Cuda or Backend.OpenCL)
-        ?? ctx.Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? ctx.Devices[0];
+        ctx.Devices.FirstOrDefault(d => d.Backend is Backend.Cuda or Backend.OpenCL) ?? ctx.ManagedOrFirst;
 
     /// <summary>A report's notes on a partial shard and on missing points (the first 20 keys named).</summary>
     internal static void ShardNotes(StringBuilder md, Shard shard, int wanted, int all, IReadOnlyList<string> missingKeys)

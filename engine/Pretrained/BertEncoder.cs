@@ -200,7 +200,7 @@ public sealed class BertEncoder : IDisposable
             Permute.SwapMiddle(ws.Q, b, t, h, d, ws.Qh);
             Permute.SwapMiddle(ws.K, b, t, h, d, ws.Kh);
             Permute.SwapMiddle(ws.V, b, t, h, d, ws.Vh);
-            var att = observer is null ? ws.Attention : ws.AttentionWithDiagnostics;
+            var att = observer is null ? ws.Attention : ws.AttentionWithDiagnostics(_device);
             Attention.Forward(ws.Qh, ws.Kh, ws.Vh, options, att);
             Permute.SwapMiddle(att.Output, b, h, t, d, ws.Context);
             Linear.Forward(ws.Context, W("attention.o.weight"), W("attention.o.bias"), ws.Sum);
@@ -330,9 +330,11 @@ public sealed class BertEncoder : IDisposable
             Hidden = Ln(); Mid = Ln();
             Attention = AttentionOutput.Allocate(device, b, h, t, d);
             _owned.Add(Attention);
-            AttentionWithDiagnostics = AttentionOutput.Allocate(device, b, h, t, d, diagnostics: true);
-            _owned.Add(AttentionWithDiagnostics);
+            (_heads, _headSize) = (h, d);
         }
+
+        private readonly int _heads, _headSize;
+        private AttentionOutput? _diagnosed;
 
         public int B { get; }
         public int T { get; }
@@ -353,7 +355,16 @@ public sealed class BertEncoder : IDisposable
         public LayerNormOutput Hidden { get; }
         public LayerNormOutput Mid { get; }
         public AttentionOutput Attention { get; }
-        public AttentionOutput AttentionWithDiagnostics { get; }
+        /// <summary>Outputs with the fused diagnostics, allocated on the first observed forward (most calls observe nothing).</summary>
+        public AttentionOutput AttentionWithDiagnostics(Device device)
+        {
+            if (_diagnosed is null)
+            {
+                _diagnosed = AttentionOutput.Allocate(device, B, _heads, T, _headSize, diagnostics: true);
+                _owned.Add(_diagnosed);
+            }
+            return _diagnosed;
+        }
 
         public void Dispose()
         {

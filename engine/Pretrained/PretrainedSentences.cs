@@ -23,12 +23,7 @@ public static class PretrainedSentences
     public static int Available => All.Value.Count;
 
     private static readonly Lazy<IReadOnlyList<string>> All = new(() =>
-    {
-        using var compressed = Samples.Open(FortuneText.SampleName);
-        using var gzip = new System.IO.Compression.GZipStream(compressed, System.IO.Compression.CompressionMode.Decompress);
-        using var reader = new StreamReader(gzip, System.Text.Encoding.UTF8);
-        return FortuneText.SplitDocuments(reader.ReadToEnd())
+        FortuneText.SampleDocuments()
             .Select(d => string.Join(' ', d.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)))
-            .Where(d => d.Length > 0).ToList();
-    });
+            .Where(d => d.Length > 0).ToList());
 }

@@ -41,6 +41,9 @@ internal sealed record RunContext(
         return options;
     }
 
+    /// <summary>The Managed device when the run has one, else its first device: where host-bound work runs.</summary>
+    public Device ManagedOrFirst => Devices.FirstOrDefault(d => d.Backend == Backend.Managed) ?? Devices[0];
+
     /// <summary>Backend and device name of every device this run uses.</summary>
     public JsonArray DeviceList() =>
         new(Devices.Select(d => (JsonNode)new JsonObject { ["backend"] = BackendName(d.Backend), ["name"] = d.Name }).ToArray());

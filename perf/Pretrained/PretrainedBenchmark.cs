@@ -54,7 +54,7 @@ public static class PretrainedBenchmark
     public const double MinCosineLimit = 0.99999;
 
     /// <summary>The threads RouteKit's Managed backend fans out to (ManagedParallel.SlotCount): the ORT side gets as many.</summary>
-    public static int ManagedThreads => Math.Max(Environment.ProcessorCount, 1);
+    public static int ManagedThreads => ManagedParallel.SlotCount;
 
     /// <summary>The command-line name of a model.</summary>
     public static string Slug(PretrainedModelId id) => id switch
