@@ -131,6 +131,16 @@ public static class Program
             return TrainBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), b, load, r.GetValue(outDir), command);
         })));
 
+        var child = new Option<string?>("--child") { Description = "Internal: run as the child process of this restriction and print one result line.", Hidden = true };
+        var widths = new Command("widths",
+            "Managed attention and selective scan at each SIMD width, one child process per width (DOTNET_EnableAVX512=0, then also DOTNET_EnableAVX2=0): GFLOP/s, % of each child's FMA peak, ratio to the widest.")
+        {
+            quick, repeats, outDir, allowBusy, child,
+        };
+        widths.SetAction(r => r.GetValue(child) is { } restriction
+            ? Widths.WidthsBenchmark.Child(Console.Out, restriction, r.GetValue(quick), r.GetValue(repeats))
+            : Gate(r, load => Widths.WidthsBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
+
         var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
         scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
         var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend, outDir, allowBusy };
@@ -224,7 +234,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, depth, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, pretrained, all, bdn,
+            list, attention, attentionManaged, depth, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, pretrained, widths, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
