@@ -118,6 +118,9 @@ public static class CollapseBenchmark
         return 0;
     }
 
+    /// <summary>The four reductions of one validation problem, as read back from the device.</summary>
+    public sealed record Reductions(float[] Gram, float[] ColumnSums, float[] UnitColumnSums, float[] RowDeviation);
+
     /// <summary>
     /// Every reduction on <paramref name="device"/> against the float64 reference with the 2x rule, on shapes with more
     /// columns than a row group's 256 threads and a zero row (the unit sums skip it), then the three measures built on
@@ -131,9 +134,7 @@ public static class CollapseBenchmark
         var ok = true;
         foreach (var (rows, columns) in simulator ? new[] { (9, 17), (3, 300) } : [(97, 17), (40, 300)])
         {
-            var x = Bench.Normal((long)rows * columns, 7 * rows + columns);
-            for (var c = 0; c < columns; c++) x[c] = 0f; // a zero row
-            var xd = Bench.Widen(x);
+            var x = Problem(rows, columns);
             using var t = device.FromArray(x, rows, columns);
             using var gram = RouteKit.Collapse.Gram(t);
             using var sums = device.Zeros(columns);
@@ -142,19 +143,11 @@ public static class CollapseBenchmark
             using var norms = RouteKit.FeatureNorms.Forward(t);
             RouteKit.Collapse.ColumnSums(t, norms.L2, sums, rows, columns);
             var unitSums = sums.ToArray();
-            // The deviation pass takes the mean as an input: give it the float32 mean both references see.
-            var mean32 = FeatureNormsReference.ColumnSums(x, rows, columns).Select(v => v / rows).ToArray();
-            using var mean = device.FromArray(mean32, columns);
+            using var mean = device.FromArray(FloatMean(x, rows, columns), columns);
             using var deviation = device.Zeros(rows);
             RouteKit.Collapse.RowDeviation(t, mean, deviation, rows, columns);
-            var (reductionsOk, message) = Bench.Check2x(
-            [
-                ("Gram", gram.ToArray(), FeatureNormsReference.Gram(xd, rows, columns), FeatureNormsReference.Gram(x, rows, columns)),
-                ("ColumnSums", columnSums, FeatureNormsReference.ColumnSums(xd, rows, columns), FeatureNormsReference.ColumnSums(x, rows, columns)),
-                ("UnitColumnSums", unitSums, FeatureNormsReference.UnitColumnSums(xd, rows, columns), FeatureNormsReference.UnitColumnSums(x, rows, columns)),
-                ("RowDeviation", deviation.ToArray(), FeatureNormsReference.RowDeviation(xd, rows, columns, Bench.Widen(mean32)),
-                    FeatureNormsReference.RowDeviation(x, rows, columns, mean32)),
-            ]);
+            var (reductionsOk, message) = Check(rows, columns, new Reductions(gram.ToArray(), columnSums, unitSums, deviation.ToArray()));
+            var xd = Bench.Widen(x);
             var measures = new (string Name, double Actual, double Reference, double Tolerance)[]
             {
                 ("effective rank", RouteKit.Collapse.EffectiveRank(t), FeatureNormsReference.EffectiveRank(xd, rows, columns), 1e-6 * FeatureNormsReference.EffectiveRank(xd, rows, columns)),
@@ -176,6 +169,39 @@ public static class CollapseBenchmark
         return (ok, lines);
     }
 
+    /// <summary>The validation input X [R, C]: normal values of scale 3 with a zero first row.</summary>
+    public static float[] Problem(int rows, int columns)
+    {
+        var x = Bench.Normal((long)rows * columns, 7 * rows + columns);
+        for (var i = 0; i < x.Length; i++) x[i] *= 3f;
+        Array.Clear(x, 0, columns);
+        return x;
+    }
+
+    /// <summary>
+    /// <paramref name="actual"/> for <see cref="Problem"/> at [<paramref name="rows"/>, <paramref name="columns"/>]
+    /// against the float64 reference with the 2x rule (RowDeviation about the float32 column mean both references see).
+    /// </summary>
+    public static (bool Ok, string Message) Check(int rows, int columns, Reductions actual)
+    {
+        ArgumentNullException.ThrowIfNull(actual);
+        var x = Problem(rows, columns);
+        var xd = Bench.Widen(x);
+        var mean32 = FloatMean(x, rows, columns);
+        return Bench.Check2x(
+        [
+            ("Gram", actual.Gram, FeatureNormsReference.Gram(xd, rows, columns), FeatureNormsReference.Gram(x, rows, columns)),
+            ("ColumnSums", actual.ColumnSums, FeatureNormsReference.ColumnSums(xd, rows, columns), FeatureNormsReference.ColumnSums(x, rows, columns)),
+            ("UnitColumnSums", actual.UnitColumnSums, FeatureNormsReference.UnitColumnSums(xd, rows, columns), FeatureNormsReference.UnitColumnSums(x, rows, columns)),
+            ("RowDeviation", actual.RowDeviation, FeatureNormsReference.RowDeviation(xd, rows, columns, Bench.Widen(mean32)),
+                FeatureNormsReference.RowDeviation(x, rows, columns, mean32)),
+        ]);
+    }
+
+    // The deviation pass takes the mean as an input: the float32 column mean, which both references are given too.
+    private static float[] FloatMean(float[] x, int rows, int columns) =>
+        FeatureNormsReference.ColumnSums(x, rows, columns).Select(v => v / rows).ToArray();
+
     private static CollapseTiming Time(Device device, string reduction, int rows, int columns, int repeats, double minSampleMs)
     {
         Bench.Progress($"collapse {reduction} [{rows}, {columns}] on {device.Backend}");
@@ -185,7 +211,7 @@ public static class CollapseBenchmark
         using var deviation = device.Zeros(rows);
         using var gram = reduction == "Gram" ? device.Zeros(columns, columns) : null;
         using var norms = reduction == "UnitColumnSums" ? RouteKit.FeatureNorms.Forward(t) : null;
-        using var mean = reduction == "RowDeviation" ? device.FromArray(FeatureNormsReference.ColumnSums(x, rows, columns).Select(v => v / rows).ToArray(), columns) : null;
+        using var mean = reduction == "RowDeviation" ? device.FromArray(FloatMean(x, rows, columns), columns) : null;
         Action call = reduction switch
         {
             "Gram" => () => RouteKit.Collapse.Gram(t, gram),

@@ -134,6 +134,34 @@ public sealed class PerfVariantTests
     }
 
     [Test]
+    public void CollapseValidationRejectsAGramWithOneWrongEntry()
+    {
+        const int rows = 40, columns = 300;
+        var x = RouteKit.Perf.Collapse.CollapseBenchmark.Problem(rows, columns);
+        using var device = Device.Create(Backend.Managed);
+        using var t = device.FromArray(x, rows, columns);
+        using var gram = RouteKit.Collapse.Gram(t);
+        using var sums = device.Zeros(columns);
+        RouteKit.Collapse.ColumnSums(t, null, sums, rows, columns);
+        var columnSums = sums.ToArray();
+        using var norms = RouteKit.FeatureNorms.Forward(t);
+        RouteKit.Collapse.ColumnSums(t, norms.L2, sums, rows, columns);
+        var unitSums = sums.ToArray();
+        using var mean = device.FromArray(RouteKit.Reference.FeatureNormsReference.ColumnSums(x, rows, columns).Select(v => v / rows).ToArray(), columns);
+        using var deviation = device.Zeros(rows);
+        RouteKit.Collapse.RowDeviation(t, mean, deviation, rows, columns);
+        var right = new RouteKit.Perf.Collapse.CollapseBenchmark.Reductions(gram.ToArray(), columnSums, unitSums, deviation.ToArray());
+        var (ok, message) = RouteKit.Perf.Collapse.CollapseBenchmark.Check(rows, columns, right);
+        Assert.That(ok, Is.True, message);
+        // One mirrored half off by 1e-3 of the diagonal's scale (a missed Kahan term would look like this).
+        var wrongGram = (float[])right.Gram.Clone();
+        wrongGram[1 * columns + 7] += 1e-3f * Math.Abs(wrongGram[0 + 1 * columns + 1]);
+        (ok, message) = RouteKit.Perf.Collapse.CollapseBenchmark.Check(rows, columns, right with { Gram = wrongGram });
+        Assert.That(ok, Is.False, message);
+        Assert.That(message, Does.StartWith("FAILED: Gram ").And.Contain(" FAIL"));
+    }
+
+    [Test]
     public void LinearRecurrenceValidatesEveryGradientThenTimes()
     {
         using var error = new StringWriter();
