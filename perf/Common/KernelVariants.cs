@@ -43,13 +43,13 @@ public static class KernelVariants
 {
     /// <summary>Selective scan (Mamba S6) forward and backward.</summary>
     public static OpVariants Scan { get; } = new("selective scan", "scan [--backend B] [--variant N]",
-        [new("SelectiveScanManaged", "Vector256 across 8 channels via tile transposes, chunk states saved for the backward")],
+        [new("SelectiveScanManaged", "SIMD across the channels of one group (8 lanes on Vector256, 4 on Vector128), time tiles transposed by ScanTiles, chunk states saved for the backward")],
         Paired("SelectiveScanForward", SelectiveScanForward.Variants, "SelectiveScanBackward", SelectiveScanBackward.Variants),
         IlgpuTimed: true);
 
     /// <summary>The linear recurrence h_t = a_t h_{t-1} + x_t, forward and backward.</summary>
     public static OpVariants LinearRecurrence { get; } = new("linear recurrence", "scan --op linear [--backend B] [--variant N]",
-        [new("LinearRecurrenceManaged", "Vector256 across 8 rows (8 recurrences per instruction, tiles transposed by ScanTiles), parallel over row blocks")],
+        [new("LinearRecurrenceManaged", "SIMD across rows (8 recurrences per instruction on Vector256, 4 on Vector128; tiles transposed by ScanTiles), parallel over row blocks")],
         Listed("LinearRecurrenceKernels", LinearRecurrenceKernels.Variants), IlgpuTimed: true);
 
     /// <summary>Feature norms forward.</summary>
