@@ -90,6 +90,7 @@ public sealed class PackagingTests
         using (var reader = new StreamReader(package.GetEntry("RouteKit.nuspec")!.Open())) nuspec = reader.ReadToEnd();
         Assert.That(nuspec, Does.Contain("<readme>README.md</readme>").And.Contain("<description>").And.Contain("<repository type=\"git\""));
         Assert.That(nuspec, Does.Contain("id=\"ILGPU\"").And.Contain("id=\"ILGPU.Algorithms\""), "the kernels' dependencies");
+        Assert.That(nuspec, Does.Contain("<license type=\"expression\">MIT</license>"), "the licence (LICENSE) travels with the package");
         Assert.That(nuspec, Does.Not.Contain("id=\"RouteKit.Kernels\""), "the kernels ship inside, not as a package of their own");
 
         using var symbols = System.IO.Compression.ZipFile.OpenRead(Path.Combine(feed, $"RouteKit.{version}.snupkg"));
