@@ -252,7 +252,7 @@ public static class Program
 
     private static int List(TextWriter output)
     {
-        output.WriteLine("attention (routekit-perf attention --variant N --backend cuda|opencl|ilgpu-cpu; Managed is one fused implementation):");
+        output.WriteLine("attention (routekit-perf attention --variant N --backend cuda|opencl|ilgpu-cpu times forward N with backward N; Managed is one fused implementation):");
         for (var i = 0; i < Kernels.Attention.AttentionForward.Variants.Count; i++)
             output.WriteLine($"  forward  {i + 1}. {Kernels.Attention.AttentionForward.Variants[i].Name}: {Kernels.Attention.AttentionForward.Variants[i].Idea}");
         for (var i = 0; i < Kernels.Attention.AttentionBackward.Variants.Count; i++)
