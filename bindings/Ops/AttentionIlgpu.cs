@@ -16,8 +16,9 @@
 //   8T = 8, 16, 32 -> 4, 8, 16 KB; 8T = 64, 128, 256 -> 32 KB (all under the 48 KB that needs no driver opt-in).
 // Version 2 (register tiles of 2 rows per thread): group = min(ceil(rows / 2) T, 32 T for T <= 2, else 128) threads
 //   rounded up to max(warp, T), R = 2 threads / T <= 64 rows per group (with a warp of at most 32); key tile of the
-//   forward min(64, 2048 / 8T), query/key tile of the backward min(32, 1024 / 8T), so the q, k', v, score and
-//   statistics buffers stay under 43 KB (RegisterTiledSharedFloats, TiledQuerySharedFloats, TiledKeySharedFloats).
+//   forward min(64, 2048 / 8T), query/key tile of the backward min(32, 1024 / 8T), rows 8T + 1 floats apart, so the
+//   q, k', v, score and statistics buffers stay under 43 KB with warps of at most 32 (44 KB with 64); see
+//   RegisterTiledSharedFloats, TiledQuerySharedFloats and TiledKeySharedFloats.
 using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;

@@ -261,7 +261,8 @@ public static class AttentionBackward
         where TScore : struct, IScoreKind
     {
         var lanes = default(TLanes).Count;
-        var paddedDim = 8 * lanes;
+        // Shared rows are 8T + 1 floats apart, so the rows a warp reads at the same d fall in different banks.
+        var stride = 8 * lanes + 1;
         var threads = Group.DimX;
         var tid = Group.IdxX;
         var lane = tid & (lanes - 1);
@@ -279,12 +280,12 @@ public static class AttentionBackward
         gHi = Min(gHi, keyLast);
 
         var shared = SharedMemory.GetDynamic<float>();
-        var rowFloats = rows * paddedDim;
-        var keyFloats = keys * paddedDim;
-        var queryTile = shared.SubView(0, rowFloats);                           // [R, 8T] q
-        var gradTile = shared.SubView(rowFloats, rowFloats);                    // [R, 8T] dO
-        var keyTile = shared.SubView(2 * rowFloats, keyFloats);                 // [tile, 8T] k'
-        var valueTile = shared.SubView(2 * rowFloats + keyFloats, keyFloats);   // [tile, 8T] v
+        var rowFloats = rows * stride;
+        var keyFloats = keys * stride;
+        var queryTile = shared.SubView(0, rowFloats);                           // [R, 8T + 1] q
+        var gradTile = shared.SubView(rowFloats, rowFloats);                    // [R, 8T + 1] dO
+        var keyTile = shared.SubView(2 * rowFloats, keyFloats);                 // [tile, 8T + 1] k'
+        var valueTile = shared.SubView(2 * rowFloats + keyFloats, keyFloats);   // [tile, 8T + 1] v
         var dzBase = 2 * (rowFloats + keyFloats);
         var dzTile = shared.SubView(dzBase, rows * keys);                       // [R, tile] dz
         var rowMax = shared.SubView(dzBase + rows * keys, rows);                // [R] m_i
@@ -292,8 +293,8 @@ public static class AttentionBackward
         var rowDelta = shared.SubView(dzBase + rows * keys + 2 * rows, rows);   // [R] Delta_i
 
         var valid = Min(rows, p.N - i0);
-        AttentionTiles.FillRows(q, bh * p.N + i0, valid, rows, p.D, paddedDim, queryTile);
-        AttentionTiles.FillRows(dO, bh * p.N + i0, valid, rows, p.D, paddedDim, gradTile);
+        AttentionTiles.FillRows(q, bh * p.N + i0, valid, rows, p.D, stride, queryTile);
+        AttentionTiles.FillRows(dO, bh * p.N + i0, valid, rows, p.D, stride, gradTile);
         Group.Barrier();
         for (var r = tid; r < rows; r += threads)
         {
@@ -301,7 +302,7 @@ public static class AttentionBackward
             var rowDot = 0f;
             if (r < valid)
             {
-                for (var d = 0; d < p.D; d++) rowDot += gradTile[r * paddedDim + d] * o[row * p.D + d];
+                for (var d = 0; d < p.D; d++) rowDot += gradTile[r * stride + d] * o[row * p.D + d];
                 delta[row] = rowDot;
             }
             // A padding row never forms a probability (its scores are all masked); +inf would keep exp at 0 if it did.
@@ -318,7 +319,7 @@ public static class AttentionBackward
         {
             var count = Min(keys, gHi - j0 + 1);
             Group.Barrier();
-            AttentionBand.FillTiles(scoredKeys, v, kvRow0 + j0, count, p.D, paddedDim, keyTile, valueTile);
+            AttentionBand.FillTiles(scoredKeys, v, kvRow0 + j0, count, p.D, stride, keyTile, valueTile);
             Group.Barrier();
 
             for (var e = tid; e < rows / 2 * quads; e += threads)
@@ -326,9 +327,9 @@ public static class AttentionBackward
                 var rp = e / quads;
                 var c = e - rp * quads;
                 var ra = 2 * rp;
-                var (ka, kb, kc, kd) = (c * paddedDim, (c + quads) * paddedDim, (c + 2 * quads) * paddedDim, (c + 3 * quads) * paddedDim);
-                var z = DotTile.Compute(queryTile, ra * paddedDim, (ra + 1) * paddedDim, keyTile, ka, kb, kc, kd, p.D);
-                var g = DotTile.Compute(gradTile, ra * paddedDim, (ra + 1) * paddedDim, valueTile, ka, kb, kc, kd, p.D);
+                var (ka, kb, kc, kd) = (c * stride, (c + quads) * stride, (c + 2 * quads) * stride, (c + 3 * quads) * stride);
+                var z = DotTile.Compute(queryTile, ra * stride, (ra + 1) * stride, keyTile, ka, kb, kc, kd, p.D);
+                var g = DotTile.Compute(gradTile, ra * stride, (ra + 1) * stride, valueTile, ka, kb, kc, kd, p.D);
                 var (ia, ib, ja) = (i0 + ra, i0 + ra + 1, j0 + c);
                 var (ma, la, da) = (rowMax[ra], rowLogSum[ra], rowDelta[ra]);
                 var (mb, lb, db) = (rowMax[ra + 1], rowLogSum[ra + 1], rowDelta[ra + 1]);
@@ -348,7 +349,7 @@ public static class AttentionBackward
             var wa = r0 * keys;
             for (var jj = 0; jj < count; jj++)
             {
-                var key = LaneVector.FromTile(keyTile, jj * paddedDim + lane, lanes);
+                var key = LaneVector.FromTile(keyTile, jj * stride + lane, lanes);
                 acc0.AddScaled(dzTile[wa + jj], key);
                 acc1.AddScaled(dzTile[wa + keys + jj], key);
             }
@@ -360,7 +361,7 @@ public static class AttentionBackward
 
     /// <summary>Dynamic shared memory of <see cref="TiledQueryKernel{TLanes, TScore}"/> in floats.</summary>
     public static int TiledQuerySharedFloats(int rows, int keys, int lanes) =>
-        2 * (rows + keys) * 8 * lanes + rows * keys + 3 * rows;
+        2 * (rows + keys) * (8 * lanes + 1) + rows * keys + 3 * rows;
 
     /// <summary>
     /// Version 2, dK/dV half (after <see cref="TiledQueryKernel{TLanes, TScore}"/>, which writes Delta). Grid:
@@ -389,7 +390,8 @@ public static class AttentionBackward
     {
         var lanes = default(TLanes).Count;
         var hasBias = default(TScore).HasKeyBias;
-        var paddedDim = 8 * lanes;
+        // Shared rows are 8T + 1 floats apart, so the rows a warp reads at the same d fall in different banks.
+        var stride = 8 * lanes + 1;
         var threads = Group.DimX;
         var tid = Group.IdxX;
         var lane = tid & (lanes - 1);
@@ -407,12 +409,12 @@ public static class AttentionBackward
         if (j0 > keyLast) gHi = -1; // every key of the block is padding: dk = dv = 0
 
         var shared = SharedMemory.GetDynamic<float>();
-        var rowFloats = rows * paddedDim;
-        var queryFloats = queries * paddedDim;
-        var keyTile = shared.SubView(0, rowFloats);                                 // [R, 8T] k'
-        var valueTile = shared.SubView(rowFloats, rowFloats);                       // [R, 8T] v
-        var queryTile = shared.SubView(2 * rowFloats, queryFloats);                 // [tile, 8T] q
-        var gradTile = shared.SubView(2 * rowFloats + queryFloats, queryFloats);    // [tile, 8T] dO
+        var rowFloats = rows * stride;
+        var queryFloats = queries * stride;
+        var keyTile = shared.SubView(0, rowFloats);                                 // [R, 8T + 1] k'
+        var valueTile = shared.SubView(rowFloats, rowFloats);                       // [R, 8T + 1] v
+        var queryTile = shared.SubView(2 * rowFloats, queryFloats);                 // [tile, 8T + 1] q
+        var gradTile = shared.SubView(2 * rowFloats + queryFloats, queryFloats);    // [tile, 8T + 1] dO
         var pBase = 2 * (rowFloats + queryFloats);
         var probTile = shared.SubView(pBase, rows * queries);                       // [R, tile] P
         var dzTile = shared.SubView(pBase + rows * queries, rows * queries);        // [R, tile] dz
@@ -421,8 +423,8 @@ public static class AttentionBackward
         var queryDelta = shared.SubView(pBase + 2 * rows * queries + 2 * queries, queries); // [tile] Delta_i
 
         var validKeys = Min(rows, p.M - j0);
-        AttentionTiles.FillRows(scoredKeys, kvRow0 + j0, validKeys, rows, p.D, paddedDim, keyTile);
-        AttentionTiles.FillRows(v, kvRow0 + j0, validKeys, rows, p.D, paddedDim, valueTile);
+        AttentionTiles.FillRows(scoredKeys, kvRow0 + j0, validKeys, rows, p.D, stride, keyTile);
+        AttentionTiles.FillRows(v, kvRow0 + j0, validKeys, rows, p.D, stride, valueTile);
 
         var r0 = AttentionTiles.RowsPerThread * (tid / lanes);
         var dk0 = default(LaneVector); // key r0: sum_i dz_ij q_i
@@ -440,7 +442,7 @@ public static class AttentionBackward
             {
                 var count = Min(queries, gHi - i0 + 1);
                 Group.Barrier(); // the previous tile's P and dz are consumed (and the key tiles are filled)
-                AttentionBand.FillTiles(q, dO, bh * p.N + i0, count, p.D, paddedDim, queryTile, gradTile);
+                AttentionBand.FillTiles(q, dO, bh * p.N + i0, count, p.D, stride, queryTile, gradTile);
                 for (var ii = tid; ii < queries; ii += threads)
                 {
                     var row = bh * p.N + i0 + ii;
@@ -455,9 +457,9 @@ public static class AttentionBackward
                     var rp = e / quads;
                     var c = e - rp * quads;
                     var ra = 2 * rp;
-                    var (qa, qb, qc, qd) = (c * paddedDim, (c + quads) * paddedDim, (c + 2 * quads) * paddedDim, (c + 3 * quads) * paddedDim);
-                    var z = DotTile.Compute(keyTile, ra * paddedDim, (ra + 1) * paddedDim, queryTile, qa, qb, qc, qd, p.D);
-                    var g = DotTile.Compute(valueTile, ra * paddedDim, (ra + 1) * paddedDim, gradTile, qa, qb, qc, qd, p.D);
+                    var (qa, qb, qc, qd) = (c * stride, (c + quads) * stride, (c + 2 * quads) * stride, (c + 3 * quads) * stride);
+                    var z = DotTile.Compute(keyTile, ra * stride, (ra + 1) * stride, queryTile, qa, qb, qc, qd, p.D);
+                    var g = DotTile.Compute(valueTile, ra * stride, (ra + 1) * stride, gradTile, qa, qb, qc, qd, p.D);
                     var (ja, jb, ia) = (j0 + ra, j0 + ra + 1, i0 + c);
                     var sa = ra * queries + c;
                     var sb = sa + queries;
@@ -475,7 +477,7 @@ public static class AttentionBackward
                 var wa = r0 * queries;
                 for (var ii = 0; ii < count; ii++)
                 {
-                    var t = ii * paddedDim + lane;
+                    var t = ii * stride + lane;
                     var qi = LaneVector.FromTile(queryTile, t, lanes);
                     var gi = LaneVector.FromTile(gradTile, t, lanes);
                     var (dza, dzb) = (dzTile[wa + ii], dzTile[wa + queries + ii]);
@@ -489,15 +491,15 @@ public static class AttentionBackward
             }
         }
 
-        FinishKey<TLanes, TReduction>(dk0, dv0, dzSum0, LaneVector.FromTile(keyTile, r0 * paddedDim + lane, lanes),
+        FinishKey<TLanes, TReduction>(dk0, dv0, dzSum0, LaneVector.FromTile(keyTile, r0 * stride + lane, lanes),
             k, keyNorm, dk, dv, kvRow0, j0 + r0, lane, hasBias, p);
-        FinishKey<TLanes, TReduction>(dk1, dv1, dzSum1, LaneVector.FromTile(keyTile, (r0 + 1) * paddedDim + lane, lanes),
+        FinishKey<TLanes, TReduction>(dk1, dv1, dzSum1, LaneVector.FromTile(keyTile, (r0 + 1) * stride + lane, lanes),
             k, keyNorm, dk, dv, kvRow0, j0 + r0 + 1, lane, hasBias, p);
     }
 
     /// <summary>Dynamic shared memory of <see cref="TiledKeyKernel{TLanes, TScore, TReduction}"/> in floats.</summary>
     public static int TiledKeySharedFloats(int rows, int queries, int lanes) =>
-        2 * (rows + queries) * 8 * lanes + 2 * rows * queries + 3 * queries;
+        2 * (rows + queries) * (8 * lanes + 1) + 2 * rows * queries + 3 * queries;
 
     // dz_ij = P_ij (dO_i . v_j - Delta_i), P_ij = exp((z_ij - m_i) - log l_i); 0 for a masked pair.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -159,7 +159,8 @@ public static class AttentionForward
     {
         var lanes = default(TLanes).Count;
         var diagnostics = default(TDiagnostics).Enabled;
-        var paddedDim = 8 * lanes;
+        // Shared rows are 8T + 1 floats apart, so the rows a warp reads at the same d fall in different banks.
+        var stride = 8 * lanes + 1;
         var threads = Group.DimX;
         var tid = Group.IdxX;
         var lane = tid & (lanes - 1);
@@ -177,10 +178,10 @@ public static class AttentionForward
         gHi = Min(gHi, keyLast);
 
         var shared = SharedMemory.GetDynamic<float>();
-        var queryTile = shared.SubView(0, rows * paddedDim);                     // [R, 8T] q
-        var keyTile = shared.SubView(rows * paddedDim, keys * paddedDim);        // [tile, 8T] k'
-        var valueTile = shared.SubView((rows + keys) * paddedDim, keys * paddedDim); // [tile, 8T] v
-        var scoreBase = (rows + 2 * keys) * paddedDim;
+        var queryTile = shared.SubView(0, rows * stride);                     // [R, 8T + 1] q
+        var keyTile = shared.SubView(rows * stride, keys * stride);        // [tile, 8T + 1] k'
+        var valueTile = shared.SubView((rows + keys) * stride, keys * stride); // [tile, 8T + 1] v
+        var scoreBase = (rows + 2 * keys) * stride;
         var scoreTile = shared.SubView(scoreBase, rows * keys);                  // [R, tile] z, then e^(z - m)
         var rowMax = shared.SubView(scoreBase + rows * keys, rows);              // [R] m
         var rowSum = shared.SubView(scoreBase + rows * keys + rows, rows);       // [R] l
@@ -188,7 +189,7 @@ public static class AttentionForward
         var rowMass = shared.SubView(scoreBase + rows * keys + 3 * rows, rows);  // [R] sink mass (diagnostics)
         var rowAlpha = shared.SubView(scoreBase + rows * keys + 4 * rows, rows); // [R] this tile's rescale
 
-        AttentionTiles.FillRows(q, bh * p.N + i0, Min(rows, p.N - i0), rows, p.D, paddedDim, queryTile);
+        AttentionTiles.FillRows(q, bh * p.N + i0, Min(rows, p.N - i0), rows, p.D, stride, queryTile);
         for (var r = tid; r < rows; r += threads)
         {
             rowMax[r] = float.NegativeInfinity;
@@ -206,7 +207,7 @@ public static class AttentionForward
         {
             var count = Min(keys, gHi - j0 + 1);
             Group.Barrier(); // the previous tile's weights and values are consumed (and the q tile is filled)
-            AttentionBand.FillTiles(scoredKeys, v, kvRow0 + j0, count, p.D, paddedDim, keyTile, valueTile);
+            AttentionBand.FillTiles(scoredKeys, v, kvRow0 + j0, count, p.D, stride, keyTile, valueTile);
             Group.Barrier();
 
             // (a) Scores, 2 rows x 4 keys per item; keys c, c + tile/4, ... so an item's four key rows are spread.
@@ -215,8 +216,8 @@ public static class AttentionForward
                 var rp = e / quads;
                 var c = e - rp * quads;
                 var ra = 2 * rp;
-                var t = DotTile.Compute(queryTile, ra * paddedDim, (ra + 1) * paddedDim, keyTile,
-                    c * paddedDim, (c + quads) * paddedDim, (c + 2 * quads) * paddedDim, (c + 3 * quads) * paddedDim, p.D);
+                var t = DotTile.Compute(queryTile, ra * stride, (ra + 1) * stride, keyTile,
+                    c * stride, (c + quads) * stride, (c + 2 * quads) * stride, (c + 3 * quads) * stride, p.D);
                 var (ia, ib, ja) = (i0 + ra, i0 + ra + 1, j0 + c);
                 var sa = ra * keys + c;
                 var sb = sa + keys;
@@ -278,7 +279,7 @@ public static class AttentionForward
             var wa = r0 * keys;
             for (var jj = 0; jj < count; jj++)
             {
-                var value = LaneVector.FromTile(valueTile, jj * paddedDim + lane, lanes);
+                var value = LaneVector.FromTile(valueTile, jj * stride + lane, lanes);
                 acc0.AddScaled(scoreTile[wa + jj], value);
                 acc1.AddScaled(scoreTile[wa + keys + jj], value);
             }
@@ -308,10 +309,10 @@ public static class AttentionForward
 
     /// <summary>
     /// Dynamic shared memory of <see cref="RegisterTiledKernel{TLanes, TScore, TDiagnostics}"/> in floats: the q tile
-    /// [R, 8T], the k' and v tiles [tile, 8T], the score buffer [R, tile] and five [R] row statistics.
+    /// [R, 8T + 1], the k' and v tiles [tile, 8T + 1], the score buffer [R, tile] and five [R] row statistics.
     /// </summary>
     public static int RegisterTiledSharedFloats(int rows, int keys, int lanes) =>
-        (rows + 2 * keys) * 8 * lanes + rows * keys + 5 * rows;
+        (rows + 2 * keys) * (8 * lanes + 1) + rows * keys + 5 * rows;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRow(ArrayView1D<float, Stride1D.Dense> o, LaneVector acc, float sum, int bh, int i, int lane,

@@ -7,7 +7,9 @@
 // the row pair t / T (rows 2 (t / T) and 2 (t / T) + 1 of the group's block of R = 2 Group.DimX / T rows) and, within it,
 // the dims d = lane + c T, c = 0..7 (lane = t mod T), so its output tile is two LaneVectors (2 rows x 8 dims). Scores
 // are formed a 2 x 4 tile at a time (DotTile: 8 scalar accumulators, one pass over d reading 2 + 4 shared rows) and go
-// through a [R, tile] shared buffer to the threads that own the rows' output dims.
+// through a [R, tile] shared buffer to the threads that own the rows' output dims. Shared row tiles are 8T + 1 floats
+// per row (one float of padding): the rows a warp's DotTiles read at the same d then fall in different banks, where
+// 8T (a multiple of 32 from T = 4) would put them all in one.
 //
 // Every dot product of these kernels is DotTile's: a sum over d = 0..D-1 in ascending order of a[d] b[d], so the forward
 // and the backward of version 2 form bit for bit the same z_ij (q_i . k'_j and k'_j . q_i are the same products summed
@@ -29,7 +31,8 @@ public static class AttentionTiles
 
     /// <summary>
     /// Cooperative, zero-padded copy of <paramref name="count"/> rows from <paramref name="firstRow"/> of a [*, D] array
-    /// into a [rows, 8T] shared tile; rows count..rows-1 become zeros (the padding rows of the last block).
+    /// into a [rows, stride] shared tile (stride = <paramref name="paddedDim"/>, at least D); rows count..rows-1 and
+    /// dims D..stride-1 become zeros.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void FillRows(ArrayView1D<float, Stride1D.Dense> a, int firstRow, int count, int rows, int headDim,
