@@ -120,12 +120,11 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
     {
         AttentionCase[] cases =
         [
-            new(1, 1, 1, 1, 1, 8),
-            // M = 1 with GQA and normalised keys; D = 3 leaves 5 of 8 padded dims.
-            new(1, 4, 2, 7, 1, 3, NormalizeKeys: true),
+            // N = M = 1 with GQA and normalised keys; D = 3 leaves 5 of 8 padded dims.
+            new(1, 4, 2, 1, 1, 3, NormalizeKeys: true),
             new(1, 2, 1, 7, 13, 13, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true),
             // N > M with causal: the first N - M rows see no key (O = 0, Lse = -inf, zero diagnostics and gradients).
-            new(1, 1, 1, 37, 13, 59, Causal: true),
+            new(1, 1, 1, 17, 13, 59, Causal: true),
             // An element with every key hidden, a window with the brake, GQA.
             new(2, 2, 1, 13, 37, 5, Window: 3, Brake: true, KeyLengths: [37, 0]),
             // Several key tiles (64 per forward tile, 32 per backward tile at D <= 32) with the band skipping tiles.
