@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using RouteKit.Perf.Attention;
+using RouteKit.Perf.Collapse;
 using RouteKit.Perf.Common;
 using RouteKit.Perf.Train;
 using RouteKit.Perf.Conv1d;
@@ -52,6 +53,25 @@ public static class Program
             Description = "managed, ilgpu-cpu, cuda or opencl.", DefaultValueFactory = _ => "managed",
         };
         backend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
+        // --variant of every non-attention command: checked against the op's versions (KernelVariants) before the load
+        // gate, a device or a kernel; exit 2 with the valid range.
+        var opVariant = new Option<int>("--variant") { Description = "Kernel version on the chosen backend, from 1 (see `routekit-perf list`).", DefaultValueFactory = _ => 1 };
+        int Versioned(ParseResult r, OpVariants op, Backend on, Func<int> run)
+        {
+            var wrong = KernelVariants.Error(op, on, r.GetValue(opVariant));
+            if (wrong is null) return run();
+            error.WriteLine(wrong);
+            return 2;
+        }
+        // For the commands whose benchmark files print no version line (after Versioned checked it): say which version
+        // this run times.
+        int Announced(ParseResult r, OpVariants op, Backend on, Func<int> run)
+        {
+            var n = r.GetValue(opVariant);
+            var v = op.Select(on, n);
+            Console.Out.WriteLine($"# {op.Op}: version {n} of {op.For(on).Count} ({op.BackendLabel(on)}): {v.Name}: {v.Idea}");
+            return run();
+        }
 
         var list = new Command("list", "Every op and variant with its one-line idea.");
         list.SetAction(_ => List(Console.Out));
@@ -82,27 +102,47 @@ public static class Program
 
         var depth = new Command("depth", "Managed depth router forward/backward (L = 8, 24, 64; T = 4096, H = 8, D = 64), GFLOP/s vs the FMA peak measured in the same run.")
         {
-            quick, outDir, allowBusy,
+            opVariant, quick, outDir, allowBusy,
         };
-        depth.SetAction(r => Gate(r, load => DepthBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command, load)));
+        depth.SetAction(r => Versioned(r, KernelVariants.Depth, Backend.Managed,
+            () => Gate(r, load => Announced(r, KernelVariants.Depth, Backend.Managed, () => DepthBenchmark.Run(r.GetValue(quick), r.GetValue(outDir), command, load)))));
 
-        var featureNorms = new Command("featurenorms", "Managed feature norms, GB/s vs the read bandwidth (and the memory copy) measured in the same run.")
+        var featureNorms = new Command("featurenorms", "Feature norms (one version on one backend), GB/s vs the read bandwidth (and the memory copy) measured in the same run.")
         {
-            quick, outDir, allowBusy,
+            opVariant, backend, quick, outDir, allowBusy,
         };
-        featureNorms.SetAction(r => Gate(r, load => FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
+        featureNorms.SetAction(r =>
+        {
+            var on = Device.ParseBackend(r.GetValue(backend)!);
+            return Versioned(r, KernelVariants.FeatureNorms, on, () => Gate(r, load =>
+                FeatureNormsBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command, on, r.GetValue(opVariant))));
+        });
+
+        var collapse = new Command("collapse",
+            "Collapse reductions (Gram, column sums, unit column sums, row deviations; one version on one backend): validated with the measures against the float64 Reference, then GB/s vs the read bandwidth measured in the same run (and GFLOP/s for the Gram).")
+        {
+            opVariant, backend, quick, outDir, allowBusy,
+        };
+        collapse.SetAction(r =>
+        {
+            var on = Device.ParseBackend(r.GetValue(backend)!);
+            return Versioned(r, KernelVariants.Collapse, on, () => Gate(r, load =>
+                CollapseBenchmark.Run(Console.Out, on, r.GetValue(opVariant), r.GetValue(quick), load, r.GetValue(outDir), command)));
+        });
 
         var conv1d = new Command("conv1d", "Managed causal depthwise Conv1d forward and backward, GB/s vs the read bandwidth (and the memory copy) measured in the same run.")
         {
-            quick, outDir, allowBusy,
+            opVariant, quick, outDir, allowBusy,
         };
-        conv1d.SetAction(r => Gate(r, load => Conv1dBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)));
+        conv1d.SetAction(r => Versioned(r, KernelVariants.Conv1d, Backend.Managed,
+            () => Gate(r, load => Announced(r, KernelVariants.Conv1d, Backend.Managed, () => Conv1dBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)))));
 
         var gemm = new Command("gemm", "Managed SGEMM (Linear's engine) and ONNX Runtime's MatMul at 512^3, 1024^3, 2048^3: GFLOP/s vs the FMA peak measured in the same run, and Managed / ORT.")
         {
-            quick, repeats, outDir, allowBusy,
+            opVariant, quick, repeats, outDir, allowBusy,
         };
-        gemm.SetAction(r => Gate(r, load => GemmBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
+        gemm.SetAction(r => Versioned(r, KernelVariants.Gemm, Backend.Managed,
+            () => Gate(r, load => Announced(r, KernelVariants.Gemm, Backend.Managed, () => GemmBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)))));
 
         var denseN = new Option<int>("--dense-n")
         {
@@ -111,18 +151,22 @@ public static class Program
         var graph = new Command("graph",
             "Managed GraphAttention forward and backward on a Chung-Lu power-law graph of 10^6 edges: edges/s, GFLOP/s vs the FMA peak measured in the same run, and dense Managed attention on the same nodes timed in the same run (time and edges/s vs N^2 pairs/s).")
         {
-            quick, repeats, denseN, outDir, allowBusy,
+            opVariant, quick, repeats, denseN, outDir, allowBusy,
         };
-        graph.SetAction(r => Gate(r, load => GraphBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command,
-            r.GetValue(denseN))));
+        graph.SetAction(r => Versioned(r, KernelVariants.Graph, Backend.Managed, () => Gate(r, load => Announced(r, KernelVariants.Graph, Backend.Managed,
+            () => GraphBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command, r.GetValue(denseN))))));
 
         var trainingOps = new Command("training-ops",
             "LayerNorm, RmsNorm, Gelu, Silu, Relu, CrossEntropy, Embedding, AdamW, GradientClip forward and backward: GB/s vs the memory bandwidth measured in the same run.")
         {
-            backend, quick, repeats, outDir, allowBusy,
+            opVariant, backend, quick, repeats, outDir, allowBusy,
         };
-        trainingOps.SetAction(r => Gate(r, load => WithDevice(r.GetValue(backend)!, error,
-            device => TrainingOpsBenchmark.Run(Console.Out, device, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command))));
+        trainingOps.SetAction(r =>
+        {
+            var on = Device.ParseBackend(r.GetValue(backend)!);
+            return Versioned(r, KernelVariants.TrainingOps, on, () => Gate(r, load => WithDevice(r.GetValue(backend)!, error, device => Announced(r, KernelVariants.TrainingOps, on,
+                () => TrainingOpsBenchmark.Run(Console.Out, device, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)))));
+        });
 
         var train = new Command("train",
             "Whole training steps of the byte-level models per mixer (attention, Mamba, RG-LRU; width 256, context 256, 2 layers): bytes/s and model FLOPs utilisation vs the FMA peak measured in the same run.")
@@ -136,16 +180,43 @@ public static class Program
             return TrainBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), b, load, r.GetValue(outDir), command);
         })));
 
+        var child = new Option<string?>("--child") { Description = "Internal: run as the child process of this restriction and print one result line.", Hidden = true };
+        var widths = new Command("widths",
+            "Managed attention and selective scan at each SIMD width, one child process per width (DOTNET_EnableAVX512=0, then also DOTNET_EnableAVX2=0): GFLOP/s, % of each child's FMA peak, ratio to the widest.")
+        {
+            quick, repeats, outDir, allowBusy, child,
+        };
+        widths.SetAction(r => r.GetValue(child) is { } restriction
+            ? Widths.WidthsBenchmark.Child(Console.Out, restriction, r.GetValue(quick), r.GetValue(repeats))
+            : Gate(r, load => Widths.WidthsBenchmark.Run(Console.Out, r.GetValue(quick), r.GetValue(repeats), load, r.GetValue(outDir), command)));
+
         var scanBackend = new Option<string>("--backend") { Description = "managed (vs a sequential loop) or an ILGPU backend.", DefaultValueFactory = _ => "managed" };
         scanBackend.AcceptOnlyFromAmong("managed", "ilgpu-cpu", "cuda", "opencl");
-        var scan = new Command("scan", "Selective scan: validate, then time.") { quick, scanBackend, outDir, allowBusy };
-        scan.SetAction(r => Gate(r, load => r.GetValue(scanBackend) == "managed"
-            ? ScanBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command)
-            : ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(scanBackend)!), r.GetValue(quick), load)));
+        var scanOp = new Option<string>("--op") { Description = "selective (Mamba's selective scan) or linear (the linear recurrence h_t = a_t h_{t-1} + x_t).", DefaultValueFactory = _ => "selective" };
+        scanOp.AcceptOnlyFromAmong("selective", "linear");
+        var scan = new Command("scan", "Selective scan or linear recurrence (--op): validate one version against the float64 Reference, then time.")
+        {
+            scanOp, opVariant, quick, scanBackend, outDir, allowBusy,
+        };
+        scan.SetAction(r =>
+        {
+            var on = Device.ParseBackend(r.GetValue(scanBackend)!);
+            var n = r.GetValue(opVariant);
+            if (r.GetValue(scanOp) == "linear")
+                return Versioned(r, KernelVariants.LinearRecurrence, on, () => Gate(r, load =>
+                    LinearRecurrenceBenchmark.Run(Console.Out, on, n, r.GetValue(quick), load, r.GetValue(outDir), command)));
+            return Versioned(r, KernelVariants.Scan, on, () => Gate(r, load => on == Backend.Managed
+                ? ScanBenchmark.Run(Console.Out, r.GetValue(quick), load, r.GetValue(outDir), command, n)
+                : ScanBenchmark.RunDevice(Console.Out, on, r.GetValue(quick), load, n)));
+        });
 
         var deviceName = new Argument<string>("backend") { Description = "cuda, opencl or ilgpu-cpu." };
-        var scanDevice = new Command("scan-device", "Alias of `scan --backend B`.") { deviceName, quick, allowBusy };
-        scanDevice.SetAction(r => Gate(r, load => ScanBenchmark.RunDevice(Console.Out, Device.ParseBackend(r.GetValue(deviceName)!), r.GetValue(quick), load)));
+        var scanDevice = new Command("scan-device", "Alias of `scan --backend B`.") { deviceName, opVariant, quick, allowBusy };
+        scanDevice.SetAction(r =>
+        {
+            var on = Device.ParseBackend(r.GetValue(deviceName)!);
+            return Versioned(r, KernelVariants.Scan, on, () => Gate(r, load => ScanBenchmark.RunDevice(Console.Out, on, r.GetValue(quick), load, r.GetValue(opVariant))));
+        });
 
         var onnxRepeats = new Option<int>("--repeats") { Description = "Interleaved samples per point.", DefaultValueFactory = _ => 9 };
         var onnx = new Command("onnx", "RouteKit Managed vs ONNX Runtime (CPU) on the same attention and feature-norm shapes.") { quick, onnxRepeats, outDir, allowBusy };
@@ -229,7 +300,7 @@ public static class Program
 
         var root = new RootCommand("routekit-perf: validate-then-time benchmarks of RouteKit's kernels.")
         {
-            list, attention, attentionManaged, depth, featureNorms, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, pretrained, all, bdn,
+            list, attention, attentionManaged, depth, featureNorms, collapse, conv1d, gemm, graph, trainingOps, train, scan, scanDevice, onnx, pretrained, widths, all, bdn,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -263,35 +334,11 @@ public static class Program
         for (var i = 0; i < Kernels.Attention.AttentionBackward.Variants.Count; i++)
             output.WriteLine($"  backward {i + 1}. {Kernels.Attention.AttentionBackward.Variants[i].Name}: {Kernels.Attention.AttentionBackward.Variants[i].Idea}");
         output.WriteLine("  managed  1. AttentionManaged: fused SIMD forward/backward, Parallel.For over (batch, head, row block)");
-        output.WriteLine("graph (routekit-perf graph; GPU kernels validated in tests, not yet timed):");
-        for (var i = 0; i < Kernels.Graph.GraphAttentionForward.Variants.Count; i++)
-            output.WriteLine($"  forward  {i + 1}. {Kernels.Graph.GraphAttentionForward.Variants[i].Name}: {Kernels.Graph.GraphAttentionForward.Variants[i].Idea}");
-        for (var i = 0; i < Kernels.Graph.GraphAttentionBackward.Variants.Count; i++)
-            output.WriteLine($"  backward {i + 1}. {Kernels.Graph.GraphAttentionBackward.Variants[i].Name}: {Kernels.Graph.GraphAttentionBackward.Variants[i].Idea}");
-        output.WriteLine("  managed  1. GraphAttentionManaged: Vector<float> over D, work items of ~2048 edges, hubs split into chunks merged in order");
-        output.WriteLine("depth (routekit-perf depth; Managed timed, the ILGPU kernels validated by the tests until a GPU is lent):");
-        output.WriteLine($"  forward  1. {Kernels.Depth.DepthForward.Variants[0].Name}: {Kernels.Depth.DepthForward.Variants[0].Idea}");
-        output.WriteLine($"  backward 1. {Kernels.Depth.DepthBackward.Variants[0].Name}: {Kernels.Depth.DepthBackward.Variants[0].Idea}");
-        output.WriteLine("  managed  1. DepthRouterManaged: one thread per (token, head) column, Vector<float> over D, ManagedParallel over column blocks");
-        output.WriteLine("featurenorms (routekit-perf featurenorms):");
-        output.WriteLine("  managed  1. FeatureNormsManaged: one pass per row, L1, L2, L0, max and NaN count together, Vector SIMD");
-        output.WriteLine("  ilgpu    1. FeatureNormsKernels.Forward: one group per row, group reduction");
-        output.WriteLine("conv1d (routekit-perf conv1d):");
-        output.WriteLine($"  managed  1. Conv1dManaged: Vector{Conv1dManaged.VectorBits} across channels, K taps in one register, Parallel.For over time-row blocks; dweight/dbias over channel blocks in t order");
-        output.WriteLine("  ilgpu    1. Conv1dKernels: one thread per output element (y, dx, dweight, dbias), sums in a fixed order");
-        output.WriteLine("gemm (routekit-perf gemm), the engine of Linear:");
-        output.WriteLine($"  managed  1. Sgemm: packed panels, {Sgemm.MR} x {Sgemm.NR}-vector register block at Vector{Sgemm.VectorBits}, K blocks of {Sgemm.KC}, tiles over the thread pool");
-        output.WriteLine("  ilgpu    1. LinearKernels.Sgemm: 64 x 64 tile per 16 x 16 group, 4 x 4 registers per thread, K steps of 16 in shared memory");
+        KernelVariants.Print(output);
         output.WriteLine("train (routekit-perf train [--backend B]): whole training steps per mixer, MFU vs the FMA peak");
         output.WriteLine("  every    1. ByteLanguageModel + Trainer over the ops above (engine/Models, engine/Training)");
-        output.WriteLine("training ops (routekit-perf training-ops [--backend B]), GB/s vs the memory bandwidth:");
-        output.WriteLine("  LayerNorm, RmsNorm, Gelu (tanh), Silu, Relu forward and backward; CrossEntropy (fused); Embedding forward and backward; AdamW step; GradientClip");
         output.WriteLine("pretrained (routekit-perf pretrained [--model minilm|arctic-xs] [--batch 1,32]): sentences/s vs ONNX Runtime on the same .onnx");
         output.WriteLine("  managed  1. BertEncoder (engine/Pretrained): Embedding, LayerNorm, Linear, Permute, Attention with key lengths, GELU");
-        output.WriteLine("scan (routekit-perf scan [--backend B]):");
-        output.WriteLine("  managed  1. SelectiveScanManaged: Vector256 across 8 channels via tile transposes, chunk states saved for the backward");
-        output.WriteLine("  ilgpu    1. the kernels below (warp-shuffle scans):");
-        foreach (var k in KernelCatalog.Scan()) output.WriteLine($"           {k.Name}");
         output.WriteLine("every GPU kernel instantiation the dispatchers can launch on Cuda (KernelCatalog):");
         foreach (var k in KernelCatalog.ForCuda()) output.WriteLine($"  {k.Name}");
         return 0;

@@ -1,5 +1,6 @@
 // Attention on the Managed backend: a fused FlashAttention-2 style forward and a deterministic two-pass backward, on
-// Vector512 SIMD (ManagedKernels.cs) and ManagedParallel.For. Extra memory is O(B Hkv M D) for the prepared keys plus one
+// width-generic SIMD (ManagedKernels.cs, specialised to Vector512, Vector256 or Vector128 by SimdWidth.ActiveBits once
+// per call) and ManagedParallel.For. Extra memory is O(B Hkv M D) for the prepared keys plus one
 // small tile set per worker, all kept per thread between calls (no allocation once warm): never an N x M buffer.
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim; g = H / Hkv query heads per kv
@@ -25,6 +26,10 @@
 //                   FlashAttention's 2.5x count credits); see perf/results/managed-attention-2026-11-28.md.
 //   v4 (2026-11-28) backward: P and dz without a branch per row (masked rows carry Lse = +inf), the column sums of dz
 //                   in registers. One core, N = M = 4096, D = 64: backward 147 -> 151 GFLOP/s.
+//   v6 (2026-12-02) every SIMD loop written once over ISimdWidth (SimdWidth.cs) and dispatched per call on
+//                   SimdWidth.ActiveBits: off AVX-512 the Vector512 code ran in .NET's software fallback (AVX2 only:
+//                   forward 43 GFLOP/s vs 230; 128-bit only: 0.7). The backward's column sums of dz now run column
+//                   chunk by column chunk (the same per-lane order over rows, so bit for bit the v5 sums).
 //   v5 (2026-12-02) backward: P = exp((z - m) - log l) from the forward's saved statistics (AttentionOutput.Stats)
 //                   instead of exp(z - (Lse - BiasShift)). Lse is stored in float32 in the absolute frame: with Distance
 //                   and key norms in the hundreds it is of order 1e4 and rounded by ~1e-3, which every probability of
@@ -64,8 +69,12 @@ internal static unsafe class AttentionManaged
             ctx.Set(p, keys, qp, op, lp, stp, ep, sp, mp);
             try
             {
-                var body = new ForwardItems { Ctx = ctx, QueryBlocks = queryBlocks, Dp = dp };
-                ManagedParallel.For(p.B * p.H * queryBlocks, ref body);
+                switch (SimdWidth.ActiveBits)
+                {
+                    case 512: RunForward<Simd512, Vector512<float>>(ctx, queryBlocks, dp); break;
+                    case 256: RunForward<Simd256, Vector256<float>>(ctx, queryBlocks, dp); break;
+                    default: RunForward<Simd128, Vector128<float>>(ctx, queryBlocks, dp); break;
+                }
             }
             finally
             {
@@ -74,12 +83,18 @@ internal static unsafe class AttentionManaged
         }
     }
 
-    private struct ForwardItems : IParallelBody
+    private static void RunForward<TS, TV>(ForwardContext ctx, int queryBlocks, int dp) where TS : struct, ISimdWidth<TV> where TV : struct
+    {
+        var body = new ForwardItems<TS, TV> { Ctx = ctx, QueryBlocks = queryBlocks, Dp = dp };
+        ManagedParallel.For(ctx.P.B * ctx.P.H * queryBlocks, ref body);
+    }
+
+    private struct ForwardItems<TS, TV> : IParallelBody where TS : struct, ISimdWidth<TV> where TV : struct
     {
         public ForwardContext Ctx;
         public int QueryBlocks, Dp;
 
-        public readonly void Run(int item) => ForwardBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisWorker(Dp));
+        public readonly void Run(int item) => ForwardBlock<TS, TV>(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisWorker(Dp));
     }
 
     internal static void Backward(AttentionParams p, ReadOnlySpan<float> dOut, ReadOnlySpan<float> q, ReadOnlySpan<float> k,
@@ -97,12 +112,12 @@ internal static unsafe class AttentionManaged
             {
                 var deltas = new DeltaRows { P = p, DOut = dOutP, O = op, Delta = deltaP };
                 ManagedParallel.For(p.B * p.H, ref deltas);
-                var keyBlocks = keys.Blocks;
-                var keyValue = new KeyValueItems { Ctx = ctx, KeyBlocks = keyBlocks, Dp = dp };
-                ManagedParallel.For(p.B * p.Hkv * keyBlocks, ref keyValue);
-                var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
-                var query = new QueryItems { Ctx = ctx, QueryBlocks = queryBlocks, Dp = dp };
-                ManagedParallel.For(p.B * p.H * queryBlocks, ref query);
+                switch (SimdWidth.ActiveBits)
+                {
+                    case 512: RunBackward<Simd512, Vector512<float>>(ctx, dp); break;
+                    case 256: RunBackward<Simd256, Vector256<float>>(ctx, dp); break;
+                    default: RunBackward<Simd128, Vector128<float>>(ctx, dp); break;
+                }
             }
             finally
             {
@@ -119,24 +134,38 @@ internal static unsafe class AttentionManaged
         public readonly void Run(int row) => RowDeltas(P, DOut, O, Delta, row);
     }
 
-    private struct KeyValueItems : IParallelBody
+    // Pass 1 per (b, kv head, key block): dV and dK'; pass 2 per (b, h, query block): dQ.
+    private static void RunBackward<TS, TV>(BackwardContext ctx, int dp) where TS : struct, ISimdWidth<TV> where TV : struct
+    {
+        var p = ctx.P;
+        var keyBlocks = ctx.Keys.Blocks;
+        var keyValue = new KeyValueItems<TS, TV> { Ctx = ctx, KeyBlocks = keyBlocks, Dp = dp };
+        ManagedParallel.For(p.B * p.Hkv * keyBlocks, ref keyValue);
+        var queryBlocks = (p.N + QueryBlock - 1) / QueryBlock;
+        var query = new QueryItems<TS, TV> { Ctx = ctx, QueryBlocks = queryBlocks, Dp = dp };
+        ManagedParallel.For(p.B * p.H * queryBlocks, ref query);
+    }
+
+    private struct KeyValueItems<TS, TV> : IParallelBody where TS : struct, ISimdWidth<TV> where TV : struct
     {
         public BackwardContext Ctx;
         public int KeyBlocks, Dp;
 
-        public readonly void Run(int item) => KeyValueGradientBlock(Ctx, item / KeyBlocks, item % KeyBlocks, Tile.ForThisWorker(Dp));
+        public readonly void Run(int item) => KeyValueGradientBlock<TS, TV>(Ctx, item / KeyBlocks, item % KeyBlocks, Tile.ForThisWorker(Dp));
     }
 
-    private struct QueryItems : IParallelBody
+    private struct QueryItems<TS, TV> : IParallelBody where TS : struct, ISimdWidth<TV> where TV : struct
     {
         public BackwardContext Ctx;
         public int QueryBlocks, Dp;
 
-        public readonly void Run(int item) => QueryGradientBlock(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisWorker(Dp));
+        public readonly void Run(int item) => QueryGradientBlock<TS, TV>(Ctx, item / QueryBlocks, item % QueryBlocks, Tile.ForThisWorker(Dp));
     }
 
-    // Delta_i = dO_i . O_i for the rows of one (b, h): the same chunked FMA chains in the same order as Scores4x64's
-    // dO . v, so that where O_i = v_j exactly (a single visible key) dO . v_j - Delta_i is exactly 0, as in the reference.
+    // Delta_i = dO_i . O_i for the rows of one (b, h): the same chunked multiply-add chains in the same order as
+    // Scores4x64's dO . v, so that where O_i = v_j exactly (a single visible key) dO . v_j - Delta_i is exactly 0, as in
+    // the reference. The scalar multiply-add is MultiplyAddEstimate like the vector one (ISimdWidth.MultiplyAdd): fused
+    // where the hardware has FMA, a multiply then an add where it does not (x86 with AVX2 off), never one of each.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowDeltas(AttentionParams p, float* dOut, float* o, float* delta, int row)
     {
@@ -151,7 +180,7 @@ internal static unsafe class AttentionManaged
             {
                 var part = 0f;
                 for (var e = e0; e < Math.Min(d, e0 + ManagedKernels.ScoreChunk); e++)
-                    part = MathF.FusedMultiplyAdd(dO[(nint)i * d + e], oo[(nint)i * d + e], part);
+                    part = float.MultiplyAddEstimate(dO[(nint)i * d + e], oo[(nint)i * d + e], part);
                 total = e0 == 0 ? part : part + total;
             }
             dl[i] = total;
@@ -163,27 +192,24 @@ internal static unsafe class AttentionManaged
     // z = S + bias - brake, masked to [lo, hi] unless the whole block is visible; overwrites row[0..64) with z and
     // returns its largest entry.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Scores(float* row, float* bias, int jb, int ip, float slope, bool full, int lo, int hi)
+    private static float Scores<TS, TV>(float* row, float* bias, int jb, int ip, float slope, bool full, int lo, int hi)
+        where TS : struct, ISimdWidth<TV> where TV : struct
     {
-        var max = Vector512.Create(float.NegativeInfinity);
-        var negSlope = Vector512.Create(-slope);
-        var ipf = Vector512.Create((float)ip);
-        var lof = Vector512.Create((float)lo);
-        var hif = Vector512.Create((float)hi);
-        for (var c = 0; c < KeyBlock; c += ManagedKernels.Lanes)
+        var max = TS.Broadcast(float.NegativeInfinity);
+        var negSlope = TS.Broadcast(-slope);
+        var ipf = TS.Broadcast(ip);
+        var lof = TS.Broadcast(lo);
+        var hif = TS.Broadcast(hi);
+        for (var c = 0; c < KeyBlock; c += TS.Lanes)
         {
-            var z = Vector512.Load(row + c) + Vector512.Load(bias + c);
-            var j = Vector512.Create((float)(jb + c)) + Vector512<float>.Indices;
-            if (slope != 0f) z = Vector512.FusedMultiplyAdd(negSlope, Vector512.Abs(ipf - j), z);
-            if (!full)
-            {
-                var masked = Vector512.LessThan(j, lof) | Vector512.GreaterThan(j, hif);
-                z = Vector512.ConditionalSelect(masked, Vector512.Create(float.NegativeInfinity), z);
-            }
-            z.Store(row + c);
-            max = Vector512.Max(max, z);
+            var z = TS.Add(TS.Load(row + c), TS.Load(bias + c));
+            var j = TS.Add(TS.Broadcast(jb + c), TS.Indices);
+            if (slope != 0f) z = TS.MultiplyAdd(negSlope, TS.Abs(TS.Subtract(ipf, j)), z);
+            if (!full) z = TS.Select(TS.Or(TS.LessThan(j, lof), TS.GreaterThan(j, hif)), TS.Broadcast(float.NegativeInfinity), z);
+            TS.Store(z, row + c);
+            max = TS.Max(max, z);
         }
-        return ManagedKernels.MaxAcross(max);
+        return TS.MaxAcross(max);
     }
 
     private static float Shift(float max) => float.IsNegativeInfinity(max) ? 0f : max;
@@ -191,17 +217,18 @@ internal static unsafe class AttentionManaged
     // row[0..16) <- exp(row - shift); sum += it; with diagnostics also pz += it (row - shift), the -inf entries clamped
     // so that 0 * -inf does not make a NaN.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ExpInPlace(float* row, Vector512<float> shift, ref Vector512<float> sum, ref Vector512<float> pz, bool diagnostics)
+    private static void ExpInPlace<TS, TV>(float* row, TV shift, ref TV sum, ref TV pz, bool diagnostics)
+        where TS : struct, ISimdWidth<TV> where TV : struct
     {
-        var x = Vector512.Load(row) - shift;
-        var e = ManagedKernels.Exp(x);
-        e.Store(row);
-        sum += e;
-        if (diagnostics) pz = Vector512.FusedMultiplyAdd(e, Vector512.Max(x, Vector512.Create(-256f)), pz);
+        var x = TS.Subtract(TS.Load(row), shift);
+        var e = ManagedKernels.Exp<TS, TV>(x);
+        TS.Store(e, row);
+        sum = TS.Add(sum, e);
+        if (diagnostics) pz = TS.MultiplyAdd(e, TS.Max(x, TS.Broadcast(-256f)), pz);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardBlock(ForwardContext ctx, int bh, int qb, Tile tile)
+    private static void ForwardBlock<TS, TV>(ForwardContext ctx, int bh, int qb, Tile tile) where TS : struct, ISimdWidth<TV> where TV : struct
     {
         var p = ctx.P;
         int b = bh / p.H, h = bh % p.H, hk = h / p.Group;
@@ -250,39 +277,39 @@ internal static unsafe class AttentionManaged
                 var (lastLo, lastHi) = p.KeyRange(b, i0 + rLast);
                 if (jb > lastHi || jb + KeyBlock - 1 < firstLo) continue;
                 var full = jb >= lastLo && jb + KeyBlock - 1 <= firstHi;
-                ManagedKernels.Scores4x64(qTile + (nint)r0 * dp, dp, kt, d, s);
+                ManagedKernels.Scores4x64<TS, TV>(qTile + (nint)r0 * dp, dp, kt, d, s);
                 for (var rr = 0; rr < Rows; rr++)
                 {
                     var (lo, hi) = p.KeyRange(b, i0 + r0 + rr);
-                    newMax[rr] = MathF.Max(m[r0 + rr], Scores(s + rr * KeyBlock, bias, jb, i0 + r0 + rr + p.Offset, slope, full, lo, hi));
+                    newMax[rr] = MathF.Max(m[r0 + rr], Scores<TS, TV>(s + rr * KeyBlock, bias, jb, i0 + r0 + rr + p.Offset, slope, full, lo, hi));
                 }
                 // The four rows' exps run in one loop: 16 independent polynomial chains keep the FMA pipes busy where
                 // one row's 4 chains left them waiting on latency (2026-11-28, one core, N = M = 4096, D = 64: the
                 // softmax was 25% of the forward's time; forward 160 -> 185 GFLOP/s).
                 // A row that has seen no visible key yet (max -inf) shifts by 0, so its -inf scores give exactly 0.
-                var sh0 = Vector512.Create(Shift(newMax[0]));
-                var sh1 = Vector512.Create(Shift(newMax[1]));
-                var sh2 = Vector512.Create(Shift(newMax[2]));
-                var sh3 = Vector512.Create(Shift(newMax[3]));
-                Vector512<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
-                Vector512<float> pz0 = default, pz1 = default, pz2 = default, pz3 = default;
-                for (var c = 0; c < KeyBlock; c += ManagedKernels.Lanes)
+                var sh0 = TS.Broadcast(Shift(newMax[0]));
+                var sh1 = TS.Broadcast(Shift(newMax[1]));
+                var sh2 = TS.Broadcast(Shift(newMax[2]));
+                var sh3 = TS.Broadcast(Shift(newMax[3]));
+                TV sum0 = TS.Zero, sum1 = TS.Zero, sum2 = TS.Zero, sum3 = TS.Zero;
+                TV pz0 = TS.Zero, pz1 = TS.Zero, pz2 = TS.Zero, pz3 = TS.Zero;
+                for (var c = 0; c < KeyBlock; c += TS.Lanes)
                 {
-                    ExpInPlace(s + c, sh0, ref sum0, ref pz0, diagnostics);
-                    ExpInPlace(s + KeyBlock + c, sh1, ref sum1, ref pz1, diagnostics);
-                    ExpInPlace(s + 2 * KeyBlock + c, sh2, ref sum2, ref pz2, diagnostics);
-                    ExpInPlace(s + 3 * KeyBlock + c, sh3, ref sum3, ref pz3, diagnostics);
+                    ExpInPlace<TS, TV>(s + c, sh0, ref sum0, ref pz0, diagnostics);
+                    ExpInPlace<TS, TV>(s + KeyBlock + c, sh1, ref sum1, ref pz1, diagnostics);
+                    ExpInPlace<TS, TV>(s + 2 * KeyBlock + c, sh2, ref sum2, ref pz2, diagnostics);
+                    ExpInPlace<TS, TV>(s + 3 * KeyBlock + c, sh3, ref sum3, ref pz3, diagnostics);
                 }
-                rowSum[0] = Vector512.Sum(sum0);
-                rowSum[1] = Vector512.Sum(sum1);
-                rowSum[2] = Vector512.Sum(sum2);
-                rowSum[3] = Vector512.Sum(sum3);
+                rowSum[0] = TS.Sum(sum0);
+                rowSum[1] = TS.Sum(sum1);
+                rowSum[2] = TS.Sum(sum2);
+                rowSum[3] = TS.Sum(sum3);
                 if (diagnostics)
                 {
-                    rowPz[0] = Vector512.Sum(pz0);
-                    rowPz[1] = Vector512.Sum(pz1);
-                    rowPz[2] = Vector512.Sum(pz2);
-                    rowPz[3] = Vector512.Sum(pz3);
+                    rowPz[0] = TS.Sum(pz0);
+                    rowPz[1] = TS.Sum(pz1);
+                    rowPz[2] = TS.Sum(pz2);
+                    rowPz[3] = TS.Sum(pz3);
                 }
                 for (var rr = 0; rr < Rows; rr++)
                 {
@@ -306,11 +333,11 @@ internal static unsafe class AttentionManaged
                     if (alpha != 1f)
                     {
                         var orow = oTile + (nint)r * dp;
-                        var va = Vector512.Create(alpha);
-                        for (var c = 0; c < dp; c += ManagedKernels.Lanes) (Vector512.Load(orow + c) * va).Store(orow + c);
+                        var va = TS.Broadcast(alpha);
+                        for (var c = 0; c < dp; c += TS.Lanes) TS.Store(TS.Multiply(TS.Load(orow + c), va), orow + c);
                     }
                 }
-                ManagedKernels.Gemm4(s, KeyBlock, 1, vb, dp, KeyBlock, oTile + (nint)r0 * dp, dp, dp, accumulate: true);
+                ManagedKernels.Gemm4<TS, TV>(s, KeyBlock, 1, vb, dp, KeyBlock, oTile + (nint)r0 * dp, dp, dp, accumulate: true);
             }
         }
 
@@ -377,8 +404,8 @@ internal static unsafe class AttentionManaged
     // For the tile's query rows against key block kb: P (into tile.P) and dz = P (dO . v - Delta) (into tile.DZ);
     // returns false when no row sees the block. Adds each key's sum over rows of dz to colSum when it is given.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool ProbabilitiesAndScoreGradients(BackwardContext ctx, int h, int hk, int b, int t0, int rows, int kb,
-        Tile tile, float* colSum)
+    private static bool ProbabilitiesAndScoreGradients<TS, TV>(BackwardContext ctx, int h, int hk, int b, int t0, int rows, int kb,
+        Tile tile, float* colSum) where TS : struct, ISimdWidth<TV> where TV : struct
     {
         var p = ctx.P;
         int d = p.D, dp = tile.Dp;
@@ -396,31 +423,24 @@ internal static unsafe class AttentionManaged
         for (var g = 0; g < groups; g++)
         {
             var r0 = g * Rows;
-            ManagedKernels.Scores4x64(tile.Q + (nint)r0 * dp, dp, kt, d, tile.P + r0 * KeyBlock);
-            ManagedKernels.Scores4x64(tile.DO + (nint)r0 * dp, dp, vt, d, tile.DZ + r0 * KeyBlock);
+            ManagedKernels.Scores4x64<TS, TV>(tile.Q + (nint)r0 * dp, dp, kt, d, tile.P + r0 * KeyBlock);
+            ManagedKernels.Scores4x64<TS, TV>(tile.DO + (nint)r0 * dp, dp, vt, d, tile.DZ + r0 * KeyBlock);
         }
-        // Padded and fully masked rows carry max = +inf, so they come out as exact zeros without a branch.
-        Vector512<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
-        for (var r = 0; r < groups * Rows; r++)
+        var tileRows = groups * Rows;
+        for (var r = 0; r < tileRows; r++)
         {
-            var prow = tile.P + r * KeyBlock;
-            var dzrow = tile.DZ + r * KeyBlock;
             var (lo, hi) = p.KeyRange(b, t0 + r);
-            Scores(prow, bias, jb, t0 + r + p.Offset, slope, full, lo, hi);
-            var max = Vector512.Create(tile.RowMax[r]);
-            var logSum = Vector512.Create(tile.RowSum[r]);
-            var delta = Vector512.Create(tile.Delta[r]);
-            sum0 += ScoreGradient(prow, dzrow, max, logSum, delta);
-            sum1 += ScoreGradient(prow + 16, dzrow + 16, max, logSum, delta);
-            sum2 += ScoreGradient(prow + 32, dzrow + 32, max, logSum, delta);
-            sum3 += ScoreGradient(prow + 48, dzrow + 48, max, logSum, delta);
+            Scores<TS, TV>(tile.P + r * KeyBlock, bias, jb, t0 + r + p.Offset, slope, full, lo, hi);
         }
-        if (colSum != null)
+        // Padded and fully masked rows carry max = +inf, so they come out as exact zeros without a branch. One column
+        // chunk at a time over every row, so its sum of dz over the rows stays in a register (in row order, as before).
+        for (var c = 0; c < KeyBlock; c += TS.Lanes)
         {
-            (Vector512.Load(colSum) + sum0).Store(colSum);
-            (Vector512.Load(colSum + 16) + sum1).Store(colSum + 16);
-            (Vector512.Load(colSum + 32) + sum2).Store(colSum + 32);
-            (Vector512.Load(colSum + 48) + sum3).Store(colSum + 48);
+            var sum = TS.Zero;
+            for (var r = 0; r < tileRows; r++)
+                sum = TS.Add(sum, ScoreGradient<TS, TV>(tile.P + r * KeyBlock + c, tile.DZ + r * KeyBlock + c,
+                    TS.Broadcast(tile.RowMax[r]), TS.Broadcast(tile.RowSum[r]), TS.Broadcast(tile.Delta[r])));
+            if (colSum != null) TS.Store(TS.Add(TS.Load(colSum + c), sum), colSum + c);
         }
         return true;
     }
@@ -428,18 +448,18 @@ internal static unsafe class AttentionManaged
     // p = exp((z - m) - log l) over z in prow[0..16), dz = p (dO . v - Delta) over dO . v in dzrow[0..16); both in
     // place. z - m is exact near the row max (z is bit for bit the forward's score, m one of them).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> ScoreGradient(float* prow, float* dzrow, Vector512<float> max, Vector512<float> logSum,
-        Vector512<float> delta)
+    private static TV ScoreGradient<TS, TV>(float* prow, float* dzrow, TV max, TV logSum, TV delta)
+        where TS : struct, ISimdWidth<TV> where TV : struct
     {
-        var pr = ManagedKernels.Exp(Vector512.Load(prow) - max - logSum);
-        pr.Store(prow);
-        var dz = pr * (Vector512.Load(dzrow) - delta);
-        dz.Store(dzrow);
+        var pr = ManagedKernels.Exp<TS, TV>(TS.Subtract(TS.Subtract(TS.Load(prow), max), logSum));
+        TS.Store(pr, prow);
+        var dz = TS.Multiply(pr, TS.Subtract(TS.Load(dzrow), delta));
+        TS.Store(dz, dzrow);
         return dz;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KeyValueGradientBlock(BackwardContext ctx, int bhk, int kb, Tile tile)
+    private static void KeyValueGradientBlock<TS, TV>(BackwardContext ctx, int bhk, int kb, Tile tile) where TS : struct, ISimdWidth<TV> where TV : struct
     {
         var p = ctx.P;
         int b = bhk / p.Hkv, hk = bhk % p.Hkv;
@@ -467,12 +487,12 @@ internal static unsafe class AttentionManaged
             for (var t0 = first; t0 <= last; t0 += QueryBlock)
             {
                 var rows = LoadQueryTile(ctx, bh, (int)t0, tile);
-                if (!ProbabilitiesAndScoreGradients(ctx, h, hk, b, (int)t0, rows, kb, tile, colSum)) continue;
+                if (!ProbabilitiesAndScoreGradients<TS, TV>(ctx, h, hk, b, (int)t0, rows, kb, tile, colSum)) continue;
                 var kLen = (rows + Rows - 1) / Rows * Rows;
                 for (var g = 0; g < KeyBlock; g += Rows)
                 {
-                    ManagedKernels.Gemm4(tile.P + g, 1, KeyBlock, tile.DO, dp, kLen, dvAcc + (nint)g * dp, dp, dp, accumulate: true);
-                    ManagedKernels.Gemm4(tile.DZ + g, 1, KeyBlock, tile.Q, dp, kLen, gAcc + (nint)g * dp, dp, dp, accumulate: true);
+                    ManagedKernels.Gemm4<TS, TV>(tile.P + g, 1, KeyBlock, tile.DO, dp, kLen, dvAcc + (nint)g * dp, dp, dp, accumulate: true);
+                    ManagedKernels.Gemm4<TS, TV>(tile.DZ + g, 1, KeyBlock, tile.Q, dp, kLen, gAcc + (nint)g * dp, dp, dp, accumulate: true);
                 }
             }
         }
@@ -516,7 +536,7 @@ internal static unsafe class AttentionManaged
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void QueryGradientBlock(BackwardContext ctx, int bh, int qb, Tile tile)
+    private static void QueryGradientBlock<TS, TV>(BackwardContext ctx, int bh, int qb, Tile tile) where TS : struct, ISimdWidth<TV> where TV : struct
     {
         var p = ctx.P;
         int b = bh / p.H, h = bh % p.H, hk = h / p.Group;
@@ -530,10 +550,10 @@ internal static unsafe class AttentionManaged
         var groups = (rows + Rows - 1) / Rows;
         for (var kb = Math.Max(jLo, 0) / KeyBlock; jHi >= jLo && kb <= jHi / KeyBlock; kb++)
         {
-            if (!ProbabilitiesAndScoreGradients(ctx, h, hk, b, t0, rows, kb, tile, null)) continue;
+            if (!ProbabilitiesAndScoreGradients<TS, TV>(ctx, h, hk, b, t0, rows, kb, tile, null)) continue;
             var ks = ctx.Keys.ScaledKeys + ((nint)(b * p.Hkv + hk) * ctx.Keys.Blocks + kb) * KeyBlock * dp; // [KB, Dp]
             for (var g = 0; g < groups; g++)
-                ManagedKernels.Gemm4(tile.DZ + g * Rows * KeyBlock, KeyBlock, 1, ks, dp, KeyBlock, dqAcc + (nint)g * Rows * dp, dp, dp,
+                ManagedKernels.Gemm4<TS, TV>(tile.DZ + g * Rows * KeyBlock, KeyBlock, 1, ks, dp, KeyBlock, dqAcc + (nint)g * Rows * dp, dp, dp,
                     accumulate: true);
         }
         var rowBase = (nint)bh * p.N + t0;

@@ -48,7 +48,7 @@ internal static unsafe class Conv1dManaged
         fixed (float* px = x, pb = bias, py = y)
         {
             var job = new Job(px, transposed, pb, py, batch, time, channels, width, bias.IsEmpty ? 0 : 1);
-            RowBlocks(job, vectorBits == 0 ? VectorBits : vectorBits, input: false);
+            RowBlocks(job, vectorBits == 0 ? SimdWidth.ActiveBits : vectorBits, input: false);
         }
     }
 
@@ -58,7 +58,7 @@ internal static unsafe class Conv1dManaged
     public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, ReadOnlySpan<float> weight,
         Span<float> dx, Span<float> dweight, Span<float> dbias, int batch, int time, int channels, int width, int vectorBits = 0)
     {
-        var bits = vectorBits == 0 ? VectorBits : vectorBits;
+        var bits = vectorBits == 0 ? SimdWidth.ActiveBits : vectorBits;
         var tasks = (channels + ChannelsPerTask - 1) / ChannelsPerTask;
         var transposedLength = (long)width * channels;
         var transposed = (scratch ??= new ThreadScratch()).Ensure(transposedLength + (long)tasks * (width + 1) * ChannelsPerTask);

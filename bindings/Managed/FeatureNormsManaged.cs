@@ -45,12 +45,13 @@ internal static class FeatureNormsManaged
 
     public static void Forward(float[] x, int rows, int features, float[] l1, float[] l2, float[] l0, float[] max, float[] nan)
     {
+        var bits = SimdWidth.WidestBits == 0 ? 0 : SimdWidth.ActiveBits;
         Parallel.For(0, (rows + RowsPerTask - 1) / RowsPerTask, block =>
         {
             var end = Math.Min(rows, (block + 1) * RowsPerTask);
             for (var r = block * RowsPerTask; r < end; r++)
             {
-                var (s1, s2, count, m) = Row(x.AsSpan(r * features, features));
+                var (s1, s2, count, m) = Row(x.AsSpan(r * features, features), bits);
                 l1[r] = (float)s1;
                 l2[r] = (float)Math.Sqrt(s2);
                 l0[r] = count;
@@ -122,10 +123,9 @@ internal static class FeatureNormsManaged
     // In terms of x: any block with 2^-50 <= max|x| < 2^58 passes, so rows of 1e20, 1e-30 and subnormals fall back.
     private const float MinBlockSumSquares = 7.8886090522101181e-31f; // 2^-100
 
-    // The widest width the hardware accelerates (SimdWidth.cs); 0 when none is (then the float64 path runs alone).
-    private static readonly int FastWidth = SimdWidth.WidestBits;
-
-    private static (double L1, double SumSquares, int Count, float Max) Row(ReadOnlySpan<float> row) => FastWidth switch
+    // The width of this call (SimdWidth.ActiveBits, read once on the calling thread); 0 when the hardware accelerates no
+    // vector width at all (then the float64 path runs alone).
+    private static (double L1, double SumSquares, int Count, float Max) Row(ReadOnlySpan<float> row, int bits) => bits switch
     {
         512 => RowFast<Vector512<float>, Simd512>(row),
         256 => RowFast<Vector256<float>, Simd256>(row),

@@ -1,6 +1,7 @@
-// Linear recurrence on the Managed backend: Vector256 SIMD across 8 rows (8 independent recurrences per
-// instruction, the rows transposed tile by tile with ScanTiles), ManagedParallel.For across blocks of 8 rows.
-// Shapes: rows = B C, T time steps; a, x, h, dH, dA, dX [rows, T]; h0, last, dH0 [rows]; a block is up to 8 rows.
+// Linear recurrence on the Managed backend: SIMD across L rows (L independent recurrences per instruction, the rows
+// transposed tile by tile with ScanTiles; L = 8 on Vector256, 4 on Vector128: ScanLanes.cs, chosen per call from
+// SimdWidth.ActiveBits), ManagedParallel.For across blocks of L rows.
+// Shapes: rows = B C, T time steps; a, x, h, dH, dA, dX [rows, T]; h0, last, dH0 [rows]; a block is up to L rows.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -8,19 +9,18 @@ namespace RouteKit;
 
 internal static unsafe class LinearRecurrenceManaged
 {
-    private const int Lanes = ScanTiles.Lanes;
     private const int Tile = ScanTiles.Steps;
 
     // One worker's tiles, kept per worker slot between calls (ManagedParallel.WorkerLocal) so a training loop does not
     // allocate them.
-    private sealed class Scratch
+    private sealed class Scratch<TV> where TV : struct
     {
-        public static Scratch ForThisWorker() => ManagedParallel.WorkerLocal<Scratch>();
+        public static Scratch<TV> ForThisWorker() => ManagedParallel.WorkerLocal<Scratch<TV>>();
 
-        public readonly float[] Stage = new float[Tile * Lanes];            // [Tile, 8] transpose buffer
-        public readonly Vector256<float>[] A = new Vector256<float>[Tile];  // [Tile] x 8 rows
-        public readonly Vector256<float>[] X = new Vector256<float>[Tile];  // [Tile] x, then dX
-        public readonly Vector256<float>[] H = new Vector256<float>[Tile];  // [Tile] h, then dA
+        public readonly float[] Stage = new float[Tile * ScanTiles.MaxLanes]; // [Tile, L] transpose buffer
+        public readonly TV[] A = new TV[Tile];  // [Tile] x L rows
+        public readonly TV[] X = new TV[Tile];  // [Tile] x, then dX
+        public readonly TV[] H = new TV[Tile];  // [Tile] h, then dA
     }
 
     public static void Forward(int rows, int steps, ReadOnlySpan<float> a, ReadOnlySpan<float> x, ReadOnlySpan<float> h0, Span<float> h,
@@ -28,39 +28,46 @@ internal static unsafe class LinearRecurrenceManaged
     {
         fixed (float* pa = a, px = x, ph0 = h0, ph = h, pl = last)
         {
-            var body = new ForwardBlocks { A = pa, X = px, H0 = ph0, H = ph, Last = pl, Rows = rows, Steps = steps };
-            ManagedParallel.For((rows + Lanes - 1) / Lanes, ref body);
+            if (SimdWidth.ActiveBits == 128) RunForward<Simd128, Vector128<float>>(pa, px, ph0, ph, pl, rows, steps);
+            else RunForward<Simd256, Vector256<float>>(pa, px, ph0, ph, pl, rows, steps);
         }
     }
 
-    private struct ForwardBlocks : IParallelBody
+    private static void RunForward<TS, TV>(float* a, float* x, float* h0, float* h, float* last, int rows, int steps)
+        where TS : struct, IScanLanes<TV> where TV : struct
+    {
+        var body = new ForwardBlocks<TS, TV> { A = a, X = x, H0 = h0, H = h, Last = last, Rows = rows, Steps = steps };
+        ManagedParallel.For((rows + TS.Lanes - 1) / TS.Lanes, ref body);
+    }
+
+    private struct ForwardBlocks<TS, TV> : IParallelBody where TS : struct, IScanLanes<TV> where TV : struct
     {
         public float* A, X, H0, H, Last;
         public int Rows, Steps;
 
         public readonly void Run(int block) =>
-            ForwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, X, H0, H, Last, Scratch.ForThisWorker());
+            ForwardBlock<TS, TV>(block * TS.Lanes, Math.Min(TS.Lanes, Rows - block * TS.Lanes), Steps, A, X, H0, H, Last, Scratch<TV>.ForThisWorker());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardBlock(int row0, int width, int steps, float* a, float* x, float* h0, float* h,
-        float* last, Scratch s)
+    private static void ForwardBlock<TS, TV>(int row0, int width, int steps, float* a, float* x, float* h0, float* h,
+        float* last, Scratch<TV> s) where TS : struct, IScanLanes<TV> where TV : struct
     {
-        var state = ScanTiles.Gather(h0, width, row0, 1);
+        var state = ScanTiles.Gather<TS, TV>(h0, width, row0, 1);
         for (var t0 = 0; t0 < steps; t0 += Tile)
         {
             var len = Math.Min(Tile, steps - t0);
             var start = (long)row0 * steps + t0;
-            ScanTiles.Load(a, start, steps, width, len, s.Stage, s.A);
-            ScanTiles.Load(x, start, steps, width, len, s.Stage, s.X);
+            ScanTiles.Load<TS, TV>(a, start, steps, width, len, s.Stage, s.A);
+            ScanTiles.Load<TS, TV>(x, start, steps, width, len, s.Stage, s.X);
             for (var t = 0; t < len; t++)
             {
-                state = s.A[t] * state + s.X[t];
+                state = TS.Add(TS.Multiply(s.A[t], state), s.X[t]);
                 s.H[t] = state;
             }
-            ScanTiles.Store(s.H, h, start, steps, width, len, s.Stage);
+            ScanTiles.Store<TS, TV>(s.H, h, start, steps, width, len, s.Stage);
         }
-        ScanTiles.Scatter(state, last, width, row0, 1);
+        ScanTiles.Scatter<TS, TV>(state, last, width, row0, 1);
     }
 
     public static void Backward(int rows, int steps, ReadOnlySpan<float> a, ReadOnlySpan<float> h0, ReadOnlySpan<float> h,
@@ -68,45 +75,53 @@ internal static unsafe class LinearRecurrenceManaged
     {
         fixed (float* pa = a, ph0 = h0, ph = h, pdh = dH, pda = dA, pdx = dX, pdh0 = dH0)
         {
-            var body = new BackwardBlocks { A = pa, H0 = ph0, H = ph, DH = pdh, DA = pda, DX = pdx, DH0 = pdh0, Rows = rows, Steps = steps };
-            ManagedParallel.For((rows + Lanes - 1) / Lanes, ref body);
+            if (SimdWidth.ActiveBits == 128) RunBackward<Simd128, Vector128<float>>(pa, ph0, ph, pdh, pda, pdx, pdh0, rows, steps);
+            else RunBackward<Simd256, Vector256<float>>(pa, ph0, ph, pdh, pda, pdx, pdh0, rows, steps);
         }
     }
 
-    private struct BackwardBlocks : IParallelBody
+    private static void RunBackward<TS, TV>(float* a, float* h0, float* h, float* dH, float* dA, float* dX, float* dH0, int rows, int steps)
+        where TS : struct, IScanLanes<TV> where TV : struct
+    {
+        var body = new BackwardBlocks<TS, TV> { A = a, H0 = h0, H = h, DH = dH, DA = dA, DX = dX, DH0 = dH0, Rows = rows, Steps = steps };
+        ManagedParallel.For((rows + TS.Lanes - 1) / TS.Lanes, ref body);
+    }
+
+    private struct BackwardBlocks<TS, TV> : IParallelBody where TS : struct, IScanLanes<TV> where TV : struct
     {
         public float* A, H0, H, DH, DA, DX, DH0;
         public int Rows, Steps;
 
         public readonly void Run(int block) =>
-            BackwardBlock(block * Lanes, Math.Min(Lanes, Rows - block * Lanes), Steps, A, H0, H, DH, DA, DX, DH0, Scratch.ForThisWorker());
+            BackwardBlock<TS, TV>(block * TS.Lanes, Math.Min(TS.Lanes, Rows - block * TS.Lanes), Steps, A, H0, H, DH, DA, DX, DH0,
+                Scratch<TV>.ForThisWorker());
     }
 
     // Tiles last to first: dh_t = dH_t + carry, dX_t = dh_t, dA_t = dh_t h_{t-1}, carry = a_t dh_t.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BackwardBlock(int row0, int width, int steps, float* a, float* h0, float* h, float* dH,
-        float* dA, float* dX, float* dH0, Scratch s)
+    private static void BackwardBlock<TS, TV>(int row0, int width, int steps, float* a, float* h0, float* h, float* dH,
+        float* dA, float* dX, float* dH0, Scratch<TV> s) where TS : struct, IScanLanes<TV> where TV : struct
     {
-        var carry = Vector256<float>.Zero; // a_{t+1} dh_{t+1} for the step after the current tile
-        var initial = ScanTiles.Gather(h0, width, row0, 1);
+        var carry = TS.Zero; // a_{t+1} dh_{t+1} for the step after the current tile
+        var initial = ScanTiles.Gather<TS, TV>(h0, width, row0, 1);
         for (var t0 = (steps - 1) / Tile * Tile; t0 >= 0; t0 -= Tile)
         {
             var len = Math.Min(Tile, steps - t0);
             var start = (long)row0 * steps + t0;
-            ScanTiles.Load(a, start, steps, width, len, s.Stage, s.A);
-            ScanTiles.Load(dH, start, steps, width, len, s.Stage, s.X);
-            ScanTiles.Load(h, start, steps, width, len, s.Stage, s.H);
-            var before = t0 > 0 ? ScanTiles.Gather(h, width, start - 1, steps) : initial; // h_{t0-1}
+            ScanTiles.Load<TS, TV>(a, start, steps, width, len, s.Stage, s.A);
+            ScanTiles.Load<TS, TV>(dH, start, steps, width, len, s.Stage, s.X);
+            ScanTiles.Load<TS, TV>(h, start, steps, width, len, s.Stage, s.H);
+            var before = t0 > 0 ? ScanTiles.Gather<TS, TV>(h, width, start - 1, steps) : initial; // h_{t0-1}
             for (var t = len - 1; t >= 0; t--)
             {
-                var dh = s.X[t] + carry;
-                carry = s.A[t] * dh;
+                var dh = TS.Add(s.X[t], carry);
+                carry = TS.Multiply(s.A[t], dh);
                 s.X[t] = dh;
-                s.H[t] = dh * (t > 0 ? s.H[t - 1] : before);
+                s.H[t] = TS.Multiply(dh, t > 0 ? s.H[t - 1] : before);
             }
-            ScanTiles.Store(s.X, dX, start, steps, width, len, s.Stage);
-            ScanTiles.Store(s.H, dA, start, steps, width, len, s.Stage);
+            ScanTiles.Store<TS, TV>(s.X, dX, start, steps, width, len, s.Stage);
+            ScanTiles.Store<TS, TV>(s.H, dA, start, steps, width, len, s.Stage);
         }
-        if (dH0 != null) ScanTiles.Scatter(carry, dH0, width, row0, 1);
+        if (dH0 != null) ScanTiles.Scatter<TS, TV>(carry, dH0, width, row0, 1);
     }
 }

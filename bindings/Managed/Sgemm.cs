@@ -85,13 +85,13 @@ internal static unsafe class Sgemm
     /// <summary>
     /// C[M, N] = A[M, K] . B[K, N] (overwriting C, row-major with leading dimension <paramref name="ldc"/>); A and B
     /// through their strides. The caller keeps all three pinned for the call. <paramref name="vectorBits"/> forces a
-    /// width (128, 256 or 512; tests run every width on one machine), 0 takes <see cref="VectorBits"/>.
+    /// width (128, 256 or 512; tests run every width on one machine), 0 takes SimdWidth.ActiveBits (the widest accelerated width unless a test or benchmark forced one).
     /// </summary>
     internal static void Multiply(int m, int n, int k, MatrixOperand a, MatrixOperand b, float* c, nint ldc, int vectorBits = 0)
     {
         if (vectorBits is not (0 or 128 or 256 or 512))
             throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "128, 256, 512, or 0 for the widest accelerated width.");
-        var bits = vectorBits == 0 ? VectorBits : vectorBits;
+        var bits = vectorBits == 0 ? SimdWidth.ActiveBits : vectorBits;
         var job = new Job(m, n, k, a, b, c, ldc, bits, null, 0);
         if (job.TilesM > 1)
         {

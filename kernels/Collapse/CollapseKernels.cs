@@ -3,7 +3,7 @@
 //   ColumnSums    sum_i x_ic [C], Kahan in float32, for the mean row
 //   RowDeviation  sum_c (x_ic - mean_c)^2 [R], one group per row, for the residual ratio
 //   UnitColumnSums sum_i x_ic / |x_i| [C] (zero rows skipped), for the mean pairwise cosine in O(R C)
-// Versions (time with `routekit-perf collapse --variant N`):
+// Versions (validate and time with `routekit-perf collapse --backend B --variant N`):
 //   1  one thread per output element looping over rows (Gram: per (a, b) with a <= b, mirrored); Kahan sums.
 using ILGPU;
 using ILGPU.Runtime;
@@ -14,6 +14,12 @@ namespace RouteKit.Kernels.Collapse;
 /// <summary>Device code of the collapse reductions.</summary>
 public static class CollapseKernels
 {
+    /// <summary>The versions a perf harness can list and time, numbered from 1 (all four reductions together).</summary>
+    public static IReadOnlyList<(string Name, string Idea)> Variants { get; } =
+    [
+        ("Gram+ColumnSums+UnitColumnSums+RowDeviation", "one thread per output element looping over rows (Gram mirrored from a <= b), RowDeviation one group per row; Kahan sums"),
+    ];
+
     /// <summary>Gram matrix: thread (a, b) with a &lt;= b computes sum_i x_ia x_ib and writes both halves.</summary>
     public static void Gram(
         Index2D ab,

@@ -1,7 +1,8 @@
 // DepthRouter backward: P recomputed from the forward's saved (m, log l), every gradient row owned by one T-lane
 // segment (its column's), so the result is deterministic (no floating-point atomics).
 //
-// Versions (time each with `routekit-perf depth`; the GPU timing waits for a lent device):
+// Versions (listed by `routekit-perf list`; `routekit-perf depth --variant 1` times the Managed path, these kernels are
+// validated by the tests and the GPU timing waits for a lent device):
 //   1. DepthBackward.QueryKernel + DepthBackward.KeyKernel (2026-12-02), both one T-lane segment per (token, head)
 //      column, as the forward:
 //      QueryKernel: per query layer i, Delta_i = dO_i . O_i, then over j <= l P_j = exp((z_j - m) - log l),

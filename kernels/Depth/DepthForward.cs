@@ -1,7 +1,8 @@
 // DepthRouter forward: out = sum_{j <= l} softmax_j(z_j) v_j over the depth column of each (token, head), with the
 // saved statistics (m, log l) and the fused diagnostics.
 //
-// Versions (time each with `routekit-perf depth`; the GPU timing waits for a lent device):
+// Versions (listed by `routekit-perf list`; `routekit-perf depth --variant 1` times the Managed path, these kernels are
+// validated by the tests and the GPU timing waits for a lent device):
 //   1. DepthForward.ColumnKernel (2026-12-02): one T-lane segment per (token, head) column (see DepthCommon.cs), query
 //      layers in turn, keys j = 0..l in turn with attention's per-key online softmax (rescale only when the max grows)
 //      and q and the output accumulator in eight registers per lane. No shared memory: a column's k' and v rows are

@@ -1,12 +1,13 @@
 // Feature norms of each row of X [R rows, F features] (DESIGN.md section 4): L1 = sum|x|, L2 = sqrt(sum x^2),
 // L0 = #{x > 0}, Max, and NAN = L1 / L0 (0 where L0 = 0), the negative-aware norm of ICCV 2023's eq. 10.
 //
-// Versions (time with `routekit-perf featurenorms --variant N`):
-//   1  one group of 256 threads per row (grid-stride over rows); each thread Kahan-sums a strided slice in float32,
+// Versions (history; only the newest is in the code, listed in Variants: `routekit-perf featurenorms --backend B
+// --variant 1` validates and times it on an ILGPU backend):
+//   1  (replaced in place by 2 on 2026-12-02) one group of 256 threads per row (grid-stride over rows); each thread Kahan-sums a strided slice in float32,
 //      then one shared-memory tree (pairwise) combines the 256 partials: error ~ 2 eps |sum| + O(log 256) eps.
 //      x^2 overflowed float32 for |x| > 1.8e19 (L2 = +inf for a row of 32 x 1e20, whose L2 is 5.7e20) and underflowed
 //      for |x| < 1e-23 (L2 = 0) although the norms fit.
-//   2  (2026-12-02) as 1, with BLAS nrm2's scaled sums: each thread keeps a scale, the power of two at or below the
+//   2  (2026-12-02; Variants[0], the one that runs) as 1, with BLAS nrm2's scaled sums: each thread keeps a scale, the power of two at or below the
 //      largest |x| it has seen (clamped to [2^-126, 2^126], so the scale and its reciprocal are normal floats), and
 //      Kahan-sums |x| / scale and (|x| / scale)^2. Multiplying by a power of two is exact, so a scale that grows
 //      rescales both sums without rounding, and the tree combines (scale, sums) pairs the same way. Scaled terms are
@@ -28,6 +29,12 @@ namespace RouteKit.Kernels.FeatureNorms;
 /// <summary>Device code of the feature-norm reduction.</summary>
 public static class FeatureNormsKernels
 {
+    /// <summary>The forward versions in the code that a perf harness can list and time, numbered from 1.</summary>
+    public static IReadOnlyList<(string Name, string Idea)> Variants { get; } =
+    [
+        ("Forward", "one 256-thread group per row, Kahan sums with nrm2-style power-of-two scaling, shared-memory tree"),
+    ];
+
     /// <summary>Threads per group (one group per row).</summary>
     public const int GroupSize = GroupReduce.GroupSize;
 

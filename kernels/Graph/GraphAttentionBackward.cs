@@ -1,7 +1,8 @@
 // GraphAttention backward: P recomputed from the forward's saved (m_i, log l_i), nothing per edge stored, and every
 // gradient row owned by one warp, so the result is deterministic (no floating-point atomics).
 //
-// Versions (time with `routekit-perf graph`, Managed; GPU timing not yet done):
+// Versions (listed by `routekit-perf list`; `routekit-perf graph --variant 1` times the Managed path, these kernels are
+// validated by the tests; GPU timing not yet done):
 //   1. GraphAttentionBackward.QueryKernel + KeyKernel (2026-12-02), the forward's warp-per-node layout (S slots of T lanes
 //      striding over edges, slot partials summed by a fixed butterfly):
 //      QueryKernel over the CSR: Delta_i = dO_i . O_i, dz_ij = P_ij (dO_i . v_j - Delta_i), dq_i = s sum_j dz_ij k'_j.

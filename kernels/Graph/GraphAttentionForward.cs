@@ -1,7 +1,8 @@
 // GraphAttention forward: per (head, node) a softmax over the node's CSR neighbours, O = sum_j P_ij v_j, Lse, the
 // saved statistics and the fused diagnostics; never a per-edge buffer.
 //
-// Versions (time each with `routekit-perf graph`, Managed; GPU timing not yet done):
+// Versions (listed by `routekit-perf list`; `routekit-perf graph --variant 1` times the Managed path, these kernels are
+// validated by the tests; GPU timing not yet done):
 //   1. GraphAttentionForward.WarpPerNodeKernel (2026-12-02): one warp per (head, node). The warp is cut into
 //      S = warp / T edge slots of T lanes (T from the head dimension, 8 dims per lane, attention's layout); slot s walks
 //      the node's edges s, s + S, ... with its own online softmax (m, l, s1, self, acc), and the S states are merged by

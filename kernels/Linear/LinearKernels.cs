@@ -2,7 +2,8 @@
 // dW = dy^T x through (row, column) strides; db = sum over t of dy is a column sum.
 // Shapes: M rows of C, N columns of C, K the contracted dimension; T tokens, O outputs for the column sum.
 //
-// Versions (time with `routekit-perf gemm`, which times the Managed GEMM; the kernels are validated by the tests):
+// Versions (listed by `routekit-perf list`; `routekit-perf gemm --variant 1` times the Managed GEMM, these kernels are
+// validated by the tests until a GPU run times them):
 //   1  (2026-12-02) Sgemm: a group of 16 x 16 threads computes a 64 x 64 tile of C; each thread holds a 4 x 4 register
 //      block (rows ty + 16 i, columns tx + 16 j: neighbouring threads store neighbouring columns, so stores coalesce),
 //      sixteen named accumulators because ILGPU 1.5.3 does not unroll loops or promote local arrays. K is walked in
@@ -42,6 +43,12 @@ public struct GemmShape
 /// <summary>Device code of the linear layer.</summary>
 public static class LinearKernels
 {
+    /// <summary>The SGEMM versions a perf harness can list, numbered from 1.</summary>
+    public static IReadOnlyList<(string Name, string Idea)> Variants { get; } =
+    [
+        ("Sgemm", "64 x 64 tile per 16 x 16 group, 4 x 4 register block per thread, K steps of 16 staged in shared memory"),
+    ];
+
     /// <summary>Rows of C per group.</summary>
     public const int TileM = 64;
     /// <summary>Columns of C per group.</summary>

@@ -1,7 +1,7 @@
 // Linear recurrence, the recurrent mixer's core (DESIGN.md section 4): h_t = a_t h_{t-1} + x_t, h_{-1} = h0 or 0.
 // Backward: dh_t = dH_t + a_{t+1} dh_{t+1} (a reverse scan), dX_t = dh_t, dA_t = dh_t h_{t-1}, dh0 = a_0 dh_0.
 //
-// Versions (time each with `routekit-perf scan --variant N`, after the selective-scan versions):
+// Versions (validate and time each with `routekit-perf scan --op linear --backend cuda|opencl|ilgpu-cpu --variant N`):
 //   1. LinearRecurrenceKernels.ForwardKernel / BackwardKernel: the selective scan's chunked machinery with one state:
 //      one warp per (batch, channel) row, 32-step chunks combined by WarpScan with AffineScanOp, the state carried
 //      across chunks by a shuffle broadcast (one state fits in a register, so no shared memory). Every h is an

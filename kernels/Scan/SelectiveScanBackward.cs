@@ -6,7 +6,8 @@
 //   da_l = dh_l h_{l-1};  dA += da_l a_l dt_l;  ddt_l = sum_n (dh_l B_l u_l + da_l a_l A);  du_l = g_l D + sum_n dh_l dt_l B_l;
 //   dB_l += dh_l dt_l u_l;  ddelta_l = ddt_l act'(delta_l + bias);  ddeltaBias = sum_l ddelta_l;  dh0 = a_0 dh_0.
 //
-// Versions (time each with `routekit-perf scan --variant N`):
+// Versions (validate and time each with `routekit-perf scan --backend cuda|opencl|ilgpu-cpu --variant N`, paired with
+// forward version N; the deterministic and atomic gradient sinks are modes of one version, both timed):
 //   1. SelectiveScanBackward.ChunkedKernel: one warp per (batch, channel) row walking the chunks last to first (as
 //      Mamba's backward does): per state n it recomputes the chunk's states from the saved incoming state with the
 //      forward warp scan, then runs the reverse warp scan on (a_{l+1}, g_l C_l) with dh carried across chunks in

@@ -2,7 +2,8 @@
 //   dt = act(delta + deltaBias), act = softplus or identity;  h_l = exp(dt_l A) h_{l-1} + dt_l B_l u_l  (h_{-1} = h0 or 0);
 //   y_l = C_l . h_l + D u_l;  out = y silu(z) (or y without z).
 //
-// Versions (time each with `routekit-perf scan --variant N`):
+// Versions (validate and time each with `routekit-perf scan --backend cuda|opencl|ilgpu-cpu --variant N`; forward
+// version N is timed with backward version N):
 //   1. SelectiveScanForward.ChunkedKernel: one warp per (batch, channel) row, chunks of 32 time steps (one per lane);
 //      for each state n the 32 pairs (exp(dt A_n), dt B_n u) are combined by the warp scan of ScanCommon.cs, the
 //      chunk's incoming state is applied and lane 31's state carries to the next chunk. y accumulates over n in a

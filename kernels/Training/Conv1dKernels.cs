@@ -7,7 +7,8 @@
 //   dweight[c, j] = sum_{b, t >= K-1-j} dy[b, t, c] x[b, t - (K-1) + j, c];  dbias[c] = sum_{b, t} dy[b, t, c].
 // Every sum runs in the order written above (j ascending from bias; d ascending; b then t ascending), the reference's order.
 //
-// Versions (time the Managed path with `routekit-perf conv1d`):
+// Versions (listed by `routekit-perf list`; `routekit-perf conv1d --variant 1` times the Managed path, these kernels are
+// validated by the tests until a GPU run times them):
 //   1  (2026-12-02) forward and dx: one thread per output element, adjacent threads on adjacent channels (coalesced
 //      loads of each time row), the K taps in a loop (K is a runtime value; ILGPU 1.5.3 does not unroll). dweight and
 //      dbias: one thread per output element (c, j) plus one per c for dbias, each summing over b and t in order, no
@@ -21,6 +22,12 @@ namespace RouteKit.Kernels.Training;
 /// <summary>Device code of the causal depthwise Conv1d, forward and backward.</summary>
 public static class Conv1dKernels
 {
+    /// <summary>The versions a perf harness can list, numbered from 1 (forward, dx and the parameter gradients together).</summary>
+    public static IReadOnlyList<(string Name, string Idea)> Variants { get; } =
+    [
+        ("Forward+BackwardInput+BackwardParameters", "one thread per output element, adjacent threads on adjacent channels, sums in the reference's order"),
+    ];
+
     /// <summary>Forward: one thread per element of y; <paramref name="hasBias"/> 0 leaves the bias view unread.</summary>
     public static void Forward(
         Index1D i,

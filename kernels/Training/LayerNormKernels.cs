@@ -3,7 +3,7 @@
 // Backward (llm.c's layernorm_backward): norm = (x - mean) rstd, dnorm = weight dy,
 //   dx = rstd (dnorm - mean_c(dnorm) - norm mean_c(dnorm norm)), dweight = sum_t dy norm, dbias = sum_t dy.
 //
-// Versions (no perf command yet; the Managed file holds the dated CPU timing):
+// Versions (time with `routekit-perf training-ops --backend B --variant 1`; the Managed file holds the dated CPU timing):
 //   1  (2026-12-02) forward and dx: one group of RowReduce.GroupSize (32) threads per row (grid-stride over rows), the mean
 //      and then the variance around it (two passes, no E[x^2] - mean^2 cancellation), each a fixed-order shared-memory
 //      tree, so results are bitwise repeatable. dweight/dbias: one thread per channel summing over t in order, no

@@ -1,7 +1,7 @@
 // RMSNorm over rows of x [T rows, C channels]: y = x rstd weight, rstd = 1 / sqrt(mean_c(x^2) + eps), rstd [T] saved.
 // Backward: norm = x rstd, dnorm = weight dy, dx = rstd (dnorm - norm mean_c(dnorm norm)), dweight = sum_t dy norm.
 //
-// Versions (no perf command yet; the Managed file holds the dated CPU timing):
+// Versions (time with `routekit-perf training-ops --backend B --variant 1`; the Managed file holds the dated CPU timing):
 //   1  (2026-12-02) forward and dx: one group of RowReduce.GroupSize (32) threads per row (grid-stride over rows), one
 //      fixed-order shared-memory tree per row sum (bitwise repeatable). dweight: one thread per channel summing over t
 //      in order, no atomics.

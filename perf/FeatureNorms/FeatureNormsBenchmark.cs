@@ -1,14 +1,16 @@
-// FeatureNorms on Managed: bytes read per second against the read-only bandwidth (ReadBandwidth) measured in the same
-// run, its roofline: the op streams x [R, F] once and writes 5 R floats. The memory copy (read + write, CopyBandwidth) is
-// measured too and printed as a second, clearly labelled column; a read stream can pass 100% of it, so it is not the
-// roofline. Validates against the float64 reference on a small shape before timing (llm.c's validate-then-time).
-// Target (issue 4): >= 60% of copy bandwidth at R = 65536, F = 2048.
-// Run: `routekit-perf featurenorms [--quick] [--out DIR]` (DIR gets featurenorms-managed-<date>.md and .csv).
-using System.Diagnostics;
+// FeatureNorms, one kernel version on one backend: bytes read per second against the read-only bandwidth measured in
+// the same run (StreamRoofline: ReadBandwidth on the CPU backends), its roofline: the op streams x [R, F] once and
+// writes 5 R floats. The memory copy (read + write) is measured too and printed as a second, clearly labelled column; a
+// read stream can pass 100% of it, so it is not the roofline. Validates the selected version against the float64
+// reference on a small shape before timing (llm.c's validate-then-time).
+// Target (issue 4): >= 60% of copy bandwidth at R = 65536, F = 2048 on Managed.
+// Versions: KernelVariants.FeatureNorms (Managed: FeatureNormsManaged; ILGPU: FeatureNormsKernels.Variants).
+// Run: `routekit-perf featurenorms [--backend managed|ilgpu-cpu|cuda|opencl] [--variant N] [--quick] [--out DIR]` (DIR gets
+// featurenorms-<backend>-<date>.md and .csv). On ilgpu-cpu (the simulator: every GPU thread an OS thread) the shapes are
+// tiny and the figures prove the run, not speed.
 using System.Globalization;
 using System.Text;
 using RouteKit.Perf.Common;
-using RouteKit.Perf.Peak;
 using RouteKit.Reference;
 
 namespace RouteKit.Perf.FeatureNorms;
@@ -16,26 +18,45 @@ namespace RouteKit.Perf.FeatureNorms;
 /// <summary>One timed shape.</summary>
 public sealed record FeatureNormsTiming(int Rows, int Features, double MedianMs, double MinMs, double MaxMs, double GBPerSecond);
 
-/// <summary>Times <see cref="RouteKit.FeatureNorms.Forward"/> on the Managed backend.</summary>
+/// <summary>Times <see cref="RouteKit.FeatureNorms.Forward"/> on one backend.</summary>
 public static class FeatureNormsBenchmark
 {
     /// <summary>
     /// Validates, measures the read and copy bandwidths, times each shape and writes a markdown report to
-    /// <paramref name="output"/>; 0, or 1 when validation fails.
+    /// <paramref name="output"/>; 0, 1 when validation fails, 2 when the backend has no device.
     /// </summary>
     /// <param name="output">Receives the report.</param>
     /// <param name="quick">One shape, 64 MiB bandwidth buffers, few repeats (seconds; tests and smoke runs).</param>
     /// <param name="load">The load check taken at the command's start, written into the report's header and the CSV;
     /// null when the caller's report already carries it (the standard grid's section).</param>
-    /// <param name="outDir">With <paramref name="load"/>: the folder for featurenorms-managed-&lt;date&gt;.md and .csv.</param>
+    /// <param name="outDir">With <paramref name="load"/>: the folder for featurenorms-&lt;backend&gt;-&lt;date&gt;.md and .csv.</param>
     /// <param name="command">The command line, for the header.</param>
-    public static int Run(TextWriter output, bool quick, LoadCheck? load = null, string? outDir = null, string? command = null)
+    /// <param name="backend">The backend to time on (Managed by default).</param>
+    /// <param name="variant">The version, 1..<c>KernelVariants.FeatureNorms.For(backend).Count</c> (the caller checked it).</param>
+    public static int Run(TextWriter output, bool quick, LoadCheck? load = null, string? outDir = null, string? command = null,
+        Backend backend = Backend.Managed, int variant = 1)
     {
         ArgumentNullException.ThrowIfNull(output);
+        var versions = KernelVariants.FeatureNorms.For(backend);
+        ArgumentOutOfRangeException.ThrowIfLessThan(variant, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(variant, versions.Count);
+        var version = versions[variant - 1];
         var started = DateTime.UtcNow;
         var report = new StringBuilder();
-        if (load is not null) report.Append(Bench.ReportHeader($"Managed feature norms benchmark, {started:yyyy-MM-dd HH:mm} UTC", load, command)).AppendLine();
-        using var device = Device.Create(Backend.Managed);
+        var label = backend.ToString().ToLowerInvariant();
+        Device device;
+        try
+        {
+            device = Device.Create(backend);
+        }
+        catch (InvalidOperationException e)
+        {
+            output.WriteLine($"# no {backend} device: {e.Message}");
+            return 2;
+        }
+        using var owned = device;
+        if (load is not null) report.Append(Bench.ReportHeader($"Feature norms benchmark on {device}, {started:yyyy-MM-dd HH:mm} UTC", load, command)).AppendLine();
+        report.AppendLine($"Version {variant} of {versions.Count} ({KernelVariants.FeatureNorms.BackendLabel(backend)}): {version.Name}: {version.Idea}");
         var validation = new StringWriter();
         var ok = Validate(device, validation);
         report.Append(validation);
@@ -44,17 +65,12 @@ public static class FeatureNormsBenchmark
             output.Write(report);
             return 1;
         }
-        var bandwidthBytes = quick ? 64L << 20 : 512L << 20;
-        var bandwidthRepeats = quick ? 3 : 7;
-        Bench.Progress("read and copy bandwidth");
-        var read = ReadBandwidth.Measure(bandwidthBytes, bandwidthRepeats);
-        var copy = CopyBandwidth.Measure(bandwidthBytes, bandwidthRepeats);
-        (int R, int F)[] shapes = quick ? [(8192, 2048)] : [(65536, 2048), (16384, 16384), (65536, 512), (1024, 2048)];
-        var rows = shapes.Select(s => Time(device, s.R, s.F, quick ? 5 : 11)).ToList();
-        report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Read bandwidth (read only, {Environment.ProcessorCount} threads, Vector{ReadBandwidth.VectorBits} sum of {bandwidthBytes >> 20} MiB, median of {bandwidthRepeats}): {read:F1} GB/s"));
-        report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Memory copy (read + write, {Environment.ProcessorCount} threads, {bandwidthBytes >> 20} MiB, median of {bandwidthRepeats}): {copy:F1} GB/s"));
+        var simulator = backend == Backend.IlgpuCpu;
+        var roofline = StreamRoofline.Measure(device, quick || simulator);
+        (int R, int F)[] shapes = simulator ? [(8, 256)] : quick ? [(8192, 2048)] : [(65536, 2048), (16384, 16384), (65536, 512), (1024, 2048)];
+        var rows = shapes.Select(s => Time(device, s.R, s.F, simulator ? 1 : quick ? 5 : 11)).ToList();
+        report.AppendLine(roofline.How);
+        if (simulator) report.AppendLine("IlgpuCpu is the ILGPU simulator (an OS thread per GPU thread): these figures prove the run, not speed.");
         report.AppendLine();
         report.AppendLine("GB/s read counts the bytes of x read once. \"% of read\" divides it by the read bandwidth above (the roofline of a " +
                           "read stream); \"% of copy (read+write)\" by the copy's bytes read plus written, a different traffic pattern that a read " +
@@ -64,17 +80,17 @@ public static class FeatureNormsBenchmark
         report.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var t in rows)
             report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {t.Rows} | {t.Features} | {t.MedianMs:F2} | {t.MinMs:F2} | {t.MaxMs:F2} | {t.GBPerSecond:F1} | {100 * t.GBPerSecond / read:F0}% | {100 * t.GBPerSecond / copy:F0}% |"));
+                $"| {t.Rows} | {t.Features} | {t.MedianMs:F2} | {t.MinMs:F2} | {t.MaxMs:F2} | {t.GBPerSecond:F1} | {StreamRoofline.Percent(t.GBPerSecond, roofline.ReadGBps)} | {StreamRoofline.Percent(t.GBPerSecond, roofline.CopyGBps)} |"));
         if (load is not null) report.AppendLine().AppendLine($"- load average at end: {Bench.LoadAverage()}");
         output.Write(report);
         if (load is not null && outDir is not null)
         {
-            var csv = new StringBuilder("rows,features,median_ms,min_ms,max_ms,read_gbps,read_bandwidth_gbps,read_fraction,copy_gbps,copy_fraction," + LoadCheck.CsvHeader + "\n");
+            var csv = new StringBuilder("backend,variant,rows,features,median_ms,min_ms,max_ms,read_gbps,read_bandwidth_gbps,read_fraction,copy_gbps,copy_fraction," + LoadCheck.CsvHeader + "\n");
             foreach (var t in rows)
                 csv.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{t.Rows},{t.Features},{t.MedianMs:F3},{t.MinMs:F3},{t.MaxMs:F3},{t.GBPerSecond:F2},{read:F2},{t.GBPerSecond / read:F4},{copy:F2},{t.GBPerSecond / copy:F4},{load.CsvFields}"));
+                    $"{label},{variant},{t.Rows},{t.Features},{t.MedianMs:F3},{t.MinMs:F3},{t.MaxMs:F3},{t.GBPerSecond:F2},{roofline.ReadGBps:F2},{t.GBPerSecond / roofline.ReadGBps:F4},{roofline.CopyGBps:F2},{t.GBPerSecond / roofline.CopyGBps:F4},{load.CsvFields}"));
             Directory.CreateDirectory(outDir);
-            var stem = Path.Combine(outDir, $"featurenorms-managed-{started:yyyy-MM-dd}");
+            var stem = Path.Combine(outDir, $"featurenorms-{label}-{started:yyyy-MM-dd}");
             File.WriteAllText(stem + ".md", report.ToString());
             File.WriteAllText(stem + ".csv", csv.ToString());
         }
@@ -104,20 +120,13 @@ public static class FeatureNormsBenchmark
 
     private static FeatureNormsTiming Time(Device device, int rows, int features, int repeats)
     {
+        Bench.Progress($"featurenorms [{rows}, {features}] on {device.Backend}");
         var rng = new Random(2);
         var data = new float[rows * features];
         for (var i = 0; i < data.Length; i++) data[i] = (float)(rng.NextDouble() * 2 - 1);
         using var x = device.FromArray(data, rows, features);
         using var outputs = RouteKit.FeatureNorms.Forward(x);
-        var times = new double[repeats];
-        for (var r = 0; r < repeats; r++)
-        {
-            var sw = Stopwatch.StartNew();
-            RouteKit.FeatureNorms.Forward(x, outputs);
-            times[r] = sw.Elapsed.TotalMilliseconds;
-        }
-        Array.Sort(times);
-        var median = times[repeats / 2];
-        return new FeatureNormsTiming(rows, features, median, times[0], times[^1], (double)rows * features * sizeof(float) / (median * 1e6));
+        var t = Bench.Time(device, () => RouteKit.FeatureNorms.Forward(x, outputs), repeats, minSampleMs: device.Backend == Backend.IlgpuCpu ? 0 : 20);
+        return new FeatureNormsTiming(rows, features, t.MedianMs, t.MinMs, t.MaxMs, (double)rows * features * sizeof(float) / (t.MedianMs * 1e6));
     }
 }

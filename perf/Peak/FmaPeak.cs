@@ -4,6 +4,9 @@
 // width: 256 bits on AVX2, 128 on SSE and Arm NEON), and keeps the faster; 2 flops per lane per FMA: 2 FMA pipes x 4-6
 // cycles latency need 8-12 in flight, 24 leaves margin. Wall-clock GFLOP/s is what a user sees; GFLOP per CPU-second
 // is what the cores do while they run, and is the fair denominator when other processes share the machine.
+// The chains use MultiplyAddEstimate, as the kernels do: one FMA where the hardware has it, a multiply and an add where
+// it does not (x86 with DOTNET_EnableAVX2=0), instead of the exactly-fused operation .NET then emulates in software
+// (which measured a "peak" of 0.4 GFLOP/s there, 2026-12-02).
 // 2026-11-28, AMD EPYC (2 cores, shared, load average ~100): 12 and 24 chains both gave ~265 GFLOP per CPU-second
 // (one core, 64 flops/cycle at ~4.2 GHz), while wall-clock GFLOP/s swung between 80 and 270 with the other load. Time it with `dotnet run -c Release --project perf -- attention-managed`.
 using System.Diagnostics;
@@ -98,12 +101,12 @@ public static class FmaPeak
         Vector512<float> x12 = b, x13 = b, x14 = b, x15 = b, x16 = b, x17 = b, x18 = b, x19 = b, x20 = b, x21 = b, x22 = b, x23 = b;
         for (long i = 0; i < iterations; i++)
         {
-            x0 = Vector512.FusedMultiplyAdd(x0, a, b); x1 = Vector512.FusedMultiplyAdd(x1, a, b); x2 = Vector512.FusedMultiplyAdd(x2, a, b); x3 = Vector512.FusedMultiplyAdd(x3, a, b);
-            x4 = Vector512.FusedMultiplyAdd(x4, a, b); x5 = Vector512.FusedMultiplyAdd(x5, a, b); x6 = Vector512.FusedMultiplyAdd(x6, a, b); x7 = Vector512.FusedMultiplyAdd(x7, a, b);
-            x8 = Vector512.FusedMultiplyAdd(x8, a, b); x9 = Vector512.FusedMultiplyAdd(x9, a, b); x10 = Vector512.FusedMultiplyAdd(x10, a, b); x11 = Vector512.FusedMultiplyAdd(x11, a, b);
-            x12 = Vector512.FusedMultiplyAdd(x12, a, b); x13 = Vector512.FusedMultiplyAdd(x13, a, b); x14 = Vector512.FusedMultiplyAdd(x14, a, b); x15 = Vector512.FusedMultiplyAdd(x15, a, b);
-            x16 = Vector512.FusedMultiplyAdd(x16, a, b); x17 = Vector512.FusedMultiplyAdd(x17, a, b); x18 = Vector512.FusedMultiplyAdd(x18, a, b); x19 = Vector512.FusedMultiplyAdd(x19, a, b);
-            x20 = Vector512.FusedMultiplyAdd(x20, a, b); x21 = Vector512.FusedMultiplyAdd(x21, a, b); x22 = Vector512.FusedMultiplyAdd(x22, a, b); x23 = Vector512.FusedMultiplyAdd(x23, a, b);
+            x0 = Vector512.MultiplyAddEstimate(x0, a, b); x1 = Vector512.MultiplyAddEstimate(x1, a, b); x2 = Vector512.MultiplyAddEstimate(x2, a, b); x3 = Vector512.MultiplyAddEstimate(x3, a, b);
+            x4 = Vector512.MultiplyAddEstimate(x4, a, b); x5 = Vector512.MultiplyAddEstimate(x5, a, b); x6 = Vector512.MultiplyAddEstimate(x6, a, b); x7 = Vector512.MultiplyAddEstimate(x7, a, b);
+            x8 = Vector512.MultiplyAddEstimate(x8, a, b); x9 = Vector512.MultiplyAddEstimate(x9, a, b); x10 = Vector512.MultiplyAddEstimate(x10, a, b); x11 = Vector512.MultiplyAddEstimate(x11, a, b);
+            x12 = Vector512.MultiplyAddEstimate(x12, a, b); x13 = Vector512.MultiplyAddEstimate(x13, a, b); x14 = Vector512.MultiplyAddEstimate(x14, a, b); x15 = Vector512.MultiplyAddEstimate(x15, a, b);
+            x16 = Vector512.MultiplyAddEstimate(x16, a, b); x17 = Vector512.MultiplyAddEstimate(x17, a, b); x18 = Vector512.MultiplyAddEstimate(x18, a, b); x19 = Vector512.MultiplyAddEstimate(x19, a, b);
+            x20 = Vector512.MultiplyAddEstimate(x20, a, b); x21 = Vector512.MultiplyAddEstimate(x21, a, b); x22 = Vector512.MultiplyAddEstimate(x22, a, b); x23 = Vector512.MultiplyAddEstimate(x23, a, b);
         }
         return Vector512.Sum(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x10 + x11 + x12 + x13 + x14 + x15 + x16 + x17 + x18 + x19 + x20 + x21 + x22 + x23);
     }
@@ -117,12 +120,12 @@ public static class FmaPeak
         Vector<float> x12 = b, x13 = b, x14 = b, x15 = b, x16 = b, x17 = b, x18 = b, x19 = b, x20 = b, x21 = b, x22 = b, x23 = b;
         for (long i = 0; i < iterations; i++)
         {
-            x0 = Vector.FusedMultiplyAdd(x0, a, b); x1 = Vector.FusedMultiplyAdd(x1, a, b); x2 = Vector.FusedMultiplyAdd(x2, a, b); x3 = Vector.FusedMultiplyAdd(x3, a, b);
-            x4 = Vector.FusedMultiplyAdd(x4, a, b); x5 = Vector.FusedMultiplyAdd(x5, a, b); x6 = Vector.FusedMultiplyAdd(x6, a, b); x7 = Vector.FusedMultiplyAdd(x7, a, b);
-            x8 = Vector.FusedMultiplyAdd(x8, a, b); x9 = Vector.FusedMultiplyAdd(x9, a, b); x10 = Vector.FusedMultiplyAdd(x10, a, b); x11 = Vector.FusedMultiplyAdd(x11, a, b);
-            x12 = Vector.FusedMultiplyAdd(x12, a, b); x13 = Vector.FusedMultiplyAdd(x13, a, b); x14 = Vector.FusedMultiplyAdd(x14, a, b); x15 = Vector.FusedMultiplyAdd(x15, a, b);
-            x16 = Vector.FusedMultiplyAdd(x16, a, b); x17 = Vector.FusedMultiplyAdd(x17, a, b); x18 = Vector.FusedMultiplyAdd(x18, a, b); x19 = Vector.FusedMultiplyAdd(x19, a, b);
-            x20 = Vector.FusedMultiplyAdd(x20, a, b); x21 = Vector.FusedMultiplyAdd(x21, a, b); x22 = Vector.FusedMultiplyAdd(x22, a, b); x23 = Vector.FusedMultiplyAdd(x23, a, b);
+            x0 = Vector.MultiplyAddEstimate(x0, a, b); x1 = Vector.MultiplyAddEstimate(x1, a, b); x2 = Vector.MultiplyAddEstimate(x2, a, b); x3 = Vector.MultiplyAddEstimate(x3, a, b);
+            x4 = Vector.MultiplyAddEstimate(x4, a, b); x5 = Vector.MultiplyAddEstimate(x5, a, b); x6 = Vector.MultiplyAddEstimate(x6, a, b); x7 = Vector.MultiplyAddEstimate(x7, a, b);
+            x8 = Vector.MultiplyAddEstimate(x8, a, b); x9 = Vector.MultiplyAddEstimate(x9, a, b); x10 = Vector.MultiplyAddEstimate(x10, a, b); x11 = Vector.MultiplyAddEstimate(x11, a, b);
+            x12 = Vector.MultiplyAddEstimate(x12, a, b); x13 = Vector.MultiplyAddEstimate(x13, a, b); x14 = Vector.MultiplyAddEstimate(x14, a, b); x15 = Vector.MultiplyAddEstimate(x15, a, b);
+            x16 = Vector.MultiplyAddEstimate(x16, a, b); x17 = Vector.MultiplyAddEstimate(x17, a, b); x18 = Vector.MultiplyAddEstimate(x18, a, b); x19 = Vector.MultiplyAddEstimate(x19, a, b);
+            x20 = Vector.MultiplyAddEstimate(x20, a, b); x21 = Vector.MultiplyAddEstimate(x21, a, b); x22 = Vector.MultiplyAddEstimate(x22, a, b); x23 = Vector.MultiplyAddEstimate(x23, a, b);
         }
         return Vector.Sum(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9 + x10 + x11 + x12 + x13 + x14 + x15 + x16 + x17 + x18 + x19 + x20 + x21 + x22 + x23);
     }

@@ -7,12 +7,13 @@
 // Shapes: B batch, Dc channels, L time steps, Nst states. Memory of the op: inputs and output O(B Dc L), saved chunk
 // states B Dc ceil(L / 32) Nst; the table prints the bytes the forward allocates.
 //
-// RunDevice times the ILGPU kernels (kernels/Scan/, version 1 of each) on a device the same way: validate the forward
-// and every gradient on that device against the float64 reference, then time the forward and both backward modes
-// with the device synchronised around each call.
+// RunDevice times the ILGPU kernels (kernels/Scan/, forward and backward version N, KernelVariants.Scan) on a device
+// the same way: validate the forward and every gradient on that device against the float64 reference, then time the
+// forward and both backward modes with the device synchronised around each call.
 //
-// Run: `routekit-perf scan [--quick] [--out DIR]` (Managed; DIR gets scan-managed-<date>.md) and
-// `routekit-perf scan --backend cuda|ilgpu-cpu [--quick]` (RunDevice).
+// Run: `routekit-perf scan [--variant N] [--quick] [--out DIR]` (Managed; DIR gets scan-managed-<date>.md) and
+// `routekit-perf scan --backend cuda|opencl|ilgpu-cpu [--variant N] [--quick]` (RunDevice). The linear recurrence has
+// its own benchmark: `routekit-perf scan --op linear` (LinearRecurrenceBenchmark.cs).
 using System.Diagnostics;
 using RouteKit.Perf.Common;
 using RouteKit.Reference;
@@ -35,12 +36,15 @@ public static class ScanBenchmark
     /// caller's report already carries it (the standard grid's section).</param>
     /// <param name="outDir">With <paramref name="load"/>: the folder for scan-managed-&lt;date&gt;.md.</param>
     /// <param name="command">The command line, for the header.</param>
-    public static int Run(TextWriter output, bool quick, LoadCheck? load = null, string? outDir = null, string? command = null)
+    /// <param name="variant">The Managed version, 1..<c>KernelVariants.Scan.Managed.Count</c> (the caller checked it).</param>
+    public static int Run(TextWriter output, bool quick, LoadCheck? load = null, string? outDir = null, string? command = null, int variant = 1)
     {
         ArgumentNullException.ThrowIfNull(output);
+        var version = SelectVersion(Backend.Managed, variant);
         var started = DateTime.UtcNow;
         var report = new StringWriter();
         if (load is not null) report.Write(Bench.ReportHeader($"Selective scan, Managed backend, {started:yyyy-MM-dd HH:mm} UTC", load, command) + "\n");
+        report.WriteLine($"# version {variant} of {KernelVariants.Scan.Managed.Count} (managed): {version.Name}: {version.Idea}");
         var code = RunManaged(report, quick);
         if (load is not null) report.WriteLine($"\n- load average at end: {Bench.LoadAverage()}");
         output.Write(report);
@@ -95,9 +99,11 @@ public static class ScanBenchmark
     /// <param name="quick">Tiny shapes, one run each.</param>
     /// <param name="load">The load check taken at the command's start, written first; null when the caller's report
     /// already carries it (the standard grid's section).</param>
-    public static int RunDevice(TextWriter output, Backend backend, bool quick, LoadCheck? load = null)
+    /// <param name="variant">The ILGPU version, 1..<c>KernelVariants.Scan.Ilgpu.Count</c> (the caller checked it).</param>
+    public static int RunDevice(TextWriter output, Backend backend, bool quick, LoadCheck? load = null, int variant = 1)
     {
         ArgumentNullException.ThrowIfNull(output);
+        var version = SelectVersion(backend, variant);
         if (load is not null)
             foreach (var line in load.MarkdownLines()) output.WriteLine(line);
         Device device;
@@ -112,7 +118,7 @@ public static class ScanBenchmark
         }
         using (device)
         {
-            output.WriteLine($"# Selective scan kernels (version 1), {device}");
+            output.WriteLine($"# Selective scan kernels, version {variant} of {KernelVariants.Scan.Ilgpu.Count} (ILGPU): {version.Name}, {device}");
             if (!ValidateDevice(device, output, quick)) return 1;
             var (batch, channels, states) = quick ? (1, 4, 4) : (2, 1024, 16);
             int[] lengths = quick ? [64] : [512, 2048, 8192];
@@ -199,6 +205,15 @@ public static class ScanBenchmark
         output.WriteLine($"# validation [B={b}, Dc={dc}, L={l}, Nst={states}] forward and every gradient vs float64 reference: " +
                          (ok ? "ok" : "FAILED"));
         return ok;
+    }
+
+    // The dispatcher (SelectiveScan) launches the one version each backend has; a second version would be selected here.
+    private static KernelVersion SelectVersion(Backend backend, int variant)
+    {
+        var versions = KernelVariants.Scan.For(backend);
+        ArgumentOutOfRangeException.ThrowIfLessThan(variant, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(variant, versions.Count);
+        return versions[variant - 1];
     }
 
     private static double Best(int runs, Action action)

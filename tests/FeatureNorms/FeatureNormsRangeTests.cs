@@ -246,3 +246,27 @@ public sealed class CudaFeatureNormsRangeTests : FeatureNormsRangeTests
     /// <inheritdoc />
     protected override Backend Backend => Backend.Cuda;
 }
+
+/// <summary>
+/// The range tests on the Managed backend at every SIMD width (SimdWidth.Force for each test): the float32 fast path's
+/// blocks and their float64 fallback at Vector128, Vector256 and Vector512.
+/// </summary>
+[TestFixture(128)]
+[TestFixture(256)]
+[TestFixture(512)]
+[Category("Widths")]
+public sealed class ManagedFeatureNormsWidthTests(int bits) : FeatureNormsRangeTests
+{
+    private SimdWidth.Scope scope;
+
+    /// <inheritdoc />
+    protected override Backend Backend => Backend.Managed;
+
+    /// <summary>Runs this test's Managed ops at the fixture's width.</summary>
+    [SetUp]
+    public void ForceWidth() => scope = SimdWidth.Force(bits);
+
+    /// <summary>Restores the widest width.</summary>
+    [TearDown]
+    public void RestoreWidth() => scope.Dispose();
+}

@@ -211,6 +211,7 @@ public sealed class ManagedConv1dTests : Conv1dBackendTests
     /// reference, channel tails included.
     /// </summary>
     [Test]
+    [Category("Widths")]
     public void EveryVectorWidthMatchesReference([Values(128, 256, 512)] int bits)
     {
         var accelerated = bits switch { 128 => Vector128.IsHardwareAccelerated, 256 => Vector256.IsHardwareAccelerated, _ => Vector512.IsHardwareAccelerated };

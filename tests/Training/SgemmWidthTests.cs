@@ -10,6 +10,7 @@ namespace RouteKit.Tests;
 /// are what AVX2, SSE and NEON machines run), through the three stride patterns of a linear layer, against float64.
 /// </summary>
 [TestFixture]
+[Category("Widths")]
 public sealed unsafe class SgemmWidthTests
 {
     [Test]
