@@ -491,6 +491,9 @@ public static class AttentionBackward
             }
         }
 
+        // The k' tile is read below by threads that did not fill it; without a query tile (a padding-only block, an
+        // empty band) no barrier has separated the fill from that read yet.
+        Group.Barrier();
         FinishKey<TLanes, TReduction>(dk0, dv0, dzSum0, LaneVector.FromTile(keyTile, r0 * stride + lane, lanes),
             k, keyNorm, dk, dv, kvRow0, j0 + r0, lane, hasBias, p);
         FinishKey<TLanes, TReduction>(dk1, dv1, dzSum1, LaneVector.FromTile(keyTile, (r0 + 1) * stride + lane, lanes),
