@@ -8,13 +8,19 @@
 // ONNX Runtime runs with all graph optimisations and as many intra-op threads as RouteKit's Parallel.For gets (the
 // logical cores), without spinning between runs; inputs and outputs are pre-allocated OrtValues over pinned arrays, so
 // no copy is timed.
-// Attention: the opset-23 Attention operator where ONNX Runtime's CPU provider runs it, and the MatMul-Softmax-MatMul
-// graph (non-causal shapes) either way.
+// Attention: ONNX Runtime's fused contrib operator com.microsoft.MultiHeadAttention (inputs in its [B, N, H D] layout,
+// transposed once before timing), the opset-23 Attention operator where the CPU provider runs it, and the
+// MatMul-Softmax-MatMul graph (non-causal, N <= 4096: it materialises B H N M scores) at B1 H8 D64, N = M = 512..8192
+// (issue 15's grid), causal and not. RouteKit's backward on the same shapes (non-causal) is timed after its own
+// validation against the float64 reference, as GFLOP/s and % of the FMA peak measured at the start of the run.
+// Run it again with DOTNET_EnableAVX512=0 for the Vector256 path: that restricts .NET's JIT only; ONNX Runtime is
+// native code and keeps its own CPU dispatch (MLAS picks AVX-512 kernels where the CPU has them).
 using System.Diagnostics;
 using System.Text;
 using Microsoft.ML.OnnxRuntime;
 using RouteKit.Perf.Attention;
 using RouteKit.Perf.Common;
+using RouteKit.Perf.Peak;
 using RouteKit.Reference;
 
 namespace RouteKit.Perf.Onnx;
@@ -55,18 +61,30 @@ public static class OnnxBenchmark
         using var options = CpuSessionOptions();
         var rows = new List<SideBySide>();
         var notes = new List<string>();
-        int[] lengths = quick ? [128] : [1024, 2048, 4096];
-        var (h, d) = quick ? (2, 64) : (4, 64);
+        int[] lengths = quick ? [128] : [512, 1024, 2048, 4096, 8192];
+        var (h, d) = quick ? (2, 64) : (8, 64);
+        Bench.Progress("FMA peak");
+        var fma = FmaPeak.Measure(trials: quick ? 1 : 3);
+        report.AppendLine(string.Create(Bench.Inv, $"- FMA peak measured at the start of this run: {fma.GflopsPerSecond:F1} GFLOP/s ({fma.Threads} threads, Vector{fma.VectorBits}); RouteKit runs at Vector{SimdWidth.ActiveBits}"));
+        var backward = new List<AttentionResult>();
+        var references = new Dictionary<AttentionShape, (double[] F64, float[] F32)[]>();
         foreach (var n in lengths)
-        foreach (var causal in new[] { false, true })
-        foreach (var fused in new[] { true, false })
         {
-            if (causal && !fused) continue; // the unfused graph has no mask
-            var shape = new AttentionShape(1, h, n, n, d, causal, Score.Dot, false);
-            Bench.Progress($"onnx attention {(fused ? "Attention-23" : "MatMul-Softmax-MatMul")} {shape}");
-            var row = AttentionRow(device, options, shape, fused, repeats, output, notes);
-            if (row is null) return 1;
-            if (row.Value.Row is { } r) rows.Add(r);
+            foreach (var causal in new[] { false, true })
+            foreach (var graph in new[] { OrtGraph.MultiHeadAttention, OrtGraph.Attention23, OrtGraph.MatMulSoftmaxMatMul })
+            {
+                if (graph == OrtGraph.MatMulSoftmaxMatMul && (causal || n > 4096)) continue; // no mask; N^2 H scores
+                var shape = new AttentionShape(1, h, n, n, d, causal, Score.Dot, false);
+                Bench.Progress($"onnx attention {Name(graph)} {shape}");
+                var row = AttentionRow(device, options, shape, graph, repeats, output, notes, references);
+                if (row is null) return 1;
+                if (row.Value.Row is { } r) rows.Add(r);
+            }
+            var bwdShape = new AttentionShape(1, h, n, n, d, false, Score.Dot, false);
+            Bench.Progress($"RouteKit backward {bwdShape}");
+            var bwd = AttentionBenchmark.Run(device, bwdShape, 1, repeats, DevicePeak.Measure(device, quick: true), output);
+            if (bwd is null) return 1;
+            backward.Add(bwd);
         }
         (int R, int F)[] normShapes = quick ? [(256, 512)] : [(16384, 2048), (65536, 512)];
         foreach (var (r, f) in normShapes)
@@ -86,6 +104,11 @@ public static class OnnxBenchmark
         report.AppendLine();
         report.AppendLine($"Median of {repeats} interleaved samples after a warm-up, each sample >= 50 ms of back-to-back calls; spread = (max - min) / median. " +
                           "Attention FLOPs 4 B H N M D (halved when causal); norms: bytes of x read. Ratio > 1: RouteKit is faster.");
+        report.AppendLine().AppendLine("RouteKit Managed attention backward (validated against float64 first; FLOPs 2.5x the forward's):").AppendLine();
+        report.AppendLine("| shape | backward ms | spread | GFLOP/s | % of FMA peak |").AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var b in backward)
+            report.AppendLine(string.Create(Bench.Inv,
+                $"| {b.Shape} | {b.Backward.MedianMs:F2} | {100 * b.Backward.Spread:F0}% | {b.BackwardGflops:F1} | {100 * b.BackwardGflops / fma.GflopsPerSecond:F0}% |"));
         foreach (var note in notes) report.AppendLine($"- {note}");
         report.AppendLine($"- load average at end: {Bench.LoadAverage()}");
         output.Write(report);
@@ -124,18 +147,52 @@ public static class OnnxBenchmark
         return options;
     }
 
-    // Null: a validation failed (reported). (null row): the graph is not runnable here (noted).
-    private static (SideBySide? Row, bool)? AttentionRow(Device device, SessionOptions options, AttentionShape s, bool fused,
-        int repeats, TextWriter output, List<string> notes)
+    /// <summary>The ONNX Runtime graphs the attention rows time.</summary>
+    private enum OrtGraph { MultiHeadAttention, Attention23, MatMulSoftmaxMatMul }
+
+    private static string Name(OrtGraph graph) => graph switch
     {
+        OrtGraph.MultiHeadAttention => "MultiHeadAttention (com.microsoft)",
+        OrtGraph.Attention23 => "Attention-23",
+        _ => "MatMul-Softmax-MatMul",
+    };
+
+    // [B, H, N, D] <-> [B, N, H D] (MultiHeadAttention's layout).
+    private static float[] HeadsToLast(float[] x, int b, int h, int n, int d)
+    {
+        var y = new float[x.Length];
+        for (var bi = 0; bi < b; bi++)
+        for (var hi = 0; hi < h; hi++)
+        for (var i = 0; i < n; i++)
+            Array.Copy(x, (((long)bi * h + hi) * n + i) * d, y, (((long)bi * n + i) * h + hi) * d, d);
+        return y;
+    }
+
+    private static float[] HeadsFromLast(float[] y, int b, int h, int n, int d)
+    {
+        var x = new float[y.Length];
+        for (var bi = 0; bi < b; bi++)
+        for (var hi = 0; hi < h; hi++)
+        for (var i = 0; i < n; i++)
+            Array.Copy(y, (((long)bi * n + i) * h + hi) * d, x, (((long)bi * h + hi) * n + i) * d, d);
+        return x;
+    }
+
+    // Null: a validation failed (reported). (null row): the graph is not runnable here (noted).
+    private static (SideBySide? Row, bool)? AttentionRow(Device device, SessionOptions options, AttentionShape s, OrtGraph graph,
+        int repeats, TextWriter output, List<string> notes, Dictionary<AttentionShape, (double[] F64, float[] F32)[]> references)
+    {
+        var mha = graph == OrtGraph.MultiHeadAttention;
         InferenceSession session;
         try
         {
-            session = new InferenceSession(OnnxModel.Attention(s.B, s.H, s.N, s.M, s.D, s.Causal, fused), options);
+            session = new InferenceSession(mha
+                ? OnnxModel.MultiHeadAttention(s.B, s.H, s.N, s.M, s.D, s.Causal)
+                : OnnxModel.Attention(s.B, s.H, s.N, s.M, s.D, s.Causal, graph == OrtGraph.Attention23), options);
         }
         catch (OnnxRuntimeException e)
         {
-            notes.Add($"opset-23 Attention not runnable by this ONNX Runtime's CPU provider: {e.Message.Split('\n')[0]}");
+            notes.Add($"{Name(graph)} not runnable by this ONNX Runtime's CPU provider: {e.Message.Split('\n')[0]}");
             return (null, false);
         }
         using (session)
@@ -143,13 +200,20 @@ public static class OnnxBenchmark
             long[] qShape = [s.B, s.H, s.N, s.D], kvShape = [s.B, s.H, s.M, s.D];
             float[] q = Bench.Normal(qShape.Aggregate((a, x) => a * x), 1), k = Bench.Normal(kvShape.Aggregate((a, x) => a * x), 2);
             float[] v = Bench.Normal(kvShape.Aggregate((a, x) => a * x), 3), y = new float[q.Length];
-            using var oq = OrtValue.CreateTensorValueFromMemory(q, qShape);
-            using var ok = OrtValue.CreateTensorValueFromMemory(k, kvShape);
-            using var ov = OrtValue.CreateTensorValueFromMemory(v, kvShape);
-            using var oy = OrtValue.CreateTensorValueFromMemory(y, qShape);
+            float[] oq = q, ok = k, ov = v;
+            long[] ortQ = qShape, ortKv = kvShape;
+            if (mha)
+            {
+                (oq, ok, ov) = (HeadsToLast(q, s.B, s.H, s.N, s.D), HeadsToLast(k, s.B, s.H, s.M, s.D), HeadsToLast(v, s.B, s.H, s.M, s.D));
+                (ortQ, ortKv) = ([s.B, s.N, (long)s.H * s.D], [s.B, s.M, (long)s.H * s.D]);
+            }
+            using var tq0 = OrtValue.CreateTensorValueFromMemory(oq, ortQ);
+            using var tk0 = OrtValue.CreateTensorValueFromMemory(ok, ortKv);
+            using var tv0 = OrtValue.CreateTensorValueFromMemory(ov, ortKv);
+            using var oy = OrtValue.CreateTensorValueFromMemory(y, ortQ);
             using var run = new RunOptions();
             string[] inNames = ["q", "k", "v"], outNames = ["y"];
-            OrtValue[] ins = [oq, ok, ov], outs = [oy];
+            OrtValue[] ins = [tq0, tk0, tv0], outs = [oy];
             void Ort() => session.Run(run, inNames, ins, outNames, outs);
 
             using var tq = device.FromArray(q, s.B, s.H, s.N, s.D); // [B, H, N, D]
@@ -159,13 +223,13 @@ public static class OnnxBenchmark
             using var fwd = RouteKit.Attention.Forward(tq, tk, tv, attentionOptions);
             Ort();
 
-            var graph = fused ? "Attention-23" : "MatMul-Softmax-MatMul";
-            var (rkOk, rkMessage) = ValidateForward(s, q, k, v, fwd.Output.ToArray());
-            var (ortOk, ortMessage) = ValidateForward(s, q, k, v, y);
-            output.WriteLine($"validation {s}: RouteKit {rkMessage}; ORT {graph} {ortMessage}");
+            if (!references.TryGetValue(s, out var reference)) references[s] = reference = References(s, q, k, v);
+            var (rkOk, rkMessage) = ValidateForward(s, reference, fwd.Output.ToArray());
+            var (ortOk, ortMessage) = ValidateForward(s, reference, mha ? HeadsFromLast(y, s.B, s.H, s.N, s.D) : y);
+            output.WriteLine($"validation {s}: RouteKit {rkMessage}; ORT {Name(graph)} {ortMessage}");
             if (!rkOk || !ortOk) return null;
             var (rk, ort) = Bench.Interleaved(() => RouteKit.Attention.Forward(tq, tk, tv, attentionOptions, fwd), Ort, repeats);
-            return (new SideBySide($"attention forward ({graph}) | B{s.B} H{s.H} N=M={s.N} D{s.D}{(s.Causal ? " causal" : "")}", rk, ort, s.ForwardFlops, "GFLOP/s"), true);
+            return (new SideBySide($"attention forward ({Name(graph)}) | B{s.B} H{s.H} N=M={s.N} D{s.D}{(s.Causal ? " causal" : "")}", rk, ort, s.ForwardFlops, "GFLOP/s"), true);
         }
     }
 
@@ -200,20 +264,34 @@ public static class OnnxBenchmark
         return new SideBySide($"feature norms (ReduceL1 + ReduceL2) | R={rows} F={features}", rk, ort, (double)rows * features * sizeof(float), "GB/s");
     }
 
-    /// <summary>The 2x rule on O over the first and last (batch, head) slice, forward only.</summary>
-    public static (bool Ok, string Message) ValidateForward(AttentionShape s, float[] q, float[] k, float[] v, float[] o)
+    /// <summary>The float64 and naive float32 outputs of the first and last (batch, head) slice (AttentionBenchmark.Slices).</summary>
+    public static (double[] F64, float[] F32)[] References(AttentionShape s, float[] q, float[] k, float[] v)
     {
         var p = AttentionParams.Resolve([1, 1, s.N, s.D], [1, 1, s.M, s.D], [1, 1, s.M, s.D], s.Options);
-        double err = 0, naiveErr = 0;
-        foreach (var slice in AttentionBenchmark.Slices(s))
+        return AttentionBenchmark.Slices(s).Select(slice =>
         {
             int qLen = s.N * s.D, kLen = s.M * s.D;
             float[] qs = q.AsSpan(slice * qLen, qLen).ToArray(), ks = k.AsSpan(slice * kLen, kLen).ToArray(), vs = v.AsSpan(slice * kLen, kLen).ToArray();
-            var f64 = AttentionReference.Forward(p, Bench.Widen(qs), Bench.Widen(ks), Bench.Widen(vs)).Output;
-            var f32 = AttentionReference.Forward(p, qs, ks, vs).Output;
+            return (AttentionReference.Forward(p, Bench.Widen(qs), Bench.Widen(ks), Bench.Widen(vs)).Output, AttentionReference.Forward(p, qs, ks, vs).Output);
+        }).ToArray();
+    }
+
+    /// <summary>The 2x rule on O over the first and last (batch, head) slice, forward only.</summary>
+    public static (bool Ok, string Message) ValidateForward(AttentionShape s, float[] q, float[] k, float[] v, float[] o) =>
+        ValidateForward(s, References(s, q, k, v), o);
+
+    /// <summary>The 2x rule on O against <see cref="References"/> of the same inputs.</summary>
+    public static (bool Ok, string Message) ValidateForward(AttentionShape s, (double[] F64, float[] F32)[] references, float[] o)
+    {
+        double err = 0, naiveErr = 0;
+        var slices = AttentionBenchmark.Slices(s);
+        for (var j = 0; j < slices.Length; j++)
+        {
+            var (f64, f32) = references[j];
+            var qLen = s.N * s.D;
             for (var i = 0; i < f64.Length; i++)
             {
-                var e = Math.Abs(o[slice * qLen + i] - f64[i]);
+                var e = Math.Abs(o[slices[j] * qLen + i] - f64[i]);
                 err = double.IsNaN(e) ? double.NaN : Math.Max(err, e);
                 naiveErr = Math.Max(naiveErr, Math.Abs(f32[i] - f64[i]));
             }

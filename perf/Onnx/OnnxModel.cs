@@ -7,7 +7,7 @@
 //   ModelProto: ir_version 1, producer_name 2, graph 7, opset_import 8
 //   OperatorSetIdProto: domain 1, version 2
 //   GraphProto: node 1, name 2, initializer 5, input 11, output 12
-//   NodeProto: input 1, output 2, name 3, op_type 4, attribute 5
+//   NodeProto: input 1, output 2, name 3, op_type 4, attribute 5, domain 7
 //   AttributeProto: name 1, f 2, i 3, ints 8, type 20 (FLOAT 1, INT 2, INTS 7)
 //   TensorProto: dims 1, data_type 2 (FLOAT 1), name 8, raw_data 9
 //   ValueInfoProto: name 1, type 2; TypeProto: tensor_type 1; TypeProto.Tensor: elem_type 1, shape 2;
@@ -103,6 +103,25 @@ public static class OnnxModel
         graph.Message(1, Node("Softmax", ["z"], ["p"]).Message(5, IntAttribute("axis", -1)));
         graph.Message(1, Node("MatMul", ["p", "v"], ["y"]));
         return Model(graph, 13);
+    }
+
+    /// <summary>
+    /// ONNX Runtime's fused contrib operator <c>com.microsoft.MultiHeadAttention</c> over q [B, N, H D], k and v
+    /// [B, M, H D] (its 3-D layout: the heads side by side in the last axis) -> y [B, N, H D], scale 1/sqrt(D);
+    /// <paramref name="causal"/> sets its <c>unidirectional</c> attribute.
+    /// </summary>
+    public static byte[] MultiHeadAttention(int b, int h, int n, int m, int d, bool causal)
+    {
+        var graph = new ProtoWriter().String(2, "multi_head_attention");
+        long[] qShape = [b, n, (long)h * d], kvShape = [b, m, (long)h * d];
+        graph.Message(11, ValueInfo("q", qShape)).Message(11, ValueInfo("k", kvShape)).Message(11, ValueInfo("v", kvShape));
+        graph.Message(12, ValueInfo("y", qShape));
+        var node = Node("MultiHeadAttention", ["q", "k", "v"], ["y"]).String(7, "com.microsoft").Message(5, IntAttribute("num_heads", h));
+        if (causal) node.Message(5, IntAttribute("unidirectional", 1));
+        graph.Message(1, node);
+        return new ProtoWriter().Varint(1, 10).String(2, "routekit-perf").Message(7, graph)
+            .Message(8, new ProtoWriter().String(1, "").Varint(2, 23))
+            .Message(8, new ProtoWriter().String(1, "com.microsoft").Varint(2, 1)).ToArray();
     }
 
     /// <summary>ReduceL1 and ReduceL2 over the last axis of x [R, F] -> l1 [R], l2 [R] (opset 18: axes is an input).</summary>
