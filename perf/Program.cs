@@ -89,6 +89,11 @@ public static class Program
         attention.SetAction(r =>
         {
             var s = AttentionShape.Parse(r.GetValue(shape)!, r.GetValue(causal), r.GetValue(score) == "distance" ? Score.Distance : Score.Dot, r.GetValue(normalize));
+            if (r.GetValue(variant) is var v && (v < 1 || v > AttentionBenchmark.VariantCount))
+            {
+                error.WriteLine($"routekit-perf: attention has variants 1..{AttentionBenchmark.VariantCount} (see `routekit-perf list`); got --variant {v}.");
+                return 2;
+            }
             return Gate(r, load => WithDevice(r.GetValue(backend)!, error, device => RunAttention(device, s, r.GetValue(variant), r.GetValue(repeats), r.GetValue(outDir), command, load)));
         });
 
@@ -323,7 +328,7 @@ public static class Program
 
     private static int List(TextWriter output)
     {
-        output.WriteLine("attention (routekit-perf attention --variant N --backend cuda|opencl|ilgpu-cpu; Managed is one fused implementation):");
+        output.WriteLine("attention (routekit-perf attention --variant N --backend cuda|opencl|ilgpu-cpu times forward N with backward N; Managed is one fused implementation):");
         for (var i = 0; i < Kernels.Attention.AttentionForward.Variants.Count; i++)
             output.WriteLine($"  forward  {i + 1}. {Kernels.Attention.AttentionForward.Variants[i].Name}: {Kernels.Attention.AttentionForward.Variants[i].Idea}");
         for (var i = 0; i < Kernels.Attention.AttentionBackward.Variants.Count; i++)
@@ -341,6 +346,11 @@ public static class Program
 
     private static int RunAttention(Device device, AttentionShape s, int variant, int repeats, string? outDir, string command, LoadCheck load)
     {
+        if (device.Backend == Backend.Managed && variant != 1)
+        {
+            Console.Error.WriteLine($"routekit-perf: the Managed backend has one fused attention implementation (variant 1); got --variant {variant}.");
+            return 2;
+        }
         var report = new StringBuilder();
         Bench.Progress($"peaks of {device}");
         var peak = DevicePeak.Measure(device, quick: device.Backend == Backend.IlgpuCpu);

@@ -1,6 +1,8 @@
 // Attention on ILGPU accelerators (Cuda, OpenCL, IlgpuCpu): the launcher and the one dispatcher from a resolved
 // AttentionParams to the compile-time kernel variants of kernels/Attention/.
-// Kernels: AttentionKeys.PrepareKernel, AttentionForward.TiledKernel, AttentionBackward.QueryKernel + KeyKernel.
+// Kernels: AttentionKeys.PrepareKernel; version 1: AttentionForward.TiledKernel, AttentionBackward.QueryKernel + KeyKernel;
+// version 2: AttentionForward.RegisterTiledKernel, AttentionBackward.TiledQueryKernel + TiledKeyKernel. The version
+// pair comes from AttentionParams.KernelVariant (the internal AttentionOptions.KernelVariant; default 1).
 // Time them with `routekit-perf attention --variant N`.
 //
 // Shapes: B batch, H query heads, Hkv key/value heads, N queries, M keys, D head dim.
@@ -12,6 +14,11 @@
 //   GroupSharedReduction: ILGPU 1.5.3 has no portable sub-group shuffle there);
 //   stream tile = min(64, 4096 / 8T) rows, so the two shared tiles take 2 * 4 * 8T * tile bytes:
 //   8T = 8, 16, 32 -> 4, 8, 16 KB; 8T = 64, 128, 256 -> 32 KB (all under the 48 KB that needs no driver opt-in).
+// Version 2 (register tiles of 2 rows per thread): group = min(ceil(rows / 2) T, 32 T for T <= 2, else 128) threads
+//   rounded up to max(warp, T), R = 2 threads / T <= 64 rows per group (with a warp of at most 32); key tile of the
+//   forward min(64, 2048 / 8T), query/key tile of the backward min(32, 1024 / 8T), rows 8T + 1 floats apart, so the
+//   q, k', v, score and statistics buffers stay under 43 KB with warps of at most 32 (44 KB with 64); see
+//   RegisterTiledSharedFloats, TiledQuerySharedFloats and TiledKeySharedFloats.
 using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;
@@ -79,6 +86,17 @@ internal static class AttentionIlgpu
         Generic(typeof(AttentionBackward), nameof(AttentionBackward.KeyKernel),
             LaneType(lanes), ScoreType(score), ReductionType(reduction));
 
+    internal static MethodInfo RegisterTiledForwardMethod(int lanes, Score score, bool diagnostics) =>
+        Generic(typeof(AttentionForward), nameof(AttentionForward.RegisterTiledKernel),
+            LaneType(lanes), ScoreType(score), diagnostics ? typeof(WithDiagnostics) : typeof(NoDiagnostics));
+
+    internal static MethodInfo TiledBackwardQueryMethod(int lanes, Score score) =>
+        Generic(typeof(AttentionBackward), nameof(AttentionBackward.TiledQueryKernel), LaneType(lanes), ScoreType(score));
+
+    internal static MethodInfo TiledBackwardKeyMethod(int lanes, Score score, SegmentReduction reduction) =>
+        Generic(typeof(AttentionBackward), nameof(AttentionBackward.TiledKeyKernel),
+            LaneType(lanes), ScoreType(score), ReductionType(reduction));
+
     /// <summary>
     /// Every kernel instantiation the dispatcher can pick with <paramref name="reduction"/>, named, for the codegen
     /// tests and the perf harness.
@@ -95,6 +113,11 @@ internal static class AttentionIlgpu
                         ForwardMethod(lanes, score, diagnostics, reduction));
                 yield return ($"Backward.QueryKernel<T{lanes},{score},{reduction}>", BackwardQueryMethod(lanes, score, reduction));
                 yield return ($"Backward.KeyKernel<T{lanes},{score},{reduction}>", BackwardKeyMethod(lanes, score, reduction));
+                foreach (var diagnostics in new[] { false, true })
+                    yield return ($"Forward.RegisterTiledKernel<T{lanes},{score},{(diagnostics ? "diag" : "nodiag")}>",
+                        RegisterTiledForwardMethod(lanes, score, diagnostics));
+                yield return ($"Backward.TiledQueryKernel<T{lanes},{score}>", TiledBackwardQueryMethod(lanes, score));
+                yield return ($"Backward.TiledKeyKernel<T{lanes},{score},{reduction}>", TiledBackwardKeyMethod(lanes, score, reduction));
             }
         }
     }
@@ -118,12 +141,15 @@ internal static class AttentionIlgpu
         var withDiagnostics = p.Diagnostics && diagnostics is not null;
 
         var lengths = KeyLengths(device, p);
+        var tiled = p.KernelVariant == 2;
         var kernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
-            device, $"attention.forward/{lanes}/{p.Score}/{withDiagnostics}/{reduction}",
-            () => ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
+            device, tiled ? $"attention.forward.v2/{lanes}/{p.Score}/{withDiagnostics}" : $"attention.forward/{lanes}/{p.Score}/{withDiagnostics}/{reduction}",
+            () => tiled ? RegisterTiledForwardMethod(lanes, p.Score, withDiagnostics) : ForwardMethod(lanes, p.Score, withDiagnostics, reduction),
             static (a, m, s) => a.LoadStreamKernel(
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
-        var (config, kp) = RowLaunch(acc, p, lanes, p.B * p.H, p.N);
+        var (config, kp) = tiled
+            ? TiledLaunch(acc, p, lanes, p.B * p.H, p.N, RegisterTiledKeysFor(lanes), AttentionForward.RegisterTiledSharedFloats)
+            : RowLaunch(acc, p, lanes, p.B * p.H, p.N);
         kernel(config, q.View, keys, v.View, bias, slopes, lengths, o.View, lse.View, stats.View,
             withDiagnostics ? diagnostics!.Entropy.View : lse.View,
             withDiagnostics ? diagnostics!.SinkMass.View : lse.View,
@@ -145,6 +171,11 @@ internal static class AttentionIlgpu
         var delta = device.Workspace("attention.delta", (long)p.B * p.H * p.N); // [B, H, N]
 
         var lengths = KeyLengths(device, p);
+        if (p.KernelVariant == 2)
+        {
+            TiledBackward(device, p, dOut, q, k, v, o, stats, dq, dk, dv, reduction, lanes, keys, norms, bias, slopes, delta, lengths);
+            return;
+        }
 
         var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
             device, $"attention.backward.query/{lanes}/{p.Score}/{reduction}",
@@ -161,6 +192,68 @@ internal static class AttentionIlgpu
                 m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
         var (keyConfig, keyParams) = RowLaunch(acc, p, lanes, p.B * p.Hkv, p.M);
         keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, lengths, dOut.View, stats.View, delta, dk.View, dv.View, keyParams);
+    }
+
+    // Version 2 of the backward: the register-tiled dQ kernel (writes Delta), then the register-tiled dK/dV kernel.
+    private static void TiledBackward(Device device, AttentionParams p, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor o,
+        Tensor stats, Tensor dq, Tensor dk, Tensor dv, SegmentReduction reduction, int lanes, View keys, View norms, View bias,
+        View slopes, View delta, View lengths)
+    {
+        var acc = device.Accelerator!;
+        var tile = TiledBackwardTileFor(lanes);
+        var queryKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+            device, $"attention.backward.query.v2/{lanes}/{p.Score}",
+            () => TiledBackwardQueryMethod(lanes, p.Score),
+            static (a, m, s) => a.LoadStreamKernel(
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+        var (queryConfig, queryParams) = TiledLaunch(acc, p, lanes, p.B * p.H, p.N, tile, AttentionBackward.TiledQuerySharedFloats);
+        queryKernel(queryConfig, q.View, keys, v.View, bias, slopes, lengths, o.View, dOut.View, stats.View, delta, dq.View, queryParams);
+
+        var keyKernel = Load<Action<KernelConfig, View, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(
+            device, $"attention.backward.key.v2/{lanes}/{p.Score}/{reduction}",
+            () => TiledBackwardKeyMethod(lanes, p.Score, reduction),
+            static (a, m, s) => a.LoadStreamKernel(
+                m.CreateDelegate<Action<View, View, View, View, View, View, View, View, View, View, View, View, View, AttentionKernelParams>>(), s));
+        var (keyConfig, keyParams) = TiledLaunch(acc, p, lanes, p.B * p.Hkv, p.M, tile, AttentionBackward.TiledKeySharedFloats);
+        keyKernel(keyConfig, q.View, k.View, keys, v.View, bias, norms, slopes, lengths, dOut.View, stats.View, delta, dk.View, dv.View, keyParams);
+    }
+
+    /// <summary>Keys per shared tile of the register-tiled forward (a multiple of 4).</summary>
+    internal static int RegisterTiledKeysFor(int lanes) => Math.Min(64, 2048 / (8 * lanes));
+
+    /// <summary>Rows of the other side per shared tile of the register-tiled backward kernels (a multiple of 4).</summary>
+    internal static int TiledBackwardTileFor(int lanes) => Math.Min(32, 1024 / (8 * lanes));
+
+    /// <summary>
+    /// Threads and rows R = 2 threads / T of a register-tiled group: enough thread pairs for the rows, at most 32 T
+    /// threads for T &lt;= 2 and 128 otherwise (R &lt;= 64 with warps of at most 32), a multiple of the warp and of T.
+    /// </summary>
+    internal static (int Threads, int Rows) TiledGroupShape(Accelerator acc, int lanes, long rows)
+    {
+        var cap = lanes <= 2 ? 32 * lanes : MaxGroupThreads;
+        var unit = Math.Max(acc.WarpSize, lanes);
+        var wanted = (int)Math.Min((rows + 1) / 2 * lanes, cap);
+        var threads = Math.Max(unit, (wanted + unit - 1) / unit * unit);
+        if (threads > acc.MaxNumThreadsPerGroup)
+            throw new NotSupportedException(
+                $"Attention version 2 needs groups of {threads} threads (warp size {acc.WarpSize}); {acc.Name} allows {acc.MaxNumThreadsPerGroup}.");
+        return (threads, 2 * threads / lanes);
+    }
+
+    // One group per R rows of one (batch, head) for the register-tiled kernels; sharedFloats(R, tile, T).
+    private static (KernelConfig Config, AttentionKernelParams Params) TiledLaunch(
+        Accelerator acc, AttentionParams p, int lanes, int heads, int rows, int tile, Func<int, int, int, int> sharedFloats)
+    {
+        var (threads, rowsPerGroup) = TiledGroupShape(acc, lanes, rows);
+        var rowTiles = (rows + rowsPerGroup - 1) / rowsPerGroup;
+        var groups = CheckGrid(acc, (long)heads * rowTiles);
+        var floats = sharedFloats(rowsPerGroup, tile, lanes);
+        if (floats * sizeof(float) > acc.MaxSharedMemoryPerGroup)
+            throw new NotSupportedException(
+                $"Attention version 2 with D = {p.D} needs {floats * sizeof(float)} bytes of shared memory per group; " +
+                $"{acc.Name} offers {acc.MaxSharedMemoryPerGroup}.");
+        var config = new KernelConfig(groups, threads, SharedMemoryConfig.RequestDynamic<float>(floats));
+        return (config, KernelParams(p, rowTiles, tile));
     }
 
     /// <summary>

@@ -55,6 +55,13 @@ public sealed record AttentionOptions
     /// <summary>SinkMass sums the probability of keys j &lt; SinkTokens.</summary>
     public int SinkTokens { get; init; } = 1;
 
+    /// <summary>
+    /// The ILGPU kernel version pair (forward N with backward N of kernels/Attention/, 1 or 2) for the perf harness and
+    /// the tests; internal so the public surface does not change. Version 1 is the default; Managed ignores it. The
+    /// backward must run with the version of the forward whose statistics it reads.
+    /// </summary>
+    internal int KernelVariant { get; init; } = 1;
+
     /// <summary>The ALiBi slopes 2^(-8(h+1)/H) for <paramref name="heads"/> heads.</summary>
     public static float[] AlibiSlopes(int heads)
     {

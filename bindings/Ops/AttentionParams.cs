@@ -52,6 +52,10 @@ public sealed record AttentionParams
     public required bool Diagnostics { get; init; }
     /// <summary>Keys j &lt; SinkTokens count as sinks.</summary>
     public required int SinkTokens { get; init; }
+    /// <summary>The ILGPU kernel version pair, 1..<see cref="KernelVariants"/> (AttentionOptions.KernelVariant).</summary>
+    internal int KernelVariant { get; init; } = 1;
+    /// <summary>How many ILGPU kernel version pairs the dispatcher knows.</summary>
+    internal const int KernelVariants = 2;
 
     /// <summary>Query heads per key/value head.</summary>
     public int Group => H / Hkv;
@@ -152,6 +156,9 @@ public sealed record AttentionParams
         if (options.SinkTokens < 0)
             throw new ArgumentException($"SinkTokens must be >= 0; got {options.SinkTokens}.", nameof(options));
         var slopes = ResolveSlopes(options.BrakeSlopes, h, "query head");
+        if (options.KernelVariant < 1 || options.KernelVariant > KernelVariants)
+            throw new ArgumentException(
+                $"KernelVariant must be in 1..{KernelVariants} (see `routekit-perf list`); got {options.KernelVariant}.", nameof(options));
         int[]? keyLengths = null;
         if (options.KeyLengths is { } given)
         {
@@ -172,7 +179,7 @@ public sealed record AttentionParams
             KeyRadius = radius, KeyEpsilon = options.KeyEpsilon,
             Causal = options.Causal, Window = options.Window ?? -1, BrakeSlopes = slopes, KeyLengths = keyLengths,
             KeyLengthsAsFloats = keyLengths is null ? null : Array.ConvertAll(keyLengths, static x => (float)x),
-            Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens,
+            Diagnostics = options.Diagnostics, SinkTokens = options.SinkTokens, KernelVariant = options.KernelVariant,
         };
     }
 

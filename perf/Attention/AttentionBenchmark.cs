@@ -8,6 +8,8 @@
 // head in float64, so it checks the first and the last (batch, head) slice of the shape (every head runs the same code
 // on its own rows; the two ends catch indexing errors), only the last above N M = 4096^2; validation of N = M = 4096
 // takes seconds.
+// The variant reaches the ILGPU dispatcher through the internal AttentionOptions.KernelVariant (forward N with backward
+// N); validation and timing both run that variant. Managed has one fused implementation and accepts only variant 1.
 // FLOPs: forward 4 B H N M D, backward 2.5x that, both halved when causal (FlashAttention's count; Distance adds O(M D)).
 using RouteKit.Perf.Common;
 using RouteKit.Perf.Peak;
@@ -86,8 +88,11 @@ public static class AttentionBenchmark
     {
         if (variant < 1 || variant > VariantCount)
             throw new ArgumentOutOfRangeException(nameof(variant), variant, $"attention has variants 1..{VariantCount} (see `routekit-perf list`).");
+        if (device.Backend == Backend.Managed && variant != 1)
+            throw new ArgumentOutOfRangeException(nameof(variant), variant,
+                "the Managed backend has one fused attention implementation (variant 1); variants 2.. are ILGPU kernels (cuda, opencl, ilgpu-cpu).");
         var (b, h, n, m, d) = (shape.B, shape.H, shape.N, shape.M, shape.D);
-        var options = shape.Options;
+        var options = shape.Options with { KernelVariant = variant };
         float[] q = Bench.Normal((long)b * h * n * d, 1), k = Bench.Normal((long)b * h * m * d, 2);
         float[] v = Bench.Normal((long)b * h * m * d, 3), dOut = Bench.Normal((long)b * h * n * d, 4);
         using var tq = device.FromArray(q, b, h, n, d);     // [B, H, N, D]
@@ -98,7 +103,7 @@ public static class AttentionBenchmark
         using var grads = RouteKit.Attention.Backward(tdo, tq, tk, tv, fwd, options);
 
         var (ok, message) = Validate(shape, q, k, v, dOut, fwd, grads);
-        output.WriteLine($"validation on {shape} ({device.Backend}): {message}");
+        output.WriteLine($"validation of variant {variant} on {shape} ({device.Backend}): {message}");
         if (!ok) return null;
 
         var forward = Bench.Time(device, () => RouteKit.Attention.Forward(tq, tk, tv, options, fwd), repeats, minSampleMs);

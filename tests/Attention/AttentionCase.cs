@@ -7,14 +7,15 @@ namespace RouteKit.Tests;
 public sealed record AttentionCase(
     int B, int H, int Hkv, int N, int M, int D,
     Score Score = Score.Dot, bool NormalizeKeys = false, bool Causal = false, int? Window = null,
-    bool Brake = false, bool Diagnostics = true, float InputScale = 1f, int SinkTokens = 1, float? KeyScale = null, int[]? KeyLengths = null)
+    bool Brake = false, bool Diagnostics = true, float InputScale = 1f, int SinkTokens = 1, float? KeyScale = null, int[]? KeyLengths = null,
+    int KernelVariant = 1)
 {
     /// <summary>The options this case runs with (ALiBi slopes times 4 as the brake, so it matters at short N).</summary>
     public AttentionOptions Options => new()
     {
         Score = Score, NormalizeKeys = NormalizeKeys, Causal = Causal, Window = Window,
         BrakeSlopes = Brake ? Array.ConvertAll(AttentionOptions.AlibiSlopes(H), m => 4 * m) : null,
-        Diagnostics = Diagnostics, SinkTokens = SinkTokens, KeyLengths = KeyLengths,
+        Diagnostics = Diagnostics, SinkTokens = SinkTokens, KeyLengths = KeyLengths, KernelVariant = KernelVariant,
     };
 
     /// <summary>The resolved parameters.</summary>
@@ -47,5 +48,6 @@ public sealed record AttentionCase(
     public override string ToString() =>
         $"B{B} H{H}/{Hkv} N{N} M{M} D{D} {Score}{(NormalizeKeys ? "+norm" : "")}{(Causal ? " causal" : "")}" +
         $"{(Window is { } w ? $" win{w}" : "")}{(Brake ? " brake" : "")}{(InputScale != 1f ? $" x{InputScale}" : "")}" +
-        $"{(KeyScale is { } ks ? $" k x{ks}" : "")}{(KeyLengths is { } kl ? $" keys[{string.Join(",", kl)}]" : "")}";
+        $"{(KeyScale is { } ks ? $" k x{ks}" : "")}{(KeyLengths is { } kl ? $" keys[{string.Join(",", kl)}]" : "")}" +
+        $"{(KernelVariant != 1 ? $" v{KernelVariant}" : "")}";
 }

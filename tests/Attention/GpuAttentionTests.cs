@@ -29,4 +29,13 @@ public sealed class CudaAttentionTests : AttentionBackendTests
     [Test]
     public void BackwardIsDeterministic() =>
         CheckDeterministic(new AttentionCase(2, 4, 2, 239, 113, 64, Score.Distance, NormalizeKeys: true, Causal: true), 50);
+
+    /// <summary>Forward and backward version 2 (register tiles; docs/variants/attention.md) on the same grid.</summary>
+    [TestCaseSource(nameof(Cases))]
+    public void Variant2MatchesReference(AttentionCase c) => CheckAgainstReference(c with { KernelVariant = 2 });
+
+    /// <summary>The race test for version 2, whose groups synchronise three or four times per tile.</summary>
+    [Test]
+    public void Variant2BackwardIsDeterministic() =>
+        CheckDeterministic(new AttentionCase(2, 4, 2, 239, 113, 64, Score.Distance, NormalizeKeys: true, Causal: true, KernelVariant: 2), 50);
 }

@@ -116,6 +116,60 @@ public sealed class IlgpuCpuAttentionTests : AttentionBackendTests
         ErrorRule.Assert2x($"{what} dV", grads.DV.ToArray(), g64.DV, g32.DV);
     }
 
+    private static IEnumerable<TestCaseData> Variant2Cases()
+    {
+        AttentionCase[] cases =
+        [
+            // N = M = 1 with GQA and normalised keys; D = 3 leaves 5 of 8 padded dims.
+            new(1, 4, 2, 1, 1, 3, NormalizeKeys: true),
+            new(1, 2, 1, 7, 13, 13, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true),
+            // N > M with causal: the first N - M rows see no key (O = 0, Lse = -inf, zero diagnostics and gradients).
+            new(1, 1, 1, 17, 13, 59, Causal: true),
+            // An element with every key hidden, a window with the brake, GQA.
+            new(2, 2, 1, 13, 37, 5, Window: 3, Brake: true, KeyLengths: [37, 0]),
+            // Several key tiles (64 per forward tile, 32 per backward tile at D <= 32) with the band skipping tiles.
+            new(1, 1, 1, 13, 70, 16, Causal: true, Window: 20, SinkTokens: 3),
+            // Two row groups (R = 64 at T = 1) and key lengths inside the causal band.
+            new(1, 1, 1, 67, 20, 7, Score.Distance, Causal: true, KeyLengths: [15]),
+            // Distance scores of order 1e4: the backward must form z bit for bit as the forward did.
+            new(1, 1, 1, 9, 33, 64, Score.Distance, Causal: true, Brake: true, KeyScale: 125f),
+            // Logits around 1e3 over five key tiles (32 keys per forward tile at 8T = 64): the once-per-tile rescale.
+            new(1, 1, 1, 13, 150, 37, InputScale: 31f),
+            new(1, 1, 1, 3, 9, 200, Score.Distance, NormalizeKeys: true, SinkTokens: 0),
+        ];
+        foreach (var c in cases)
+            yield return new TestCaseData(c with { KernelVariant = 2 }).SetName($"IlgpuCpu {c with { KernelVariant = 2 }}");
+    }
+
+    /// <summary>Forward and backward version 2 (register tiles) against the float64 reference with the 2x rule.</summary>
+    [TestCaseSource(nameof(Variant2Cases))]
+    public void Variant2MatchesReference(AttentionCase c) => CheckAgainstReference(c);
+
+    /// <summary>Version 2's dK/dV kernel on the OpenCL dispatch path (the normalisation's sum through shared memory).</summary>
+    [Test]
+    public void Variant2GroupSharedReductionMatchesReference()
+    {
+        var c = new AttentionCase(1, 2, 1, 11, 19, 24, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true, KernelVariant: 2);
+        var (q, k, v, dOut) = c.Inputs();
+        CheckLauncher(c.ToString(), c.Params, q, k, v, dOut, SegmentReduction.GroupShared);
+    }
+
+    [Test]
+    public void Variant2BackwardIsDeterministic() =>
+        CheckDeterministic(new AttentionCase(1, 2, 1, 9, 11, 13, Score.Distance, NormalizeKeys: true, Causal: true, Brake: true, KernelVariant: 2), 3);
+
+    [TestCase(0)]
+    [TestCase(3)]
+    public void UnknownKernelVariantIsRejectedBeforeAnyKernel(int variant)
+    {
+        using var q = Device.Zeros(1, 1, 3, 16);
+        using var k = Device.Zeros(1, 1, 5, 16);
+        using var v = Device.Zeros(1, 1, 5, 16);
+        var e = Assert.Throws<ArgumentException>(() => Attention.Forward(q, k, v, new AttentionOptions { KernelVariant = variant }));
+        Assert.That(e!.ParamName, Is.EqualTo("options"));
+        Assert.That(e.Message, Does.Contain("KernelVariant").And.Contain("1..2"));
+    }
+
     [TestCase(float.NaN)]
     [TestCase(float.PositiveInfinity)]
     public void NonFiniteInputIsRejectedBeforeAnyKernel(float bad)

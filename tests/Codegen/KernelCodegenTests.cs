@@ -68,6 +68,29 @@ public sealed class KernelCodegenTests
         }
     }
 
+    /// <summary>
+    /// Version 2's register tiles (2 x 4 scores, 2 rows x 8 dims of O, dq, dk', dv) stay in registers for the common
+    /// head dimensions: a .local array would mean ILGPU turned a tile into per-thread memory. Distance only: it holds
+    /// every register Dot does and the key bias on top (and the catalog already compiles both).
+    /// </summary>
+    [TestCase(64)]
+    public void AttentionVariant2ForCommonHeadDimsHasNoLocalMemory(int headDim)
+    {
+        var lanes = AttentionIlgpu.LanesFor(headDim);
+        var score = Score.Distance;
+        foreach (var (name, method) in new[]
+                 {
+                     ("forward", AttentionIlgpu.RegisterTiledForwardMethod(lanes, score, true)),
+                     ("dQ", AttentionIlgpu.TiledBackwardQueryMethod(lanes, score)),
+                     ("dK/dV", AttentionIlgpu.TiledBackwardKeyMethod(lanes, score, SegmentReduction.WarpShuffle)),
+                 })
+        {
+            var ptx = compiler.Ptx(method, true, AttentionIlgpu.Specialization(32), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80);
+            Assert.That(ptx, Does.Not.Contain(".local"), $"D={headDim} {score} {name} spills to .local");
+            Assert.That(ptx, Does.Contain(".shared"));
+        }
+    }
+
     /// <summary>The graph-attention kernels of the common head dimensions keep their per-slot state in registers.</summary>
     [TestCase(64)]
     [TestCase(128)]

@@ -35,6 +35,25 @@ public sealed class PerfHarnessTests
         }
     }
 
+    /// <summary>`attention --variant 2` validates and times the register-tiled kernels; out-of-range variants are refused.</summary>
+    [Test]
+    public void AttentionVariant2ValidatesAndTimesOnTheSimulator()
+    {
+        var shape = new AttentionShape(1, 2, 5, 9, 13, Causal: true, Score.Distance, Normalize: true);
+        using var device = Device.Create(Backend.IlgpuCpu);
+        var peak = new DevicePeakResult(1, 1, 1, 1, "test");
+        var output = new StringWriter();
+        var result = AttentionBenchmark.Run(device, shape, 2, 1, peak, output, minSampleMs: 0);
+        Assert.That(result, Is.Not.Null, output.ToString());
+        Assert.That(output.ToString(), Does.Contain("validation of variant 2").And.Contain("passed"));
+        Assert.That(result!.Forward.MedianMs, Is.GreaterThan(0));
+        Assert.That(result.Backward.MedianMs, Is.GreaterThan(0));
+        Assert.That(() => AttentionBenchmark.Run(device, shape, AttentionBenchmark.VariantCount + 1, 1, peak, output),
+            Throws.TypeOf<ArgumentOutOfRangeException>());
+        using var managed = Device.Create(Backend.Managed);
+        Assert.That(() => AttentionBenchmark.Run(managed, shape, 2, 1, peak, output), Throws.TypeOf<ArgumentOutOfRangeException>());
+    }
+
     [Test]
     public void OnnxQuickRunValidatesOrtAgainstTheReference()
     {
