@@ -98,6 +98,15 @@ internal static class SimdWidth
     public static readonly int WidestBits =
         Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : Vector128.IsHardwareAccelerated ? 128 : 0;
 
+    /// <summary>Whether the hardware accelerates <paramref name="bits"/>-wide vectors (128, 256 or 512); otherwise .NET emulates them.</summary>
+    public static bool IsAccelerated(int bits) => bits switch
+    {
+        128 => Vector128.IsHardwareAccelerated,
+        256 => Vector256.IsHardwareAccelerated,
+        512 => Vector512.IsHardwareAccelerated,
+        _ => throw new ArgumentOutOfRangeException(nameof(bits), bits, "Managed SIMD widths are 128, 256 or 512 bits."),
+    };
+
     [ThreadStatic] private static int forcedBits;
 
     /// <summary>

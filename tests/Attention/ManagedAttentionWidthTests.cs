@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using NUnit.Framework;
 using RouteKit.Tests.Support;
 
@@ -18,11 +17,6 @@ namespace RouteKit.Tests;
 public sealed class ManagedAttentionWidthTests(int bits) : AttentionBackendTests
 {
     protected override Backend Backend => Backend.Managed;
-
-    private bool Accelerated => bits switch
-    {
-        128 => Vector128.IsHardwareAccelerated, 256 => Vector256.IsHardwareAccelerated, _ => Vector512.IsHardwareAccelerated,
-    };
 
     /// <summary>Head dims below, at and past one 64-column block and its 16-column tail; keys past a 64-key block; every score and mask.</summary>
     private static IEnumerable<TestCaseData> Small()
@@ -49,7 +43,7 @@ public sealed class ManagedAttentionWidthTests(int bits) : AttentionBackendTests
     [Test]
     public void LargerShapeMatchesTheReference()
     {
-        if (!Accelerated) Assert.Ignore($"Vector{bits} is emulated on this machine: the small shapes cover it.");
+        if (!SimdWidth.IsAccelerated(bits)) Assert.Ignore($"Vector{bits} is emulated on this machine: the small shapes cover it.");
         using var width = SimdWidth.Force(bits);
         CheckAgainstReference(new AttentionCase(1, 2, 1, 300, 257, 72, Causal: true, Brake: true));
     }

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using NUnit.Framework;
 using RouteKit.Reference;
 using RouteKit.Tests.Support;
@@ -214,7 +213,7 @@ public sealed class ManagedConv1dTests : Conv1dBackendTests
     [Category("Widths")]
     public void EveryVectorWidthMatchesReference([Values(128, 256, 512)] int bits)
     {
-        var accelerated = bits switch { 128 => Vector128.IsHardwareAccelerated, 256 => Vector256.IsHardwareAccelerated, _ => Vector512.IsHardwareAccelerated };
+        var accelerated = SimdWidth.IsAccelerated(bits);
         var (batch, time, channels, width) = accelerated ? (2, 300, 203, 4) : (1, 9, 37, 4);
         var (x, w, b, dy) = Inputs(batch, time, channels, width, bits);
         var n = batch * time * channels;
