@@ -115,7 +115,9 @@ public static class OnnxBenchmark
         if (outDir is not null)
         {
             Directory.CreateDirectory(outDir);
-            File.WriteAllText(Path.Combine(outDir, $"onnxruntime-{started:yyyy-MM-dd}.md"), report.ToString());
+            // Under DOTNET_EnableAVX512=0 (or AVX2=0) the files are named for RouteKit's width, beside the AVX-512 ones.
+            var width = SimdWidth.ActiveBits == 512 ? "" : $"-vector{SimdWidth.ActiveBits}";
+            File.WriteAllText(Path.Combine(outDir, $"onnxruntime{width}-{started:yyyy-MM-dd}.md"), report.ToString());
             var csv = new StringBuilder("op,shape,routekit_ms,routekit_min_ms,routekit_max_ms,ort_ms,ort_min_ms,ort_max_ms,work,unit,ort_over_routekit," + LoadCheck.CsvHeader + "\n");
             foreach (var x in rows)
             {
@@ -123,7 +125,7 @@ public static class OnnxBenchmark
                 csv.AppendLine(string.Create(Bench.Inv,
                     $"{parts[0]},{parts[1]},{x.RouteKit.MedianMs:F4},{x.RouteKit.MinMs:F4},{x.RouteKit.MaxMs:F4},{x.Ort.MedianMs:F4},{x.Ort.MinMs:F4},{x.Ort.MaxMs:F4},{x.Work:G6},{x.Unit},{x.Ratio:F4},{load.CsvFields}"));
             }
-            File.WriteAllText(Path.Combine(outDir, $"onnxruntime-{started:yyyy-MM-dd}.csv"), csv.ToString());
+            File.WriteAllText(Path.Combine(outDir, $"onnxruntime{width}-{started:yyyy-MM-dd}.csv"), csv.ToString());
         }
         return 0;
     }

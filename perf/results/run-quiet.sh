@@ -18,6 +18,10 @@
 #   all (managed)      ~2 min   the standard grid, scan and norms; 05:42 -> 05:44 UTC on 2026-11-28
 #   graph              ~15 s    power-law graph of 10^6 edges, forward/backward, dense attention at N = 8192; 12 s on 2026-12-02
 #   depth              ~3 min   6 depth-router shapes forward and backward; 164 s on 2026-12-02
+#   widths             ~3-5 min three child processes (none, DOTNET_EnableAVX512=0, also DOTNET_EnableAVX2=0), each an
+#                                FMA peak, Managed attention B1 H4 N2048 D64 and the selective scan, validated then timed
+#   onnx-vector256     as onnx  `onnx` again with DOTNET_EnableAVX512=0: RouteKit on its Vector256 path (ONNX Runtime keeps
+#                                its own dispatch)
 #   pretrained         ~2-4 min MiniLM and arctic-xs, 256 sentences, batch 1 and 32, 5 interleaved passes per side after a
 #                                validation and a warm-up pass (run as `pretrained --model minilm,arctic-xs`)
 # Total about 6-8 minutes plus the waits (about 1 minute after each benchmark that loaded both cores).
@@ -31,6 +35,8 @@
 #   perf/results/graph-managed-<date>.md               graph
 #   perf/results/managed-depth-<date>.md               depth
 #   perf/results/pretrained-managed-vs-ort-<date>.md   pretrained (both models in one table)
+#   perf/results/widths-<date>.md                      widths
+#   perf/results/onnxruntime-vector256-<date>.md, .csv onnx-vector256
 # Then update perf/results/README.md and the "Measured performance" paragraph of README.md from these files.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -66,6 +72,7 @@ if [ $# -gt 0 ]; then
   for command in "$@"; do
     case "$command" in
       pretrained) perf pretrained --model minilm,arctic-xs --out "$out" > /dev/null ;;
+      onnx-vector256) DOTNET_EnableAVX512=0 perf onnx --out "$out" > /dev/null ;;
       *) perf "$command" --out "$out" > /dev/null ;;
     esac
   done
@@ -84,4 +91,6 @@ perf train --out "$out" > /dev/null
 perf graph --out "$out" > /dev/null
 perf depth --out "$out" > /dev/null
 perf pretrained --model minilm,arctic-xs --out "$out" > /dev/null
+perf widths --out "$out" > /dev/null
+DOTNET_EnableAVX512=0 perf onnx --out "$out" > /dev/null
 git status --short -- "$out"
