@@ -28,6 +28,10 @@ public sealed class CollapseScaleTests(Backend backend)
     [TestCase(1e30f)]
     public void MeasuresAreScaleInvariant(float scale)
     {
+        // On ILGPU's CPU simulator (8-16 s per scale, 2026-12-02 TRX) the extremes and 1 run; 1e-20 and 1e20, which
+        // neither over- nor underflow a float32 square more than 1e-30 and 1e30 do, run on Managed only.
+        if (backend == Backend.IlgpuCpu && scale is 1e-20f or 1e20f)
+            Assert.Ignore("1e-20 and 1e20 run on Managed; the simulator runs 1e-30, 1 and 1e30.");
         const int rows = 23, columns = 7; // [R, C]
         var unit = TestData.Normal(rows * columns, 11);
         for (var i = 0; i < unit.Length; i++) unit[i] += i % columns == 2 ? 3f : 0f; // a shared direction: ratio < 1
